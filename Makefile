@@ -1,0 +1,21 @@
+# One command for each job; every target sets up what it needs first (idempotent).
+VENV ?= .venv
+export VENV
+
+.PHONY: setup test demo bench lint
+setup:
+	bash packaging/setup-dev.sh
+
+# The test command (CI runs exactly this).
+test: setup
+	$(VENV)/bin/python -m pytest
+
+# The main job. Until the agent exists: a real sched_ext check inside the micro-VM.
+demo: setup
+	$(VENV)/bin/schedcp vm -- 'echo "sched_ext: $$(cat /sys/kernel/sched_ext/state) on $$(uname -r)"'
+
+bench: setup
+	$(VENV)/bin/python bench/vm_boot.py
+
+lint: setup
+	$(VENV)/bin/ruff check app helper tests bench

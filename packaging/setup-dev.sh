@@ -1,0 +1,39 @@
+#!/bin/bash
+# Idempotent set-up for development, tests and the demo on Debian 12:
+#   1. Debian packages (apt only when one is missing), 2. the project venv, 3. the sched_ext guest kit.
+# Used by `make setup` (and so by `make test` / `make demo`). Root or sudo is needed only for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+log() { echo "[setup] $*"; }
+
+# qemu/busybox/cpio: the micro-VM. python3-venv: the venv is built on Debian's python3, which can
+# load SQLite extensions and starts faster inside the guest than pyenv's.
+PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    log "installing ${missing[*]}"
+    $SUDO apt-get update -q -o DPkg::Lock::Timeout=120 >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -o DPkg::Lock::Timeout=120 \
+        --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp=$VENV/.schedcp-installed
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    /usr/bin/python3 -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing schedcp and its test dependencies into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[dev]'
+    echo "$want" >"$stamp"
+fi
+
+# Prefers a verified prebuilt kit (SCHEDCP_SHARED_VM or ../shared/vm); else builds (~25 min).
+log "guest kit: $("$VENV/bin/schedcp" vm-kit --build)"

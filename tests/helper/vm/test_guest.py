@@ -1,0 +1,106 @@
+"""The micro-VM boots a real sched_ext kernel, runs commands and always goes away."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from schedcp_helper.vm import GuestConfig, GuestError, Outcome, run
+from schedcp_helper.vm.guest import check_bzimage, mttcg_safe, resolve_modules
+from tests.conftest import qemu_processes
+
+vm = pytest.mark.vm
+
+
+@vm
+def test_guest_has_sched_ext_disabled_and_shares_only_the_output_folder(guest):
+    leak = f"/tmp/schedcp-leak-{uuid.uuid4().hex}"
+    r = guest(
+        "cat /sys/kernel/sched_ext/state\n"
+        "uname -r\n"
+        "echo from-guest > result.txt\n"
+        f"echo should-stay-in-guest > {leak}\n"
+        "pwd\n"
+    )
+    assert r.result.outcome is Outcome.EXITED, r.output
+    assert r.result.returncode == 0
+    lines = r.output.splitlines()
+    assert lines[0] == "disabled"
+    assert lines[1].startswith("6.12")
+    assert lines[2] == str(r.out_dir)  # the output folder is the cwd, at its host path
+    assert (r.out_dir / "result.txt").read_text() == "from-guest\n"
+    assert not Path(leak).exists()  # the host root is read-only to the guest
+
+
+@vm
+def test_exit_status_of_a_failing_command_comes_back(guest):
+    r = guest("echo SCHEDCP_RC_0000000000000000=0\nfalse || exit 7")
+    assert (r.result.outcome, r.result.returncode) == (Outcome.EXITED, 7)
+    assert "SCHEDCP_RC_0000000000000000=0" in r.output  # a fake status line is just output
+
+
+@vm
+def test_hung_command_is_killed_at_the_timeout(guest):
+    r = guest("echo started; sleep 600", timeout=15)
+    assert (r.result.outcome, r.result.returncode) == (Outcome.TIMEOUT, 124)
+    assert "started" in r.output
+    assert r.result.seconds < 25
+    assert qemu_processes() == []
+
+
+@vm
+def test_guest_panic_is_reported(guest):
+    r = guest("echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger; sleep 60",
+              timeout=60)
+    assert (r.result.outcome, r.result.returncode) == (Outcome.GUEST_DIED, 255)
+    assert "panic" in r.output.lower()
+    assert qemu_processes() == []
+
+
+@vm
+def test_output_streams_while_the_command_runs(guest):
+    r = guest("echo first; sleep 4; echo second; echo MYVAR=$MYVAR", env={"MYVAR": "a b'c"})
+    assert r.result.returncode == 0
+    when = {}
+    for t, chunk in r.chunks:
+        for word in (b"first", b"second"):
+            if word in chunk:
+                when.setdefault(word, t)
+    assert when[b"second"] - when[b"first"] >= 3  # "first" arrived before the sleep ended
+    assert "MYVAR=a b'c" in r.output
+
+
+def test_missing_and_corrupt_kernel_images_are_refused(tmp_path):
+    with pytest.raises(GuestError, match="does not exist"):
+        check_bzimage(tmp_path / "nope")
+    junk = tmp_path / "bzImage"
+    junk.write_bytes(b"\x7fELF" + bytes(4096))
+    with pytest.raises(GuestError, match="not an x86 bzImage"):
+        run("true", GuestConfig(kernel=junk, out_dir=tmp_path), lambda b: None)
+    assert qemu_processes() == []
+
+
+def test_multithreaded_tcg_only_without_jump_label(tmp_path):
+    cfg = tmp_path / "config"
+    cfg.write_text("CONFIG_JUMP_LABEL=y\n")
+    assert not mttcg_safe(cfg)
+    cfg.write_text("# CONFIG_JUMP_LABEL is not set\n")
+    assert mttcg_safe(cfg)
+    assert not mttcg_safe(None)
+
+
+def test_host_kernel_modules_resolve_in_dependency_order(tmp_path):
+    (tmp_path / "modules.dep").write_text(
+        "kernel/fs/9p/9p.ko.xz: kernel/net/9p/9pnet.ko.xz kernel/fs/netfs/netfs.ko.xz\n"
+        "kernel/net/9p/9pnet_virtio.ko.xz: kernel/net/9p/9pnet.ko.xz\n"
+        "kernel/net/9p/9pnet.ko.xz:\n"
+        "kernel/fs/netfs/netfs.ko.xz:\n"
+        "kernel/fs/overlayfs/overlay.ko.xz:\n"
+        "kernel/sound/snd.ko.xz:\n"
+    )
+    names = [p.name for p in resolve_modules(tmp_path)]
+    assert names == ["9pnet.ko.xz", "9pnet_virtio.ko.xz", "netfs.ko.xz", "9p.ko.xz",
+                     "overlay.ko.xz"]
+    assert resolve_modules(tmp_path / "absent") == []
