@@ -40,6 +40,17 @@ QEMU = "qemu-system-x86_64"
 HOST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 
 
+GUEST_MARK = "schedcp.guest=1"  # on the guest's kernel command line: "you are the micro-VM"
+
+
+def in_guest() -> bool:
+    """Whether this process runs inside a SchedCP micro-VM (never nest VMs: TCG in TCG crawls)."""
+    try:
+        return GUEST_MARK in Path("/proc/cmdline").read_text().split()
+    except OSError:
+        return False
+
+
 class Outcome(enum.Enum):
     EXITED = "exited"  # the command ran; returncode is its exit status
     TIMEOUT = "timeout"  # killed at the deadline (returncode 124, as timeout(1))
@@ -256,7 +267,7 @@ def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str
         QEMU, "-name", name, "-accel", accel, "-machine", "q35", "-cpu", cpu,
         "-smp", str(cfg.cpus), "-m", cfg.memory,
         "-kernel", str(cfg.kernel), "-initrd", str(initrd),
-        "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic rdinit=/init",
+        "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic rdinit=/init {GUEST_MARK}",
         "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
         "-fsdev", f"local,id=out,path={out},security_model=none",

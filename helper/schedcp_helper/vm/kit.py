@@ -53,6 +53,14 @@ class Kit:
     def include(self) -> Path:
         return self.root / "include"
 
+    @property
+    def libbpf(self) -> Path:
+        """The real libbpf shared object (not a soname link)."""
+        found = sorted(p for p in self.libdir.glob("libbpf.so.*.*.*") if not p.is_symlink())
+        if not found:
+            raise KitError(f"guest kit {self.root}: no lib/libbpf.so.X.Y.Z")
+        return found[-1]
+
     @classmethod
     def load(cls, root: Path) -> Kit:
         """Open and verify the kit at ``root``; raise KitError naming the first bad file."""
@@ -157,6 +165,7 @@ def import_kit(src: Path, cache: Path) -> Kit:
         for name in (kit.bzimage.name, kit.config.name, MANIFEST):
             if (src / name).exists():
                 shutil.copy2(src / name, tmp / name)
+        _relink(tmp / "lib")
         for p in tmp.rglob("*"):  # the shared copy is read-only; ours must be removable
             if not p.is_symlink():
                 p.chmod(p.stat().st_mode | 0o200)
@@ -180,3 +189,15 @@ def build_kit(cache: Path | None = None, jobs: int | None = None) -> Kit:
         raise KitError(f"kernel build failed (exit {rc}); its output is above")
     new = [p for p in cached_kits(cache) if p not in before] or cached_kits(cache)
     return Kit.load(new[-1])
+
+
+def _relink(libdir: Path) -> None:
+    """Copies that went through git keep soname links as tiny files naming their target."""
+    if not libdir.is_dir():
+        return
+    for p in libdir.iterdir():
+        if p.is_file() and not p.is_symlink() and p.stat().st_size < 256:
+            target = p.read_bytes().strip().decode(errors="replace")
+            if "/" not in target and (libdir / target).exists() and target != p.name:
+                p.unlink()
+                p.symlink_to(target)

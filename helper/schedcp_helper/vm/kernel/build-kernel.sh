@@ -54,8 +54,9 @@ REL=$(make -s kernelrelease)
 log "building bpftool and libbpf"
 make -s -C tools/bpf/bpftool -j"$JOBS" "${LLVM[@]}" >/dev/null
 rm -rf "$SRCROOT/libbpf"; mkdir -p "$SRCROOT/libbpf/build"
-make -s -C tools/lib/bpf -j"$JOBS" OUTPUT="$SRCROOT/libbpf/build/" PREFIX="$SRCROOT/libbpf" \
-     LIBDIR="$SRCROOT/libbpf/lib" install >/dev/null
+# lower-case prefix/libdir are the variables tools/lib/bpf/Makefile honours (never /usr/local)
+make -s -C tools/lib/bpf -j"$JOBS" OUTPUT="$SRCROOT/libbpf/build/" prefix="$SRCROOT/libbpf" \
+     libdir="$SRCROOT/libbpf/lib" install >/dev/null
 
 OUT=$CACHE/$REL
 log "assembling the kit in $OUT"

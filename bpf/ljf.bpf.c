@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * schedcp_ljf - longest job first, for batches with a long tail.
+ *
+ * A batch of 39 short jobs and 1 long one on 2 CPUs finishes, under fair
+ * sharing, about when the long job has had half a CPU for the whole run:
+ * makespan ~ total_short/2 + long. Starting the long job first and giving it
+ * long slices lets the short ones drain on the other CPU meanwhile, so the
+ * makespan approaches max(long, total/CPUs).
+ *
+ * A job's remaining length is its expected runtime (the `expected_runtime` map,
+ * filled per tgid by the helper from the workload profile) minus the CPU time
+ * it has used; tasks without a hint that burn CPU without sleeping are ranked
+ * by the CPU time they have used (long-running so far => likely long).
+ *
+ * Batch tasks wait in a queue ordered by (enqueue time - remaining), capped at
+ * max_boost_ms: a long job may jump ahead of at most max_boost_ms of arrivals,
+ * so no batch task waits unboundedly. Everything else (short CPU bursts:
+ * shells, daemons, the desktop) goes to a FIFO queue consumed first; a task
+ * that stops sleeping is reclassified as batch after batch_min_us of CPU, and
+ * the batch queue is served at least every BATCH_MAX_WAIT_NS regardless.
+ */
+#include "schedcp.bpf.h"
+
+const volatile u64 slice_us = 50000;		/* batch slice: long, so jobs are not chopped */
+const volatile u64 short_slice_us = 5000;	/* slice of non-batch tasks */
+const volatile u64 batch_min_us = 100000;	/* unhinted CPU burst that makes a task batch */
+const volatile u64 max_boost_ms = 10000;	/* most a long job may jump the queue by */
+
+#define NORMAL_DSQ	0
+#define BATCH_DSQ	1
+/* Batch work runs at least this often even while short tasks keep coming. */
+#define BATCH_MAX_WAIT_NS	(200 * NSEC_PER_MSEC)
+
+static u64 batch_served_at;	/* last time the batch queue was served or found empty */
+
+/* tgid -> expected total runtime in ns; filled by the helper, never by name. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u64);
+} expected_runtime SEC(".maps");
+
+struct task_ctx {
+	u64 runtime;	/* CPU time used since the task started */
+	u64 burst;	/* CPU time used since it last slept */
+	u64 started_at;	/* when it last got a CPU */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+/* Expected remaining runtime of @p in ns, or 0 when it is not a batch task. */
+static u64 remaining_ns(struct task_struct *p, struct task_ctx *tctx)
+{
+	u32 tgid = p->tgid;
+	u64 *hint = bpf_map_lookup_elem(&expected_runtime, &tgid);
+
+	if (hint)	/* a hinted job that overran its hint still counts as batch */
+		return *hint > tctx->runtime ? *hint - tctx->runtime : 1;
+	if (tctx->burst >= batch_min_us * NSEC_PER_USEC)
+		return tctx->runtime;
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS(ljf_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+
+	/* An idle CPU means nothing is queued to order against. */
+	if (is_idle)
+		schedcp_dispatch(p, SCX_DSQ_LOCAL, slice_ns(short_slice_us), 0);
+	return cpu;
+}
+
+void BPF_STRUCT_OPS(ljf_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	u64 rem, cap;
+
+	if (!tctx || !(rem = remaining_ns(p, tctx))) {
+		schedcp_dispatch(p, NORMAL_DSQ, slice_ns(short_slice_us), enq_flags);
+		return;
+	}
+	cap = clamp_u64(max_boost_ms, 1, 3600 * 1000) * NSEC_PER_MSEC;
+	schedcp_dispatch_vtime(p, BATCH_DSQ, slice_ns(slice_us),
+			       bpf_ktime_get_ns() - (rem < cap ? rem : cap), enq_flags);
+}
+
+void BPF_STRUCT_OPS(ljf_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u64 now = bpf_ktime_get_ns();
+
+	if (now - batch_served_at > BATCH_MAX_WAIT_NS && schedcp_consume(BATCH_DSQ)) {
+		batch_served_at = now;
+		return;
+	}
+	if (schedcp_consume(NORMAL_DSQ))
+		return;
+	batch_served_at = now;
+	schedcp_consume(BATCH_DSQ);
+}
+
+void BPF_STRUCT_OPS(ljf_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (tctx)
+		tctx->started_at = bpf_ktime_get_ns();
+}
+
+void BPF_STRUCT_OPS(ljf_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	u64 ran;
+
+	if (!tctx || !tctx->started_at)
+		return;
+	ran = bpf_ktime_get_ns() - tctx->started_at;
+	tctx->runtime += ran;
+	tctx->burst += ran;
+	tctx->started_at = 0;
+}
+
+void BPF_STRUCT_OPS(ljf_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (tctx && (deq_flags & SCX_DEQ_SLEEP))
+		tctx->burst = 0;
+}
+
+s32 BPF_STRUCT_OPS(ljf_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -12;	/* -ENOMEM */
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(ljf_init)
+{
+	s32 ret = scx_bpf_create_dsq(NORMAL_DSQ, -1);
+
+	return ret ?: scx_bpf_create_dsq(BATCH_DSQ, -1);
+}
+
+SCHEDCP_OPS(ljf,
+	    .select_cpu	= (void *)ljf_select_cpu,
+	    .enqueue	= (void *)ljf_enqueue,
+	    .dispatch	= (void *)ljf_dispatch,
+	    .running	= (void *)ljf_running,
+	    .stopping	= (void *)ljf_stopping,
+	    .quiescent	= (void *)ljf_quiescent,
+	    .init_task	= (void *)ljf_init_task,
+	    .init	= (void *)ljf_init);

@@ -1,0 +1,362 @@
+"""Deployment with a canary and a circuit breaker, and the last-known-good to go back to.
+
+sched_ext runs one scheduler at a time, so a deployment stops whatever runs, starts the new one
+and watches it for a canary window. The breaker trips — and the previous kept scheduler (or the
+kernel default) comes back — when sched_ext ejects the scheduler, its loader dies, a target
+task's runqueue wait grows past its baseline, or the caller reports a regression. Kept
+deployments persist in the state folder and come back after a helper restart.
+
+Safety does not rest on this module alone: our BPF schedulers hang on a link fd this process
+holds, and packaged ones are children that die with us, so if the helper dies the kernel falls
+back to its default scheduler by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .scxstate import kernel_events, last_seq, read_state
+
+HISTORY_LIMIT = 200
+
+
+class DeployError(Exception):
+    """The deployment could not start; nothing changed or the previous state was restored."""
+
+
+@dataclass
+class Spec:
+    """What to run: a verified object of ours, or a packaged scx_* policy, with its tunables."""
+
+    kind: str  # "bpf" | "scx"
+    name: str
+    tunables: dict = field(default_factory=dict)
+    artifact: str = ""  # bpf: sha256 of the verified object
+    hints: dict[int, int] = field(default_factory=dict)  # bpf: tgid → expected runtime ns
+
+
+@dataclass
+class CanaryParams:
+    window_s: float = 30.0
+    poll_s: float = 0.1
+    target_pids: list[int] = field(default_factory=list)
+    max_wait_ratio: float = 3.0  # trip when a target's runqueue-wait share exceeds this x baseline
+    wait_floor: float = 0.10  # ... and exceeds this absolute share (noise guard)
+    regression_ratio: float = 1.25  # trip when a reported metric is this much worse
+    strikes: int = 3  # consecutive bad samples before tripping
+
+
+@dataclass
+class Deployment:
+    id: str
+    spec: Spec
+    uid: int
+    owner: str = ""  # the client holding it (a D-Bus unique name); "" = nobody
+    state: str = "canary"  # canary | passed | kept | reverted | failed | replaced
+    ops: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+    reason: str = ""
+    previous: Spec | None = None  # what a revert brings back (None: the kernel default)
+    metrics: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Deployment:
+        d = dict(d)
+        d["spec"] = Spec(**d["spec"])
+        d["previous"] = Spec(**d["previous"]) if d.get("previous") else None
+        return cls(**d)
+
+
+class Running(Protocol):
+    ops: str
+
+    def alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+Launcher = Callable[[Spec], Running]
+Listener = Callable[[str, Deployment], None]
+
+
+class Store:
+    """``state.json`` in the state folder, written atomically (write, fsync, rename)."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "state.json"
+        state_dir.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> tuple[Spec | None, list[Deployment]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None, []
+        except ValueError:  # a torn file cannot happen with rename; a hand-edited one can
+            bad = self.path.with_suffix(f".corrupt-{int(time.time())}")
+            self.path.rename(bad)
+            return None, []
+        kept = Spec(**data["kept"]) if data.get("kept") else None
+        return kept, [Deployment.from_dict(d) for d in data.get("history", [])]
+
+    def save(self, kept: Spec | None, history: list[Deployment]) -> None:
+        data = {"version": 1, "kept": asdict(kept) if kept else None,
+                "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+
+def read_schedstat(pid: int) -> tuple[int, int] | None:
+    """(on-CPU ns, runqueue-wait ns) of a process's main thread, None if it is gone."""
+    try:
+        run, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return None
+
+
+class Deployer:
+    def __init__(self, state_dir: Path, launch: Launcher, listener: Listener | None = None):
+        self.store = Store(state_dir)
+        self.launch = launch
+        self.listener = listener or (lambda kind, dep: None)
+        self.kept, self.history = self.store.load()
+        self.current: Deployment | None = None
+        self.running: Running | None = None
+        self._lock = threading.RLock()
+        self._stop_watch = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._reports: list[tuple[float, float, bool]] = []
+
+    # -- queries -------------------------------------------------------------------------------
+    def status(self) -> dict:
+        with self._lock:
+            st = read_state()
+            return {
+                "supported": st.supported, "state": st.state, "ops": st.ops,
+                "current": self.current.to_dict() if self.current else None,
+                "last_known_good": asdict(self.kept) if self.kept else None,
+            }
+
+    def find(self, dep_id: str) -> Deployment:
+        with self._lock:
+            for d in reversed(self.history):
+                if d.id == dep_id:
+                    return d
+        raise DeployError(f"no deployment {dep_id!r}")
+
+    # -- actions -------------------------------------------------------------------------------
+    def deploy(self, spec: Spec, canary: CanaryParams, uid: int, owner: str = "") -> Deployment:
+        """Replace what runs with ``spec`` and start the canary; on failure restore the previous."""
+        with self._lock:
+            self._end_current("replaced", "replaced by a new deployment")
+            dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=uid, owner=owner,
+                             started=time.time(), previous=self.kept)
+            baseline = self._wait_baseline(canary)
+            seq = last_seq()
+            try:
+                self.running = self.launch(spec)
+            except Exception as e:
+                dep.state, dep.ended, dep.reason = "failed", time.time(), str(e)
+                self.history.append(dep)
+                self._restore(self.kept)
+                self._save()
+                self.listener("failed", dep)
+                raise DeployError(f"could not start {spec.name}: {e}") from e
+            dep.ops = self.running.ops
+            self.current = dep
+            self.history.append(dep)
+            self._reports = []
+            self._save()
+            self._stop_watch = threading.Event()
+            self._watcher = threading.Thread(
+                target=self._watch, args=(dep, canary, baseline, seq, self._stop_watch),
+                name=f"canary-{dep.id}", daemon=True)
+            self._watcher.start()
+        self.listener("deployed", dep)
+        return dep
+
+    def report(self, dep_id: str, value: float, baseline: float, higher_is_better: bool) -> None:
+        """A caller-measured metric for the canary (e.g. the target's throughput)."""
+        with self._lock:
+            if not self.current or self.current.id != dep_id:
+                raise DeployError(f"deployment {dep_id!r} is not the one running")
+            self.current.metrics.append({"t": time.time(), "value": value, "baseline": baseline})
+            self._reports.append((value, baseline, higher_is_better))
+
+    def keep(self, dep_id: str) -> Deployment:
+        with self._lock:
+            dep = self.current
+            if not dep or dep.id != dep_id:
+                raise DeployError(f"deployment {dep_id!r} is not the one running")
+            self._stop_watch.set()
+            dep.state, dep.owner = "kept", ""
+            self.kept = dep.spec
+            self._save()
+        self.listener("kept", dep)
+        return dep
+
+    def revert(self, reason: str = "requested", dep_id: str | None = None) -> Deployment | None:
+        """Stop what runs and bring back the last-known-good (or the kernel default)."""
+        with self._lock:
+            dep = self.current
+            if dep is None or (dep_id and dep.id != dep_id):
+                if dep_id:
+                    raise DeployError(f"deployment {dep_id!r} is not the one running")
+                self._stop_running()
+                self.kept = None  # an explicit revert with nothing on canary: back to default
+                self._save()
+                return None
+            if dep.state == "kept":  # reverting a kept one falls back to what it replaced
+                self.kept = dep.previous
+            self._end_current("reverted", reason)
+            self._restore(self.kept)
+            self._save()
+        self.listener("reverted", dep)
+        return dep
+
+    def owner_vanished(self, owner: str) -> None:
+        """The client holding an unkept deployment left: revert (power-profiles-daemon's hold)."""
+        with self._lock:
+            if self.current and self.current.owner == owner and self.current.state != "kept":
+                cur = self.current.id
+            else:
+                return
+        self.revert(f"the client that deployed it ({owner}) went away before keeping it", cur)
+
+    def recover(self) -> Spec | None:
+        """After a restart: the kernel fell back when we died; bring back the kept scheduler."""
+        with self._lock:
+            for d in self.history:
+                if d.state in ("canary", "passed"):
+                    d.state, d.ended = "reverted", d.ended or time.time()
+                    d.reason = d.reason or "the helper restarted before it was kept"
+            self._restore(self.kept)
+            self._save()
+            return self.kept
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._stop_watch.set()
+            self._stop_running()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _save(self) -> None:
+        self.store.save(self.kept, self.history)
+
+    def _stop_running(self) -> None:
+        if self.running is not None:
+            running, self.running = self.running, None
+            running.stop()
+
+    def _end_current(self, state: str, reason: str) -> None:
+        self._stop_watch.set()
+        if self.current is not None:
+            dep, self.current = self.current, None
+            if dep.state != "kept" or state == "reverted":
+                dep.state = state
+            dep.ended, dep.reason = time.time(), reason
+        self._stop_running()
+
+    def _restore(self, spec: Spec | None) -> None:
+        if spec is None:
+            return
+        try:
+            self.running = self.launch(spec)
+        except Exception as e:  # the kernel default is the floor: record and stay there
+            self.kept = None
+            self.history.append(Deployment(
+                id=secrets.token_hex(6), spec=spec, uid=0, state="failed", started=time.time(),
+                ended=time.time(), reason=f"could not restore the last-known-good: {e}"))
+
+    def _wait_baseline(self, canary: CanaryParams) -> dict[int, float]:
+        """Runqueue-wait share of each target over a short window under the current scheduler."""
+        if not canary.target_pids:
+            return {}
+        before = {p: read_schedstat(p) for p in canary.target_pids}
+        time.sleep(min(1.0, canary.window_s / 4))
+        return {p: _share(before[p], read_schedstat(p)) for p in canary.target_pids
+                if before[p] is not None}
+
+    def _watch(self, dep: Deployment, canary: CanaryParams, baseline: dict[int, float],
+               seq: int | None, stop: threading.Event) -> None:
+        deadline = time.monotonic() + canary.window_s
+        last = {p: read_schedstat(p) for p in baseline}
+        strikes = 0
+        while not stop.wait(canary.poll_s):
+            reason = self._ejected(dep, seq)
+            if reason is None and baseline:
+                now = {p: read_schedstat(p) for p in baseline}
+                worse = [p for p in baseline if last.get(p) and now.get(p) and _share(
+                    last[p], now[p]) > max(canary.wait_floor, baseline[p] * canary.max_wait_ratio)]
+                last = now
+                strikes = strikes + 1 if worse else 0
+                if strikes >= canary.strikes:
+                    reason = (f"runqueue wait of pid {worse[0]} rose past "
+                              f"{canary.max_wait_ratio:g}x its baseline")
+            if reason is None:
+                reason = self._reported_regression(canary)
+            if reason is not None:
+                with self._lock:
+                    if self.current is not dep:
+                        return
+                self.revert(reason, dep.id)
+                return
+            if time.monotonic() >= deadline:
+                with self._lock:
+                    if self.current is dep and dep.state == "canary":
+                        dep.state = "passed"
+                        self._save()
+                        self.listener("canary-passed", dep)
+                return
+
+    def _ejected(self, dep: Deployment, seq: int | None) -> str | None:
+        st = read_state()
+        if st.enabled and st.ops == dep.ops and self.running and self.running.alive():
+            return None
+        with self._lock:
+            if self.current is not dep:
+                return None
+        for ev in reversed(kernel_events(seq)):
+            if ev.kind == "disabled" and ev.ops == dep.ops:
+                return f"sched_ext ejected it: {ev.explanation}"
+        if self.running and not self.running.alive():
+            return "the scheduler's process exited"
+        return f"sched_ext no longer runs it (state {st.state or 'unknown'}, ops {st.ops!r})"
+
+    def _reported_regression(self, canary: CanaryParams) -> str | None:
+        with self._lock:
+            reports = self._reports[-canary.strikes:]
+        if len(reports) < canary.strikes:
+            return None
+        bad = 0
+        for value, base, higher in reports:
+            ratio = (base / value if value else float("inf")) if higher else (
+                value / base if base else float("inf"))
+            bad += ratio >= canary.regression_ratio
+        if bad == len(reports):
+            v, b, _ = reports[-1]
+            return f"reported metric regressed: {v:g} vs baseline {b:g}"
+        return None
+
+
+def _share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float:
+    if before is None or after is None:
+        return 0.0
+    run, wait = after[0] - before[0], after[1] - before[1]
+    return wait / (run + wait) if run + wait > 0 else 0.0

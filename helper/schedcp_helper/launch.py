@@ -1,0 +1,80 @@
+"""Start a deployment's scheduler: our verified objects through the loader, packaged scx_*
+binaries as children. Both stop when this process dies, so the kernel falls back by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .deploy import Spec
+from .loader import BpfScheduler
+from .policy import Policy
+from .scxrun import ScxProcess
+from .scxstate import read_state
+
+HINT_MAP = "expected_runtime"
+
+
+class LaunchError(Exception):
+    """The scheduler could not be started; the message says why."""
+
+
+class BpfRunning:
+    def __init__(self, path: Path, spec: Spec):
+        self.sched = BpfScheduler()
+        try:
+            self.sched.open(path)
+            values = {k: v for k, v in spec.tunables.items() if not isinstance(v, str)}
+            if values:
+                self.sched.set_tunables(values)
+            self.sched.load()
+            self.ops = self.sched.attach()
+            for tgid, ns in spec.hints.items():
+                self.sched.update_map(HINT_MAP, int(tgid), int(ns))
+        except Exception:
+            self.sched.close()
+            raise
+
+    def alive(self) -> bool:
+        return self.sched.attached
+
+    def stop(self) -> None:
+        self.sched.detach()
+        self.sched.close()
+
+
+class ScxRunning:
+    def __init__(self, policy: Policy, spec: Spec, trusted_dirs: Iterable[Path]):
+        self.proc = ScxProcess.for_policy(policy, spec.tunables, trusted_dirs)
+        self.proc.start()
+        self.ops = self.proc.ops
+
+    def alive(self) -> bool:
+        return self.proc.proc is not None and self.proc.proc.poll() is None
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+@dataclass
+class Launcher:
+    artifacts: Path
+    policies: dict[str, Policy]
+    trusted_dirs: list[Path] = field(default_factory=list)
+
+    def __call__(self, spec: Spec):
+        if read_state().state not in ("disabled", ""):
+            raise LaunchError(f"another sched_ext scheduler is running ({read_state().ops!r}); "
+                              "stop it first")
+        if spec.kind == "bpf":
+            path = self.artifacts / f"{spec.artifact}.bpf.o"
+            if not path.is_file():
+                raise LaunchError(f"verified artifact {spec.artifact[:12]} is gone; verify again")
+            return BpfRunning(path, spec)
+        if spec.kind == "scx":
+            policy = self.policies.get(spec.name)
+            if policy is None or policy.kind != "scx":
+                raise LaunchError(f"no packaged scheduler policy named {spec.name!r}")
+            return ScxRunning(policy, spec, self.trusted_dirs)
+        raise LaunchError(f"unknown kind {spec.kind!r}")

@@ -1,0 +1,223 @@
+"""Run a packaged ``scx_*`` scheduler as a child process of the helper, and stop it again.
+
+The helper is root, so what it executes and with which arguments is locked down:
+
+- only ``scx_<name>`` found in fixed system directories (plus directories a caller such as a
+  test passes explicitly), where the file and every directory above it are root-owned and not
+  group/world-writable: only root could have put it there, or can swap it after the check;
+- only arguments declared as tunables of the policy (their ``flag``), values validated by
+  ``Tunable.validate``; nothing else reaches the command line;
+- a clean environment (no LD_PRELOAD/LD_LIBRARY_PATH inherited from whoever started us).
+
+Success means the kernel says so: /sys/kernel/sched_ext enabled, with a new enable_seq.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .policy import Policy, PolicyError
+from .scxstate import ScxState, kernel_events, last_seq, read_state
+
+TRUSTED_DIRS = (Path("/usr/bin"), Path("/usr/sbin"), Path("/usr/local/bin"),
+                Path("/usr/local/sbin"))
+BINARY_RE = re.compile(r"^scx_[a-z0-9_]+$")
+CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+OUTPUT_LIMIT = 256 * 1024
+
+
+class ScxRunError(RuntimeError):
+    """The scheduler could not be started or misbehaved; ``output`` holds what it printed."""
+
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        self.output = output
+
+
+class UntrustedBinary(ScxRunError):
+    """The binary is not where only root can place it."""
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse unless ``path`` is a root-owned regular file only root can modify or replace."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise UntrustedBinary(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UntrustedBinary(f"{path} is not a plain regular file (symlinks are refused)")
+    _check_owner(path, st, "file")
+    if not st.st_mode & stat.S_IXUSR:
+        raise UntrustedBinary(f"{path} is not executable")
+    real = Path(os.path.realpath(path.parent))
+    for d in (real, *real.parents):  # nearest first: the error names the culprit
+        _check_owner(d, os.stat(d), "directory")
+
+
+def _check_owner(path: Path | str, st: os.stat_result, what: str) -> None:
+    if st.st_uid != 0:
+        raise UntrustedBinary(f"{what} {path} is owned by uid {st.st_uid}, not root")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UntrustedBinary(f"{what} {path} is group- or world-writable "
+                              f"(mode {stat.S_IMODE(st.st_mode):o})")
+
+
+def find_binary(name: str, extra_dirs: Iterable[Path] = ()) -> Path:
+    """The trusted path of ``scx_<name>``: the fixed system dirs first, then ``extra_dirs``."""
+    if not BINARY_RE.match(name):
+        raise UntrustedBinary(f"{name!r} is not an scx_* scheduler name")
+    dirs = [*TRUSTED_DIRS, *(Path(d) for d in extra_dirs)]
+    for d in dirs:
+        candidate = d / name
+        if os.path.lexists(candidate):
+            check_trusted(candidate)
+            return candidate
+    raise ScxRunError(f"{name} is not installed in {', '.join(map(str, dirs))}")
+
+
+def build_args(policy: Policy, values: Mapping[str, object]) -> list[str]:
+    """Command-line arguments for ``values``: declared tunables only, each validated."""
+    if policy.kind != "scx":
+        raise PolicyError(f"{policy.name} is not a packaged scx scheduler")
+    args: list[str] = []
+    for name, value in values.items():
+        tunable = policy.tunables.get(name)
+        if tunable is None or not tunable.flag:
+            raise PolicyError(f"{policy.name}: {name!r} is not a declared tunable; known: "
+                              f"{', '.join(sorted(policy.tunables)) or 'none'}")
+        value = tunable.validate(value)
+        if tunable.type == "bool":
+            if value:
+                args.append(tunable.flag)
+        else:
+            args += [tunable.flag, str(value)]
+    return args
+
+
+class _Output:
+    """The child's merged stdout/stderr, keeping the last ``limit`` bytes."""
+
+    def __init__(self, stream, limit: int):
+        self._buf = bytearray()
+        self._limit = limit
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        while chunk := stream.read1(65536):
+            with self._lock:
+                self._buf += chunk
+                excess = len(self._buf) - self._limit
+                if excess > 0:
+                    del self._buf[:excess]
+                    self.dropped += excess
+        stream.close()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def text(self) -> str:
+        with self._lock:
+            head = f"[... {self.dropped} bytes dropped ...]\n" if self.dropped else ""
+            return head + self._buf.decode(errors="replace")
+
+
+class ScxProcess:
+    """One running scx_* child: start() waits for sched_ext to enable it, stop() ends it."""
+
+    def __init__(self, binary: Path, args: list[str], output_limit: int = OUTPUT_LIMIT):
+        self.binary = binary
+        self.args = args
+        self.output_limit = output_limit
+        self.proc: subprocess.Popen | None = None
+        self.ops = ""
+        self.returncode: int | None = None
+        self._out: _Output | None = None
+        self._kmsg_seq: int | None = None
+
+    @classmethod
+    def for_policy(cls, policy: Policy, values: Mapping[str, object] | None = None,
+                   trusted_dirs: Iterable[Path] = (), **kw) -> ScxProcess:
+        """Resolve the policy's binary in trusted dirs and its validated arguments."""
+        args = build_args(policy, values or {})
+        return cls(find_binary(policy.binary, trusted_dirs), args, **kw)
+
+    @property
+    def output(self) -> str:
+        return self._out.text() if self._out else ""
+
+    def start(self, timeout: float = 30.0, poll: float = 0.05) -> ScxState:
+        """Launch and wait until sched_ext reports a newly enabled scheduler, or fail."""
+        before = read_state()
+        if not before.supported:
+            raise ScxRunError("this kernel lacks sched_ext (/sys/kernel/sched_ext is missing)")
+        if before.state not in ("disabled", ""):
+            raise ScxRunError(f"sched_ext is busy: {before.state} with {before.ops!r}")
+        check_trusted(self.binary)  # again, right before exec
+        self._kmsg_seq = last_seq()
+        self.proc = subprocess.Popen(
+            [str(self.binary), *self.args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=CHILD_ENV, cwd="/", start_new_session=True,
+        )
+        self._out = _Output(self.proc.stdout, self.output_limit)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = read_state()
+            seq_moved = state.enable_seq is None or state.enable_seq > (before.enable_seq or 0)
+            new = state.enabled and seq_moved  # kernels without enable_seq: enabled is enough
+            if new and self.proc.poll() is None:
+                self.ops = state.ops
+                return state
+            if self.proc.poll() is not None:
+                self._out.join(2)
+                raise ScxRunError(
+                    f"{self.binary.name} exited with {self.proc.returncode} before sched_ext "
+                    f"enabled it{self._why()}:\n{self.output}", self.output)
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ScxRunError(f"{self.binary.name} was not enabled within {timeout:g} s"
+                                  f"{self._why()}:\n{self.output}", self.output)
+            time.sleep(poll)
+
+    def stop(self, grace: float = 5.0, settle: float = 10.0) -> int:
+        """SIGINT (scx_* exit cleanly on it), SIGKILL after ``grace``; wait for disabled."""
+        if self.proc is None:
+            raise ScxRunError("not started")
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.returncode = self.proc.returncode
+        if self._out:
+            self._out.join(2)
+        deadline = time.monotonic() + settle  # the kernel disables asynchronously
+        while read_state().state not in ("disabled", "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.returncode
+
+    def _why(self) -> str:
+        """The kernel's reason, if it logged one since start (e.g. ops.init() failed)."""
+        for ev in reversed(kernel_events(self._kmsg_seq)):
+            if ev.kind == "disabled":
+                return f" ({ev.explanation})"
+        return ""
+
+    def __enter__(self) -> ScxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()

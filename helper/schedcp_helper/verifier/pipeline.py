@@ -1,0 +1,171 @@
+"""The Execution Verifier: input → compile → static → kernel verifier → dynamic → token.
+
+Stages run cheapest first and stop at the first failure. The static checks run on the host before
+the kernel verifier because they cost milliseconds, while the kernel verifier needs the target
+kernel — on hosts without sched_ext that is a micro-VM boot, which the kernel-verifier and the
+dynamic stage then share (one boot: load, attach, run the workload, detach). Verdicts are cached by
+artifact hash + tunables + target kernel, so re-verifying the same thing is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..policy import Policy, PolicyError
+from . import static, token
+from .bpfobj import ObjectError, parse_object
+from .compile import CompileError, InputError, check_source, compile_source
+from .report import StageReport, VerifyReport
+from .target import Target
+from .trial import TrialRequest, judge, run_trial
+
+Progress = Callable[[str, str], None]  # (stage, message) while a long stage runs
+
+
+@dataclass
+class VerifyRequest:
+    source: bytes
+    uid: int
+    name: str = "custom"
+    policy: Policy | None = None  # when set, tunables are validated against its bounds
+    tunables: dict = field(default_factory=dict)
+    hints: dict[int, int] = field(default_factory=dict)  # expected-runtime hints for the trial
+
+
+@dataclass
+class Verifier:
+    target: Target
+    state_dir: Path  # holds the token secret, verified artifacts and the verdict cache
+    include_dirs: list[Path]
+    extra_headers: list[Path] = field(default_factory=list)
+    token_ttl: float = token.DEFAULT_TTL
+
+    @property
+    def artifacts(self) -> Path:
+        return self.state_dir / "artifacts"
+
+    def _cache_file(self, key: str) -> Path:
+        return self.state_dir / "verdicts" / f"{key}.json"
+
+    def verify(self, req: VerifyRequest, progress: Progress | None = None) -> VerifyReport:
+        progress = progress or (lambda stage, msg: None)
+        report = VerifyReport(artifact="", name=req.name, tunables=dict(req.tunables))
+
+        def stage(name: str, fn: Callable[[], tuple[bool, str, list[str]]]) -> bool:
+            progress(name, "started")
+            t0 = time.monotonic()
+            ok, message, details = fn()
+            report.stages.append(StageReport(name, "pass" if ok else "fail",
+                                             round(time.monotonic() - t0, 3), message, details))
+            progress(name, "passed" if ok else "failed")
+            return ok
+
+        compiled: dict = {}
+
+        def do_input():
+            try:
+                if req.policy is not None:
+                    report.tunables = req.policy.resolved(req.tunables)
+                check_source(req.source)
+            except (InputError, PolicyError) as e:
+                return False, str(e), []
+            return True, f"{len(req.source)} bytes, tunables {report.tunables or 'default'}", []
+
+        def do_compile():
+            try:
+                obj = compile_source(req.source, self.include_dirs, self.extra_headers)
+            except CompileError as e:
+                return False, str(e), e.log.splitlines()[:60]
+            compiled["data"] = obj.data
+            report.artifact = hashlib.sha256(obj.data).hexdigest()
+            return True, f"{len(obj.data)} bytes", obj.log.splitlines()[:20]
+
+        if not (stage("input", do_input) and stage("compile", do_compile)):
+            return report
+        key = self._cache_key(report.artifact, report.tunables)
+        cached = self._cached(key)
+        if cached is not None:
+            report.stages += [StageReport(**s) for s in cached["stages"]]
+            report.cached = True
+            if all(s.verdict != "fail" for s in report.stages):
+                self._sign(report, req.uid)
+            return report
+        obj_path = self._store(report.artifact, compiled["data"])
+
+        def do_static():
+            try:
+                info = parse_object(obj_path, self.target.bpftool)
+            except ObjectError as e:
+                return False, str(e), []
+            ints = {k: int(v) for k, v in report.tunables.items() if not isinstance(v, str)}
+            findings = static.analyse(info, self.target.functions(), ints)
+            bad = [f for f in findings if f.severe and not f.ok]
+            details = [f"{'ok  ' if f.ok else 'FAIL'} {f.check}: {f.message}" for f in findings]
+            if bad:
+                return False, "; ".join(f"{f.check}: {f.message}" for f in bad), details
+            return True, f"{len(findings)} checks passed (ops {info.ops_name!r})", details
+
+        if not stage("static", do_static):
+            self._remember(key, report)
+            return report
+
+        progress("kernel-verifier", "started")
+        trial = run_trial(self.target, TrialRequest(
+            object=str(obj_path), tunables=report.tunables, hints=req.hints), progress)
+        for s in judge(trial):
+            report.stages.append(s)
+            progress(s.name, "passed" if s.passed else "failed")
+            if not s.passed:
+                break
+        self._remember(key, report)
+        if all(s.verdict != "fail" for s in report.stages):
+            self._sign(report, req.uid)
+        return report
+
+    def _sign(self, report: VerifyReport, uid: int) -> None:
+        t0 = time.monotonic()
+        secret = token.load_secret(self.state_dir / "token.key")
+        report.token = token.issue(secret, token.grant_for(report.artifact, report.tunables, uid,
+                                                           self.token_ttl))
+        report.stages.append(StageReport("token", "pass", round(time.monotonic() - t0, 3),
+                                         f"valid for {self.token_ttl / 60:g} min, uid {uid}"))
+
+    def _cache_key(self, artifact: str, tunables: dict) -> str:
+        blob = json.dumps([artifact, tunables, self.target.release], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def _cached(self, key: str) -> dict | None:
+        try:
+            return json.loads(self._cache_file(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _remember(self, key: str, report: VerifyReport) -> None:
+        path = self._cache_file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stages = [vars(s) for s in report.stages if s.name not in ("input", "compile", "token")]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"stages": stages}))
+        tmp.replace(path)
+
+    def _store(self, artifact: str, data: bytes) -> Path:
+        """Verified objects are kept by hash: deploy loads exactly the bytes that were checked."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        path = self.artifacts / f"{artifact}.bpf.o"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.chmod(0o644)
+            tmp.replace(path)
+        return path
+
+    def artifact_path(self, artifact: str) -> Path:
+        path = self.artifacts / f"{artifact}.bpf.o"
+        if len(artifact) != 64 or not all(c in "0123456789abcdef" for c in artifact):
+            raise ValueError("bad artifact id")
+        return path
