@@ -133,7 +133,9 @@ def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[
         if uid is not None:
             for p in [root, *root.rglob("*")]:
                 os.chown(p, uid, gid)
+        # the sandbox path must not leak into the object: same source, same artifact hash
         argv = [clang, "-target", "bpf", "-O2", "-g", "-Wall", "-D__TARGET_ARCH_x86",
+                f"-ffile-prefix-map={root}=/schedcp",
                 "-I", "include", "-I", "include/bpf", "-c", "sched.bpf.c", "-o", "sched.bpf.o"]
         try:
             r = subprocess.run(argv, cwd=root, capture_output=True, text=True,

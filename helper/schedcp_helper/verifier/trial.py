@@ -21,6 +21,11 @@ from pathlib import Path
 
 PROBE_TIMEOUT = 60.0
 HINT_MAP = "expected_runtime"
+STAGE_MARK = "@@schedcp-stage "  # progress lines the guest prints for the host to relay
+
+
+def _mark(stage: str, message: str) -> None:
+    print(f"{STAGE_MARK}{stage} {message}", flush=True)
 
 
 @dataclass
@@ -74,9 +79,12 @@ def guest_main(req_path: str, res_path: str) -> int:
         save()
         return 0
     res["verifier"] = {"ok": True, "seconds": round(time.monotonic() - t0, 3)}
+    _mark("kernel-verifier", "loaded")
     dyn = res["dynamic"]
     t1 = time.monotonic()
+    _mark("dynamic", "started")
     if req.baseline:
+        _mark("dynamic", "measuring the kernel default scheduler")
         dyn["baseline"] = _run_probe(req.probe_argv)
     seq = last_seq()
     try:
@@ -90,6 +98,7 @@ def guest_main(req_path: str, res_path: str) -> int:
     for tgid, ns in req.hints.items():
         sched.update_map(HINT_MAP, int(tgid), int(ns))
     dyn["state_attached"] = asdict(read_state())
+    _mark("dynamic", f"running the workload under {dyn['ops']}")
     dyn["candidate"] = _run_probe(req.probe_argv)
     dyn["state_after"] = asdict(read_state())
     sched.detach()
@@ -113,6 +122,20 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
 
     if not req.probe_argv:
         req.probe_argv = list(invocation(Mixed()).argv)
+    tail: list[str] = []
+    pending = [b""]
+
+    def relay(data: bytes) -> None:  # guest output: progress marks, the rest kept for errors
+        pending[0] += data
+        *lines, pending[0] = pending[0].split(b"\n")
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            if line.startswith(STAGE_MARK) and progress is not None:
+                stage, _, msg = line[len(STAGE_MARK):].partition(" ")
+                progress(stage, msg)
+            else:
+                tail.append(line)
+                del tail[:-40]
     env = {"SCHEDCP_LIBBPF": str(target.libbpf)} if target.libbpf else {}
     with tempfile.TemporaryDirectory(prefix="schedcp-trial-") as d:
         os.chmod(d, 0o755)
@@ -121,20 +144,14 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
         argv = [sys.executable, "-m", "schedcp_helper.verifier.trial", str(reqf), str(resf)]
         t0 = time.monotonic()
         if target.direct:
-            try:
-                p = subprocess.run(argv, capture_output=True, text=True, timeout=240,
-                                   env={**os.environ, **env})
-                failure = None if p.returncode == 0 else f"trial exited {p.returncode}: " \
-                    f"{p.stderr.strip()[-2000:]}"
-            except subprocess.TimeoutExpired:
-                failure = "the trial did not finish within 240 s"
+            rc, message = _run_direct(argv, {**os.environ, **env}, relay)
         else:
-            output: list[bytes] = []
             cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env)
-            r = guest.run(" ".join(argv), cfg, output.append)
-            failure = None if r.returncode == 0 else (
-                f"{r.message or f'trial exited {r.returncode}'}; guest output: "
-                f"{b''.join(output).decode(errors='replace')[-2000:]}")
+            r = guest.run(" ".join(argv), cfg, relay)
+            rc, message = r.returncode, r.message
+        relay(b"\n")
+        failure = None if rc == 0 else (
+            f"{message or f'trial exited {rc}'}; output: " + "\n".join(tail)[-2000:])
         wall = round(time.monotonic() - t0, 3)
         if not resf.is_file():
             return {"guest_error": failure or "the trial wrote no result", "wall": wall}
@@ -143,6 +160,23 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
         if failure:
             res["guest_error"] = failure
         return res
+
+
+def _run_direct(argv: list[str], env: dict, relay) -> tuple[int, str]:
+    """Run the trial as a child of ours (we are the throwaway guest), relaying its output."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 240
+    assert p.stdout is not None
+    for line in p.stdout:
+        relay(line)
+        if time.monotonic() > deadline:
+            break
+    try:
+        return p.wait(max(0.0, deadline - time.monotonic())), ""
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return 124, "the trial did not finish within 240 s"
 
 
 def judge(res: dict) -> list:

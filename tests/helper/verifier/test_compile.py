@@ -1,0 +1,88 @@
+"""Stage (a): hostile sources are refused before clang, and clang runs boxed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import subprocess
+
+import pytest
+
+from schedcp_helper.verifier.compile import (
+    MAX_SOURCE_BYTES, CompileError, InputError, _sandbox, check_source, compile_source,
+)
+
+from .conftest import BAD, BPF
+
+
+@pytest.mark.parametrize("source, message", [
+    (b"", "source is empty"),
+    (b"int x;\0", "NUL bytes"),
+    (b"\xff\xfe int x;", "not UTF-8"),
+    (b"#include </etc/shadow>\n", "#include </etc/shadow> is not allowed"),
+    (b'#include "../../etc/passwd"\n', "is not allowed"),
+    (b"  #  include_next <vmlinux.h>\n", "#include_next"),
+    (b'asm(".incbin \\"/etc/shadow\\"");', "inline assembly"),
+    (b'__asm__("r0 = 1");', "inline assembly"),
+    (b"#if __has_include(</root/.ssh/id_rsa>)\n#endif\n", "__has_include"),
+    (b'#line 1 "x"\n', "#line"),
+])
+def test_hostile_sources_are_refused_with_the_reason(source, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        check_source(source)
+
+
+def test_comments_and_compiler_barriers_are_fine():
+    check_source(b'// asm and #include <x> in a comment\n/* asm */ int x;\n'
+                 b'void f(void) { asm volatile("" ::: "memory"); }\n')
+
+
+def test_a_huge_source_is_refused_before_compiling(tmp_path):
+    spec = importlib.util.spec_from_file_location("huge", BAD / "huge_source.py")
+    huge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(huge)
+    path = huge.generate(tmp_path / "huge.bpf.c", 4)
+    assert path.stat().st_size > MAX_SOURCE_BYTES
+    with pytest.raises(InputError, match="the limit is"):
+        compile_source(path.read_bytes(), [], [])
+
+
+def test_compile_errors_come_back_without_sandbox_paths(vm_kit):
+    src = (BAD / "compile_error.bpf.c").read_bytes()
+    with pytest.raises(CompileError) as e:
+        compile_source(src, [vm_kit.include], [BPF / "schedcp.bpf.h"])
+    assert "error:" in e.value.log and "schedcp-cc-" not in e.value.log
+    assert str(e.value).startswith("compile failed: sched.bpf.c:")
+
+
+def test_a_good_source_compiles_to_a_bpf_object(vm_kit):
+    obj = compile_source((BPF / "fifo.bpf.c").read_bytes(), [vm_kit.include],
+                         [BPF / "schedcp.bpf.h"])
+    assert obj.data[:4] == b"\x7fELF" and obj.data[18] == 247  # e_machine EM_BPF
+    again = compile_source((BPF / "fifo.bpf.c").read_bytes(), [vm_kit.include],
+                           [BPF / "schedcp.bpf.h"])
+    assert again.data == obj.data  # reproducible: verdicts are cached by the object's hash
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to nobody and a private netns need root")
+def test_the_sandbox_drops_to_nobody_without_network_or_privileges():
+    probe = (
+        "import os, socket, resource\n"
+        "s = socket.socket(); s.settimeout(1)\n"
+        "try:\n    s.connect(('127.0.0.1', 22)); net = 'reachable'\n"
+        "except OSError as e:\n    net = e.errno\n"
+        "print(os.getuid(), os.getgid(), os.getgroups(), net, "
+        "resource.getrlimit(resource.RLIMIT_CPU)[0], open('/proc/self/status').read()"
+        ".split('NoNewPrivs:')[1].split()[0])\n"
+    )
+    nobody = pwd.getpwnam("nobody")
+    r = subprocess.run(["/usr/bin/python3", "-c", probe], capture_output=True, text=True,
+                       preexec_fn=_sandbox(nobody.pw_uid, nobody.pw_gid), cwd="/")
+    uid, gid, groups, net, cpu, nnp = r.stdout.split(maxsplit=5)[:6] if r.stdout else [""] * 6
+    assert r.returncode == 0, r.stderr
+    assert (int(uid), int(gid)) == (nobody.pw_uid, nobody.pw_gid)
+    assert groups == "[]"
+    assert net == "101"  # ENETUNREACH: a fresh network namespace has not even loopback up
+    assert int(cpu) == 60
+    assert nnp.strip() == "1"
