@@ -10,7 +10,12 @@ import subprocess
 import pytest
 
 from schedcp_helper.verifier.compile import (
-    MAX_SOURCE_BYTES, CompileError, InputError, _sandbox, check_source, compile_source,
+    MAX_SOURCE_BYTES,
+    CompileError,
+    InputError,
+    _sandbox,
+    check_source,
+    compile_source,
 )
 
 from .conftest import BAD, BPF
