@@ -8,8 +8,11 @@ VENV=${VENV:-.venv}
 log() { echo "[setup] $*"; }
 
 # qemu/busybox/cpio: the micro-VM. python3-venv: the venv is built on Debian's python3, which can
-# load SQLite extensions and starts faster inside the guest than pyenv's.
-PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make)
+# load SQLite extensions and starts faster inside the guest than pyenv's. clang-19: compiles BPF
+# schedulers. gcc/libc6-dev: the workload probe. linux-source-6.12 + libelf/zlib: the kernel's
+# example schedulers, built as stand-ins for packaged scx_* binaries in tests.
+PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make clang-19 gcc libc6-dev
+      linux-source-6.12 xz-utils libelf-dev zlib1g-dev)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
