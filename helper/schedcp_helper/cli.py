@@ -18,6 +18,11 @@ import threading
 from pathlib import Path
 
 HOLDER = "holder.pid"
+RELEASED = "released by schedcp-helper load"
+
+
+class UsageError(Exception):
+    """A bad argument: one line on stderr and exit status 2, like argparse's own errors."""
 
 
 def _pairs(items: list[str], what: str) -> dict[str, int | bool | str]:
@@ -25,7 +30,7 @@ def _pairs(items: list[str], what: str) -> dict[str, int | bool | str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"schedcp-helper: {what} wants NAME=VALUE, got {item!r}")
+            raise UsageError(f"{what} wants NAME=VALUE, got {item!r}")
         if value in ("true", "false"):
             out[key] = value == "true"
         else:
@@ -73,9 +78,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .deploy import CanaryParams, DeployError
+    from .scxstate import read_state
 
     if os.geteuid() != 0:
-        raise SystemExit("schedcp-helper load: loading a scheduler needs root")
+        raise UsageError("loading a scheduler needs root")
+    if not read_state().supported:  # say so before a verification that boots a micro-VM
+        raise UsageError("this kernel has no sched_ext: nothing can be loaded here "
+                         "(try it in `schedcp vm`)")
+    if args.canary <= 0 or args.hold < 0:
+        raise UsageError("--canary wants a positive number of seconds, --hold zero or more")
     done = threading.Event()
 
     def listener(kind: str, dep) -> None:
@@ -110,9 +121,10 @@ def cmd_load(args: argparse.Namespace) -> int:
         pidfile.unlink(missing_ok=True)
         current = core.deployer.current
         if current is not None and current.id == dep.id:
-            core.revert("released by schedcp-helper load", dep.id)
+            core.revert(RELEASED, dep.id)
         core.shutdown()
-    return 0 if dep.state not in ("failed",) else 1
+    tripped = dep.state == "failed" or (dep.state == "reverted" and dep.reason != RELEASED)
+    return 1 if tripped else 0
 
 
 def cmd_unload(args: argparse.Namespace) -> int:
@@ -194,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (PolicyError, TargetError, TokenError, OSError) as e:
+    except (UsageError, PolicyError, TargetError, TokenError, OSError) as e:
         print(f"schedcp-helper {args.command}: {e}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,7 @@ the root CLI) authenticate and authorize, then call this. Every input is validat
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from .verifier import token
 from .verifier.pipeline import Progress, Verifier, VerifyRequest
 from .verifier.report import VerifyReport
 from .verifier.target import Target
+from .vm.kit import KitError, find_kit
 
 DEFAULT_STATE_DIR = Path("/var/lib/schedcp")
 TRUSTED_SCX_DIRS_ENV = "SCHEDCP_TRUSTED_SCX_DIRS"  # extra dirs for tests (root-owned, checked)
@@ -39,10 +41,16 @@ class HelperCore:
     listener: Listener | None = None
 
     def __post_init__(self) -> None:
+        # absolute: the verifier hands artifact paths to a trial that runs in another cwd
+        self.state_dir = Path(self.state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.policies: dict[str, Policy] = load_policies(self.policies_dir)
         self.target = Target.detect()
-        include = [self.target.kit.include] if self.target.kit else [Path("/usr/include")]
+        kit = self.target.kit
+        if kit is None:  # inside the guest the target is direct, yet the kit's headers are here
+            with contextlib.suppress(KitError):
+                kit = find_kit()
+        include = [kit.include] if kit else [Path("/usr/include")]
         self.verifier = Verifier(self.target, self.state_dir, include,
                                  [self.bpf_dir / "schedcp.bpf.h"])
         trusted = [Path(p) for p in os.environ.get(TRUSTED_SCX_DIRS_ENV, "").split(":") if p]
@@ -84,6 +92,11 @@ class HelperCore:
             raise PolicyError(f"{name} is one of ours: verify it, then deploy the token")
         spec = Spec("scx", name, policy.resolved(tunables))
         return self.deployer.deploy(spec, canary, uid, owner)
+
+    def report(self, dep_id: str, value: float, baseline: float,
+               higher_is_better: bool) -> None:
+        """A caller-measured metric for the running canary; enough bad ones trip the breaker."""
+        self.deployer.report(dep_id, value, baseline, higher_is_better)
 
     def keep(self, dep_id: str) -> Deployment:
         return self.deployer.keep(dep_id)

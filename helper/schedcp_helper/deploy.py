@@ -26,6 +26,7 @@ from typing import Protocol
 from .scxstate import kernel_events, last_seq, read_state
 
 HISTORY_LIMIT = 200
+SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
 
 
 class DeployError(Exception):
@@ -142,6 +143,7 @@ class Deployer:
         self._stop_watch = threading.Event()
         self._watcher: threading.Thread | None = None
         self._reports: list[tuple[float, float, bool]] = []
+        self._canary = CanaryParams()
 
     # -- queries -------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -182,6 +184,7 @@ class Deployer:
             self.current = dep
             self.history.append(dep)
             self._reports = []
+            self._canary = canary
             self._save()
             self._stop_watch = threading.Event()
             self._watcher = threading.Thread(
@@ -196,8 +199,13 @@ class Deployer:
         with self._lock:
             if not self.current or self.current.id != dep_id:
                 raise DeployError(f"deployment {dep_id!r} is not the one running")
-            self.current.metrics.append({"t": time.time(), "value": value, "baseline": baseline})
+            dep = self.current
+            dep.metrics.append({"t": time.time(), "value": value, "baseline": baseline})
             self._reports.append((value, baseline, higher_is_better))
+            # past the canary window nobody watches the reports any more: judge them here
+            reason = self._reported_regression(self._canary) if dep.state == "passed" else None
+        if reason is not None:
+            self._trip(dep, reason)
 
     def keep(self, dep_id: str) -> Deployment:
         with self._lock:
@@ -222,22 +230,33 @@ class Deployer:
                 self.kept = None  # an explicit revert with nothing on canary: back to default
                 self._save()
                 return None
-            if dep.state == "kept":  # reverting a kept one falls back to what it replaced
-                self.kept = dep.previous
-            self._end_current("reverted", reason)
-            self._restore(self.kept)
-            self._save()
+            self._revert_locked(dep, reason)
         self.listener("reverted", dep)
         return dep
+
+    def _revert_locked(self, dep: Deployment, reason: str) -> None:
+        if dep.state == "kept":  # reverting a kept one falls back to what it replaced
+            self.kept = dep.previous
+        self._end_current("reverted", reason)
+        self._restore(self.kept)
+        self._save()
+
+    def _trip(self, dep: Deployment, reason: str) -> None:
+        """The breaker: revert ``dep`` unless it was kept, replaced or reverted meanwhile
+        (checked and done under one lock hold, so a racing keep or deploy wins cleanly)."""
+        with self._lock:
+            if self.current is not dep or dep.state == "kept":
+                return
+            self._revert_locked(dep, reason)
+        self.listener("reverted", dep)
 
     def owner_vanished(self, owner: str) -> None:
         """The client holding an unkept deployment left: revert (power-profiles-daemon's hold)."""
         with self._lock:
-            if self.current and self.current.owner == owner and self.current.state != "kept":
-                cur = self.current.id
-            else:
+            dep = self.current
+            if dep is None or dep.owner != owner or dep.state == "kept":
                 return
-        self.revert(f"the client that deployed it ({owner}) went away before keeping it", cur)
+        self._trip(dep, f"the client that deployed it ({owner}) went away before keeping it")
 
     def recover(self) -> Spec | None:
         """After a restart: the kernel fell back when we died; bring back the kept scheduler."""
@@ -312,17 +331,15 @@ class Deployer:
             if reason is None:
                 reason = self._reported_regression(canary)
             if reason is not None:
-                with self._lock:
-                    if self.current is not dep:
-                        return
-                self.revert(reason, dep.id)
+                self._trip(dep, reason)
                 return
             if time.monotonic() >= deadline:
                 with self._lock:
-                    if self.current is dep and dep.state == "canary":
-                        dep.state = "passed"
-                        self._save()
-                        self.listener("canary-passed", dep)
+                    if self.current is not dep or dep.state != "canary":
+                        return
+                    dep.state = "passed"
+                    self._save()
+                self.listener("canary-passed", dep)
                 return
 
     def _ejected(self, dep: Deployment, seq: int | None) -> str | None:
@@ -332,6 +349,11 @@ class Deployer:
         with self._lock:
             if self.current is not dep:
                 return None
+        # sched_ext logs why only while "disabling", after the state left "enabled": give it a
+        # moment, or the reason would be a bare state instead of the kernel's (e.g. the stall)
+        deadline = time.monotonic() + SETTLE_S
+        while read_state().state == "disabling" and time.monotonic() < deadline:
+            time.sleep(0.02)
         for ev in reversed(kernel_events(seq)):
             if ev.kind == "disabled" and ev.ops == dep.ops:
                 return f"sched_ext ejected it: {ev.explanation}"

@@ -9,12 +9,22 @@ The helper is root, so what it executes and with which arguments is locked down:
   ``Tunable.validate``; nothing else reaches the command line;
 - a clean environment (no LD_PRELOAD/LD_LIBRARY_PATH inherited from whoever started us).
 
+The child dies with the helper (PR_SET_PDEATHSIG SIGKILL): a packaged scheduler must not outlive
+the process that watches it. SIGKILL skips the binary's clean exit, but the kernel unregisters
+the struct_ops when the process's link goes away and falls back to its default scheduler, which
+is the point. The kernel sends the signal when the *thread* that forked the child exits, so
+children are forked from one long-lived spawner thread, never from a short-lived caller (e.g. a
+canary watcher that reverts and then returns).
+
 Success means the kernel says so: /sys/kernel/sched_ext enabled, with a new enable_seq.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import queue
 import re
 import signal
 import stat
@@ -32,6 +42,7 @@ TRUSTED_DIRS = (Path("/usr/bin"), Path("/usr/sbin"), Path("/usr/local/bin"),
 BINARY_RE = re.compile(r"^scx_[a-z0-9_]+$")
 CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 OUTPUT_LIMIT = 256 * 1024
+PR_SET_PDEATHSIG = 1
 
 
 class ScxRunError(RuntimeError):
@@ -102,6 +113,51 @@ def build_args(policy: Policy, values: Mapping[str, object]) -> list[str]:
     return args
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child before exec: SIGKILL when the forking thread dies; exit if it already has."""
+    if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(126)
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os._exit(126)
+
+
+class _Spawner:
+    """One daemon thread, alive as long as the process, that runs every Popen of a child."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def popen(self, argv: list[str], **kw) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="scx-spawner",
+                                                daemon=True)
+                self._thread.start()
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs.put((argv, kw, done))
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    def _serve(self) -> None:
+        while True:
+            argv, kw, done = self._jobs.get()
+            try:
+                hook = functools.partial(_die_with_parent, os.getpid())
+                done.put((True, subprocess.Popen(argv, preexec_fn=hook, **kw)))
+            except BaseException as e:  # handed back to the caller
+                done.put((False, e))
+
+
+_spawner = _Spawner()
+
+
 class _Output:
     """The child's merged stdout/stderr, keeping the last ``limit`` bytes."""
 
@@ -165,7 +221,7 @@ class ScxProcess:
             raise ScxRunError(f"sched_ext is busy: {before.state} with {before.ops!r}")
         check_trusted(self.binary)  # again, right before exec
         self._kmsg_seq = last_seq()
-        self.proc = subprocess.Popen(
+        self.proc = _spawner.popen(
             [str(self.binary), *self.args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=CHILD_ENV, cwd="/", start_new_session=True,
         )
