@@ -146,6 +146,12 @@ class Verifier:
             return None
 
     def _remember(self, key: str, report: VerifyReport) -> None:
+        """Cache passes and deterministic refusals (static, kernel verifier) only: a dynamic
+        failure may be a loaded host's noise and a trial that never ran says nothing."""
+        if report.failed_stage not in (None, "static", "kernel-verifier") or any(
+            s.message.startswith("the trial did not run") for s in report.stages
+        ):
+            return
         path = self._cache_file(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         stages = [vars(s) for s in report.stages if s.name not in ("input", "compile", "token")]

@@ -74,6 +74,11 @@ def test_each_bad_scheduler_is_stopped_at_its_stage(verifier, path):
     if stage == "kernel-verifier":
         assert any("processed" in line or "invalid" in line or "too complex" in line
                    for line in failing.details), "the kernel's verifier log is kept"
+    if stage in ("static", "kernel-verifier"):  # deterministic: cached
+        again = verifier.verify(VerifyRequest(source=path.read_bytes(), uid=0, name=path.stem))
+        assert again.failed_stage == stage and again.cached
+    elif stage == "dynamic":  # may be a loaded host's noise: never cached
+        assert not list((verifier.state_dir / "verdicts").glob("*.json"))
     if path.stem == "hidden_stall":
         assert "runnable task stall" in failing.message
     if path.stem == "starve_niced":
