@@ -14,8 +14,12 @@ test: setup
 demo: setup
 	$(VENV)/bin/schedcp vm -- 'echo "sched_ext: $$(cat /sys/kernel/sched_ext/state) on $$(uname -r)"'
 
+# Benchmarks print ratios measured side by side in one run (see each script's docstring).
 bench: setup
 	$(VENV)/bin/python bench/vm_boot.py
+	$(VENV)/bin/python bench/verifier_stages.py
+	$(VENV)/bin/python bench/sched_batch.py
+	$(VENV)/bin/python bench/sched_latency.py
 
 lint: setup
 	$(VENV)/bin/ruff check app helper tests bench

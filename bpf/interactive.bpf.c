@@ -5,10 +5,11 @@
  * Target tasks are those whose tgid is in the `targets` map (filled by the
  * helper) or that live in cgroup target_cgid (or below it). They wait in a
  * priority queue that CPUs drain first, run with short slices so they come
- * back often, and when one wakes with no idle CPU, a CPU running a non-target
- * is kicked so the target runs right away. Everything else shares a second
- * queue with longer slices (fewer switches, better throughput) and is still
- * served at least every starve_ms, so a busy target cannot starve the system.
+ * back often, and when one wakes with no idle CPU, it goes straight to the
+ * local queue of a CPU running a non-target and preempts it, so the target
+ * runs right away. Everything else shares a second queue with longer slices
+ * (fewer switches, better throughput) and is still served at least every
+ * starve_ms, so a busy target cannot starve the system.
  */
 #include "schedcp.bpf.h"
 
@@ -64,8 +65,8 @@ static bool is_target(struct task_struct *p)
 	return bpf_map_lookup_elem(&targets, &tgid) || in_target_cgroup(p);
 }
 
-/* Preempt a CPU that @p may use and that runs a non-target, preferring its last CPU. */
-static void kick_for(struct task_struct *p)
+/* A CPU @p may use that runs a non-target, preferring its last CPU; -1 if none. */
+static s32 cpu_to_preempt(struct task_struct *p)
 {
 	s32 prev = scx_bpf_task_cpu(p), cpu;
 	u32 i, n = scx_bpf_nr_cpu_ids();
@@ -76,11 +77,10 @@ static void kick_for(struct task_struct *p)
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		busy = bpf_map_lookup_percpu_elem(&cpu_runs_target, &(u32){0}, cpu);
-		if (busy && !*busy) {
-			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
-			return;
-		}
+		if (busy && !*busy)
+			return cpu;
 	}
+	return -1;
 }
 
 s32 BPF_STRUCT_OPS(interactive_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -96,13 +96,19 @@ s32 BPF_STRUCT_OPS(interactive_select_cpu, struct task_struct *p, s32 prev_cpu, 
 
 void BPF_STRUCT_OPS(interactive_enqueue, struct task_struct *p, u64 enq_flags)
 {
+	s32 cpu;
+
 	if (!is_target(p)) {
 		schedcp_dispatch(p, NORMAL_DSQ, slice_ns(bg_slice_us), enq_flags);
 		return;
 	}
+	/* Straight onto that CPU's local queue, ahead of and preempting its task. */
+	if (preempt && (enq_flags & SCX_ENQ_WAKEUP) && (cpu = cpu_to_preempt(p)) >= 0) {
+		schedcp_dispatch(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns(slice_us),
+				 enq_flags | SCX_ENQ_PREEMPT);
+		return;
+	}
 	schedcp_dispatch(p, PRIO_DSQ, slice_ns(slice_us), enq_flags);
-	if (preempt && (enq_flags & SCX_ENQ_WAKEUP))
-		kick_for(p);
 }
 
 void BPF_STRUCT_OPS(interactive_dispatch, s32 cpu, struct task_struct *prev)

@@ -8,29 +8,39 @@
  * long slices lets the short ones drain on the other CPU meanwhile, so the
  * makespan approaches max(long, total/CPUs).
  *
- * A job's remaining length is its expected runtime (the `expected_runtime` map,
- * filled per tgid by the helper from the workload profile) minus the CPU time
- * it has used; tasks without a hint that burn CPU without sleeping are ranked
- * by the CPU time they have used (long-running so far => likely long).
+ * A job's length is its expected runtime (the `expected_runtime` map, filled
+ * per tgid by the helper from the workload profile), or the CPU time it has
+ * used if that is more: a job that overran its hint, e.g. because the machine
+ * is slower than the profile says, is still a long job and keeps its place.
+ * Tasks without a hint that burn CPU without sleeping are ranked by the CPU
+ * time they have used (long-running so far => likely long).
  *
- * Batch tasks wait in a queue ordered by (enqueue time - remaining), capped at
- * max_boost_ms: a long job may jump ahead of at most max_boost_ms of arrivals,
- * so no batch task waits unboundedly. Everything else (short CPU bursts:
- * shells, daemons, the desktop) goes to a FIFO queue consumed first; a task
- * that stops sleeping is reclassified as batch after batch_min_us of CPU, and
- * the batch queue is served at least every BATCH_MAX_WAIT_NS regardless.
+ * Batch tasks wait in a queue ordered by (enqueue time - length), the length
+ * capped at max_boost_ms: a long job may jump ahead of at most max_boost_ms of
+ * arrivals, so every batch task waits less than about max_boost_ms plus one
+ * round of the tasks queued before it (keep it well under the 5 s watchdog).
+ * sched_ext asks for the next task before it re-queues the one whose slice
+ * ended, so dispatch keeps that task running while it still ranks before the
+ * queue's head; otherwise the long job would lose its CPU to a short one at
+ * every slice end and wait for the next one to free up.
+ * Everything else (short CPU bursts: shells, daemons, the desktop) goes to a
+ * FIFO queue consumed first; a task that stops sleeping is reclassified as
+ * batch after batch_min_us of CPU, and the batch queue is served at least
+ * every BATCH_MAX_WAIT_NS regardless.
  */
 #include "schedcp.bpf.h"
 
-const volatile u64 slice_us = 50000;		/* batch slice: long, so jobs are not chopped */
+const volatile u64 slice_us = 20000;		/* batch slice; jobs of equal rank take turns */
 const volatile u64 short_slice_us = 5000;	/* slice of non-batch tasks */
 const volatile u64 batch_min_us = 100000;	/* unhinted CPU burst that makes a task batch */
-const volatile u64 max_boost_ms = 10000;	/* most a long job may jump the queue by */
+const volatile u64 max_boost_ms = 2000;	/* most a long job may jump the queue by */
 
 #define NORMAL_DSQ	0
 #define BATCH_DSQ	1
 /* Batch work runs at least this often even while short tasks keep coming. */
 #define BATCH_MAX_WAIT_NS	(200 * NSEC_PER_MSEC)
+/* Longest queue jump allowed, whatever max_boost_ms says: below the watchdog. */
+#define MAX_BOOST_MS		3000
 
 static u64 batch_served_at;	/* last time the batch queue was served or found empty */
 
@@ -55,17 +65,44 @@ struct {
 	__type(value, struct task_ctx);
 } task_ctxs SEC(".maps");
 
-/* Expected remaining runtime of @p in ns, or 0 when it is not a batch task. */
-static u64 remaining_ns(struct task_struct *p, struct task_ctx *tctx)
+/* Expected total runtime of @p in ns, or 0 when it is not a batch task. */
+static u64 job_len_ns(struct task_struct *p, struct task_ctx *tctx)
 {
 	u32 tgid = p->tgid;
 	u64 *hint = bpf_map_lookup_elem(&expected_runtime, &tgid);
 
-	if (hint)	/* a hinted job that overran its hint still counts as batch */
-		return *hint > tctx->runtime ? *hint - tctx->runtime : 1;
+	if (hint)
+		return *hint > tctx->runtime ? *hint : tctx->runtime + 1;
 	if (tctx->burst >= batch_min_us * NSEC_PER_USEC)
 		return tctx->runtime;
 	return 0;
+}
+
+/* Queue position of batch task @p if queued now; 0 if @p is not a batch task. */
+static u64 batch_key(struct task_struct *p, u64 now)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	u64 len, cap = clamp_u64(max_boost_ms, 1, MAX_BOOST_MS) * NSEC_PER_MSEC;
+
+	if (!tctx || !(len = job_len_ns(p, tctx)))
+		return 0;
+	return now - (len < cap ? len : cap);
+}
+
+/* Whether @prev, runnable at the end of its slice, still ranks before the batch queue. */
+static bool keep_running(struct task_struct *prev, u64 now)
+{
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *head;
+	u64 key = batch_key(prev, now);
+	bool keep = key != 0;
+
+	bpf_iter_scx_dsq_new(&it, BATCH_DSQ, 0);
+	head = bpf_iter_scx_dsq_next(&it);
+	if (keep && head)
+		keep = vtime_before(key, head->scx.dsq_vtime);
+	bpf_iter_scx_dsq_destroy(&it);
+	return keep;
 }
 
 s32 BPF_STRUCT_OPS(ljf_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -81,16 +118,12 @@ s32 BPF_STRUCT_OPS(ljf_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 
 void BPF_STRUCT_OPS(ljf_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
-	u64 rem, cap;
+	u64 key = batch_key(p, bpf_ktime_get_ns());
 
-	if (!tctx || !(rem = remaining_ns(p, tctx))) {
+	if (!key)
 		schedcp_dispatch(p, NORMAL_DSQ, slice_ns(short_slice_us), enq_flags);
-		return;
-	}
-	cap = clamp_u64(max_boost_ms, 1, 3600 * 1000) * NSEC_PER_MSEC;
-	schedcp_dispatch_vtime(p, BATCH_DSQ, slice_ns(slice_us),
-			       bpf_ktime_get_ns() - (rem < cap ? rem : cap), enq_flags);
+	else
+		schedcp_dispatch_vtime(p, BATCH_DSQ, slice_ns(slice_us), key, enq_flags);
 }
 
 void BPF_STRUCT_OPS(ljf_dispatch, s32 cpu, struct task_struct *prev)
@@ -104,6 +137,10 @@ void BPF_STRUCT_OPS(ljf_dispatch, s32 cpu, struct task_struct *prev)
 	if (schedcp_consume(NORMAL_DSQ))
 		return;
 	batch_served_at = now;
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && keep_running(prev, now)) {
+		prev->scx.slice = slice_ns(slice_us);	/* nothing dispatched: prev runs on */
+		return;
+	}
 	schedcp_consume(BATCH_DSQ);
 }
 

@@ -219,6 +219,8 @@ static void kill_workers(void)
 }
 
 static void emit(const char *json);
+static void write_pids(const char *path, int units);
+static void wait_barrier(const char *path);
 
 static void abort_run(int sig)
 {
@@ -631,10 +633,12 @@ static int mode_latency(int argc, char **argv)
 	int ncpu = online_cpus();
 	double duration = 2.0, period_ms = 5.0, timeout = 0;
 	int hogs = 2 * ncpu, chunk = 20000, burst = 20000;
+	const char *pids_file = NULL, *barrier = NULL;
 	struct opt opts[] = {{"--duration-s", 'd', &duration}, {"--hogs", 'i', &hogs},
 			     {"--period-ms", 'd', &period_ms},	 {"--chunk", 'i', &chunk},
 			     {"--burst", 'i', &burst},		 {"--timeout", 'd', &timeout},
-			     {"--out", 's', &out_path},		 {NULL, 0, NULL}};
+			     {"--out", 's', &out_path},		 {"--pids-file", 's', &pids_file},
+			     {"--start-barrier", 's', &barrier},	 {NULL, 0, NULL}};
 	parse_opts(argc, argv, opts);
 	if (duration <= 0 || hogs < 0 || hogs + 2 > MAX_TASKS || period_ms <= 0 || chunk < 1 ||
 	    burst < 1)
@@ -645,15 +649,34 @@ static int mode_latency(int argc, char **argv)
 	global_deadline = t_begin + (uint64_t)(timeout * NS);
 	shm_init(1);
 
-	uint64_t start = now_ns(), end = start + (uint64_t)(duration * NS);
-	for (int i = 0; i < hogs; i++) {
-		struct slot *s = new_slot(C_HOG, 0, i, 0, 0);
-		if (spawn(s) == 0)
-			run_hog(s, end);
+	/* Workers wait on a pipe and read the end time from shared memory once released, so a
+	 * harness can act on the pids file (e.g. fill a scheduler's map) before anything runs. */
+	volatile uint64_t *end_at = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int rel[2];
+	if (end_at == MAP_FAILED || pipe(rel) < 0)
+		die("latency: %s", strerror(errno));
+	for (int i = 0; i <= hogs; i++) {
+		struct slot *s = i < hogs ? new_slot(C_HOG, 0, i, 0, 0) : new_slot(C_INTERACTIVE, 0, 0, 0, 1);
+		if (spawn(s) == 0) {
+			char c;
+			close(rel[1]);
+			while (read(rel[0], &c, 1) < 0 && errno == EINTR) /* EOF = released */
+				;
+			if (i < hogs)
+				run_hog(s, *end_at);
+			run_interactive(s, *end_at, (uint64_t)(period_ms * MS), (uint64_t)burst);
+		}
 	}
-	struct slot *per = new_slot(C_INTERACTIVE, 0, 0, 0, 1);
-	if (spawn(per) == 0)
-		run_interactive(per, end, (uint64_t)(period_ms * MS), (uint64_t)burst);
+	close(rel[0]);
+	struct slot *per = &slots[hogs];
+	if (pids_file) /* "pid class" lines, atomically */
+		write_pids(pids_file, 0);
+	if (barrier)
+		wait_barrier(barrier);
+	uint64_t start = now_ns(), end = start + (uint64_t)(duration * NS);
+	*end_at = end;
+	close(rel[1]);
 	wait_until(end + (uint64_t)(grace_s(duration) * NS), all_exited);
 	uint64_t done = now_ns();
 	end_phase();
@@ -820,6 +843,24 @@ static uint64_t run_job(int type, uint64_t units, uint64_t seed)
 	return acc;
 }
 
+/* Atomically (the file existing means every pid is in it): "pid expected_work_units" lines
+ * (batch) or "pid class" lines (latency). */
+static void write_pids(const char *path, int units)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		die("%s: %s", tmp, strerror(errno));
+	for (int i = 0; i < nslots; i++)
+		if (units)
+			fprintf(f, "%d %llu\n", slots[i].pid, (unsigned long long)slots[i].units);
+		else
+			fprintf(f, "%d %s\n", slots[i].pid, cls_name[slots[i].cls]);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		die("%s: %s", path, strerror(errno));
+}
+
 /* Blocks until the harness releases the tasks: a FIFO gets a byte, or a plain path appears. */
 static void wait_barrier(const char *path)
 {
@@ -918,17 +959,8 @@ static int mode_batch(int argc, char **argv)
 		}
 	}
 	close(rel[0]);
-	if (pids_file) { /* atomically: the file existing means every pid is in it */
-		char tmp[4096];
-		snprintf(tmp, sizeof tmp, "%s.tmp%d", pids_file, (int)getpid());
-		FILE *f = fopen(tmp, "w");
-		if (!f)
-			die("%s: %s", tmp, strerror(errno));
-		for (int i = 0; i < nslots; i++)
-			fprintf(f, "%d %llu\n", slots[i].pid, (unsigned long long)slots[i].units);
-		if (fclose(f) != 0 || rename(tmp, pids_file) != 0)
-			die("%s: %s", pids_file, strerror(errno));
-	}
+	if (pids_file)
+		write_pids(pids_file, 1);
 	if (barrier)
 		wait_barrier(barrier);
 	uint64_t released = now_ns();

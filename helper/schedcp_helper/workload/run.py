@@ -75,6 +75,8 @@ class Latency:
     period_ms: float | None = None  # 5
     chunk: int | None = None
     burst: int | None = None
+    pids_file: str | None = None  # "pid class" lines, written once all are forked
+    start_barrier: str | None = None  # as for Batch: fill a targets map before they run
     timeout_s: float | None = None
     out: str | None = None
     mode = "latency"
