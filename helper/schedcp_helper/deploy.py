@@ -26,6 +26,7 @@ from typing import Protocol
 from .scxstate import kernel_events, last_seq, read_state
 
 HISTORY_LIMIT = 200
+GUARD_POLL_S = 1.0  # after the canary: one sysfs read a second
 SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
 
 
@@ -212,8 +213,7 @@ class Deployer:
             dep = self.current
             if not dep or dep.id != dep_id:
                 raise DeployError(f"deployment {dep_id!r} is not the one running")
-            self._stop_watch.set()
-            dep.state, dep.owner = "kept", ""
+            dep.state, dep.owner = "kept", ""  # the watcher stays on as an ejection guard
             self.kept = dep.spec
             self._save()
         self.listener("kept", dep)
@@ -241,11 +241,12 @@ class Deployer:
         self._restore(self.kept)
         self._save()
 
-    def _trip(self, dep: Deployment, reason: str) -> None:
+    def _trip(self, dep: Deployment, reason: str, even_kept: bool = False) -> None:
         """The breaker: revert ``dep`` unless it was kept, replaced or reverted meanwhile
-        (checked and done under one lock hold, so a racing keep or deploy wins cleanly)."""
+        (checked and done under one lock hold, so a racing keep or deploy wins cleanly).
+        ``even_kept``: the kernel ejected it, so it is gone whatever the user said."""
         with self._lock:
-            if self.current is not dep or dep.state == "kept":
+            if self.current is not dep or (dep.state == "kept" and not even_kept):
                 return
             self._revert_locked(dep, reason)
         self.listener("reverted", dep)
@@ -333,13 +334,29 @@ class Deployer:
             if reason is not None:
                 self._trip(dep, reason)
                 return
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or dep.state == "kept":
                 with self._lock:
-                    if self.current is not dep or dep.state != "canary":
+                    if self.current is not dep:
                         return
-                    dep.state = "passed"
-                    self._save()
-                self.listener("canary-passed", dep)
+                    passed = dep.state == "canary"
+                    if passed:
+                        dep.state = "passed"
+                        self._save()
+                if passed:
+                    self.listener("canary-passed", dep)
+                self._guard(dep, seq, stop)
+                return
+
+    def _guard(self, dep: Deployment, seq: int | None, stop: threading.Event) -> None:
+        """After the canary: sched_ext may still eject a passed or kept scheduler later (a
+        watchdog stall under a workload the canary never saw). Notice it, record why, and go
+        back to what it replaced instead of silently sitting on the kernel default."""
+        while not stop.wait(GUARD_POLL_S):
+            if self.current is not dep:
+                return
+            reason = self._ejected(dep, seq)
+            if reason is not None:
+                self._trip(dep, f"after the canary, {reason}", even_kept=True)
                 return
 
     def _ejected(self, dep: Deployment, seq: int | None) -> str | None:

@@ -217,6 +217,23 @@ def _(out):
     out["history"] = hist(core, dep.id)
 
 
+@scenario("c2_kept_then_ejected")
+def _(out):
+    # Same bypass as c. The canary (1 s) ends before the stall's 5 s watchdog: the user keeps
+    # it, the kernel ejects it later, and the guard must bring back what it replaced (vtime).
+    dep = core.deployer.deploy(bypass(STALL_OBJ, "hidden_stall"), CanaryParams(
+        window_s=1.0, poll_s=0.1), uid=0)
+    wait_event(dep.id, "canary-passed", 10)
+    core.keep(dep.id)
+    out["kept_state"] = dep.state
+    t0 = time.monotonic()
+    t1 = wait_event(dep.id, "reverted", 40)
+    out["keep_to_restored_s"] = round(t1 - t0, 2) if t1 else None
+    out["dep"] = entry(dep)
+    out["restored"] = state()
+    out["saved_kept"] = saved()["kept"]
+
+
 @scenario("e_owner")
 def _(out):
     dep = core.switch("scx_simple", {}, 0, CanaryParams(window_s=30), owner=":1.42")

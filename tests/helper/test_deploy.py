@@ -138,6 +138,20 @@ def test_ejection_is_noticed_and_a_failed_launch_restores_the_previous(fake):
     assert world["ops"] == "ops_good" and d.history[-1].state == "failed"
 
 
+def test_a_kept_scheduler_ejected_later_brings_back_what_it_replaced(fake, monkeypatch):
+    monkeypatch.setattr(deploy_mod, "GUARD_POLL_S", 0.01)
+    d, world, _ = fake
+    good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
+    d.keep(good.id)
+    dep = d.deploy(Spec("bpf", "later"), CanaryParams(window_s=0.05, poll_s=0.01), uid=0)
+    assert _wait(lambda: dep.state == "passed")
+    d.keep(dep.id)
+    world.update(state="disabled", ops="")  # ejected long after the canary
+    assert _wait(lambda: dep.state == "reverted")
+    assert dep.reason.startswith("after the canary")
+    assert world["ops"] == "ops_good" and d.kept.name == "good"
+
+
 def test_corrupt_state_file_is_set_aside(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
@@ -192,7 +206,7 @@ def scenarios(vm_kit, tmp_path_factory) -> dict:
     report = HelperCore(state_dir=out / "state").verify_policy("vtime", {}, 0)
     if report.failed_stage == "dynamic":  # the workload judge is timing-based: one retry
         print(f"vtime refused at dynamic, retrying once:\n{report.render()}")
-        shutil.rmtree(out / "state" / "verdicts")  # the verdict cache would answer the same
+        shutil.rmtree(out / "state" / "verdicts", ignore_errors=True)  # dynamic: not cached
         report = HelperCore(state_dir=out / "state").verify_policy("vtime", {}, 0)
     verify_s = time.monotonic() - t0
     assert report.ok, report.render()
@@ -265,6 +279,15 @@ def test_d_runqueue_wait_regression_reverts(scenarios):
     assert s["dep"]["reason"] == f"runqueue wait of pid {s['target_pid']} rose past 3x its baseline"
     assert s["end"] == {"state": "disabled", "ops": ""}  # nothing kept then: kernel default
     print(f"fifo behind niced hogs: reverted {s['detect_s']} s after deploy started")
+
+
+@pytest.mark.vm
+def test_c2_a_kept_scheduler_ejected_later_is_replaced_by_the_previous(scenarios):
+    c2 = sc(scenarios, "c2_kept_then_ejected")
+    assert c2["kept_state"] == "kept"
+    assert c2["dep"]["state"] == "reverted" and "after the canary" in c2["dep"]["reason"]
+    assert c2["restored"]["ops"] == "schedcp_vtime" and c2["saved_kept"]["name"] == "vtime"
+    assert c2["keep_to_restored_s"] is not None and c2["keep_to_restored_s"] < 15
 
 
 @pytest.mark.vm
