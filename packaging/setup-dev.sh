@@ -11,8 +11,9 @@ log() { echo "[setup] $*"; }
 # load SQLite extensions and starts faster inside the guest than pyenv's. clang-19: compiles BPF
 # schedulers. gcc/libc6-dev: the workload probe. linux-source-6.12 + libelf/zlib: the kernel's
 # example schedulers, built as stand-ins for packaged scx_* binaries in tests.
+# dbus/polkitd: the helper's tests run a private system bus with the real polkitd.
 PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make clang-19 gcc libc6-dev
-      linux-source-6.12 xz-utils libelf-dev zlib1g-dev)
+      linux-source-6.12 xz-utils libelf-dev zlib1g-dev dbus dbus-daemon polkitd)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

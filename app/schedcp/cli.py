@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__, vmcmd
+from . import __version__, helpercmd, vmcmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"schedcp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     vmcmd.register(sub)
+    helpercmd.register(sub)
     return parser
 
 

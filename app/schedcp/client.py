@@ -1,0 +1,318 @@
+"""Client of the root helper (``org.schedcp.Helper1`` on the system bus), for the CLI and the tray.
+
+A synchronous API over dbus-next: one asyncio loop runs in a daemon thread and owns the
+connection; each call waits for its reply. Signal callbacks run on that thread (a Qt caller
+re-posts them to its own thread). The connection is the caller's identity on the bus: while it
+is open the helper holds the deployments it made; closing it (or exiting) before ``keep``
+reverts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+BUS_NAME = "org.schedcp.Helper1"
+OBJECT_PATH = "/org/schedcp/Helper1"
+INTERFACE = "org.schedcp.Helper1"
+ERROR_PREFIX = "org.schedcp.Helper1.Error."
+CALL_TIMEOUT = 30.0
+VERIFY_TIMEOUT = 900.0
+
+
+class HelperError(Exception):
+    """An error from the helper (or from reaching it); ``name`` is the D-Bus error name."""
+
+    hint = ""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+    @property
+    def short(self) -> str:
+        return self.name.removeprefix(ERROR_PREFIX).rsplit(".", 1)[-1]
+
+    def __str__(self) -> str:
+        return self.message + (f" ({self.hint})" if self.hint else "")
+
+
+class HelperUnavailable(HelperError):
+    hint = ("is schedcp-helper installed? Its D-Bus service org.schedcp.Helper1 starts on demand "
+            "from /usr/share/dbus-1/system-services")
+
+
+class NotAuthorized(HelperError):
+    hint = "polkit refused; ask an administrator or run from an active local session"
+
+
+class NoSchedExt(HelperError):
+    hint = "this kernel lacks sched_ext (Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)"
+
+
+class InvalidArgs(HelperError):
+    pass
+
+
+class TokenInvalid(HelperError):
+    hint = "verify again to get a fresh token"
+
+
+class NotFound(HelperError):
+    pass
+
+
+class VerificationFailed(HelperError):
+    pass
+
+
+class Busy(HelperError):
+    pass
+
+
+_BY_NAME: dict[str, type[HelperError]] = {
+    ERROR_PREFIX + c.__name__: c
+    for c in (NotAuthorized, NoSchedExt, InvalidArgs, TokenInvalid, NotFound, VerificationFailed,
+              Busy)
+}
+_UNAVAILABLE = ("org.freedesktop.DBus.Error.ServiceUnknown",
+                "org.freedesktop.DBus.Error.NameHasNoOwner",
+                "org.freedesktop.DBus.Error.Spawn.ServiceNotFound",
+                "org.freedesktop.DBus.Error.Spawn.ChildExited",
+                "org.freedesktop.DBus.Error.NoReply",
+                "org.freedesktop.DBus.Error.Disconnected")
+
+
+def error_for(name: str, message: str) -> HelperError:
+    if name in _UNAVAILABLE:
+        return HelperUnavailable(name, f"the SchedCP helper is not reachable: {message}")
+    if name == "org.freedesktop.DBus.Error.AccessDenied":
+        return NotAuthorized(name, message)
+    return _BY_NAME.get(name, HelperError)(name, message)
+
+
+def plain(value: Any) -> Any:
+    """Variants and nested containers → plain Python values."""
+    from dbus_next import Variant
+
+    if isinstance(value, Variant):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def variants(values: dict | None) -> dict:
+    """Plain tunables/options → a{sv}: bool → b, int → x (or t), float → d, str → s,
+    list of ints → au, dict of int → int → a{ut}."""
+    from dbus_next import Variant
+
+    out = {}
+    for k, v in (values or {}).items():
+        if isinstance(v, Variant):
+            out[k] = v
+        elif isinstance(v, bool):
+            out[k] = Variant("b", v)
+        elif isinstance(v, int):
+            out[k] = Variant("x" if v < 2**63 else "t", v)
+        elif isinstance(v, float):
+            out[k] = Variant("d", v)
+        elif isinstance(v, str):
+            out[k] = Variant("s", v)
+        elif isinstance(v, (list, tuple)):
+            out[k] = Variant("au", [int(x) for x in v])
+        elif isinstance(v, dict):
+            out[k] = Variant("a{ut}", {int(a): int(b) for a, b in v.items()})
+        else:
+            raise TypeError(f"{k}: cannot send a {type(v).__name__}")
+    return out
+
+
+@dataclass
+class Signal:
+    member: str
+    args: list
+
+
+class HelperClient:
+    """One connection to the helper. Use as a context manager, or call ``close``."""
+
+    def __init__(self, address: str | None = None, timeout: float = CALL_TIMEOUT):
+        self.address = address or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="schedcp-dbus",
+                                        daemon=True)
+        self._thread.start()
+        self._bus = None
+        self._subscribers: list[Callable[[Signal], None]] = []
+        self._serial_hooks: list[Callable[[int], None]] = []
+        try:
+            self._bus = self._submit(self._connect(), timeout)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _connect(self):
+        from dbus_next import BusType, Message
+        from dbus_next.aio import MessageBus
+
+        try:
+            bus = await (MessageBus(bus_address=self.address) if self.address
+                         else MessageBus(bus_type=BusType.SYSTEM)).connect()
+        except (OSError, ValueError) as e:
+            raise HelperUnavailable("org.freedesktop.DBus.Error.NoServer",
+                                    f"cannot connect to the system bus: {e}") from None
+        bus.add_message_handler(self._on_message)
+        await bus.call(Message(
+            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+            body=[f"type='signal',sender='{BUS_NAME}',path='{OBJECT_PATH}',"
+                  f"interface='{INTERFACE}'"]))
+        return bus
+
+    def _on_message(self, msg) -> bool:
+        from dbus_next import MessageType
+
+        if (msg.message_type == MessageType.SIGNAL and msg.interface == INTERFACE
+                and msg.path == OBJECT_PATH):
+            sig = Signal(msg.member, plain(list(msg.body)))
+            for cb in list(self._subscribers):
+                try:
+                    cb(sig)
+                except Exception:  # a subscriber's bug must not kill the connection
+                    import logging
+
+                    logging.getLogger("schedcp.client").exception("signal callback failed")
+        return False
+
+    def _submit(self, coro, timeout: float | None):
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise HelperError("org.freedesktop.DBus.Error.Timeout",
+                              f"the helper did not answer within {timeout:g} s") from None
+
+    async def _call_async(self, member: str, signature: str, body: list,
+                          interface: str = INTERFACE):
+        from dbus_next import Message, MessageType
+
+        msg = Message(destination=BUS_NAME, path=OBJECT_PATH, interface=interface, member=member,
+                      signature=signature, body=body)
+        for hook in self._serial_hooks:
+            hook(msg.serial)
+        try:
+            reply = await self._bus.call(msg)
+        except EOFError:
+            raise HelperUnavailable("org.freedesktop.DBus.Error.Disconnected",
+                                    "the bus connection closed") from None
+        if reply.message_type == MessageType.ERROR:
+            raise error_for(reply.error_name, reply.body[0] if reply.body else "")
+        return reply.body
+
+    def call(self, member: str, signature: str = "", body: list | None = None,
+             timeout: float | None = None, interface: str = INTERFACE) -> list:
+        """A raw method call (tests and fuzzers use it); returns the reply body."""
+        if self._bus is None:
+            raise HelperUnavailable("org.freedesktop.DBus.Error.Disconnected", "closed")
+        return self._submit(self._call_async(member, signature, body or [], interface),
+                            timeout or self.timeout)
+
+    @property
+    def unique_name(self) -> str:
+        return self._bus.unique_name if self._bus else ""
+
+    def subscribe(self, callback: Callable[[Signal], None]) -> Callable[[], None]:
+        """Call ``callback(Signal)`` for every helper signal; returns an unsubscribe function."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def close(self) -> None:
+        if self._bus is not None:
+            bus, self._bus = self._bus, None
+            self._loop.call_soon_threadsafe(bus.disconnect)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    def __enter__(self) -> HelperClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the API ---------------------------------------------------------------------------
+    def status(self) -> dict:
+        return plain(self.call("Status")[0])
+
+    def list_schedulers(self) -> list[dict]:
+        out = plain(self.call("ListSchedulers")[0])
+        for s in out:
+            s["tunables"] = json.loads(s.get("tunables") or "{}")
+        return out
+
+    def _verify(self, member: str, sig: str, body: list, on_progress, timeout) -> dict:
+        import secrets
+
+        request_id = secrets.token_hex(8)
+        unsub = None
+        if on_progress is not None:
+            def relay(s: Signal) -> None:
+                if s.member == "VerifyProgress" and s.args[0] == request_id:
+                    on_progress(s.args[1], s.args[2])
+            unsub = self.subscribe(relay)
+        try:
+            body = [*body, {"request_id": variants({"x": request_id})["x"]}]
+            return json.loads(self.call(member, sig, body, timeout or VERIFY_TIMEOUT)[0])
+        finally:
+            if unsub:
+                unsub()
+
+    def verify_policy(self, name: str, tunables: dict | None = None,
+                      on_progress: Callable[[str, str], None] | None = None,
+                      timeout: float | None = None) -> dict:
+        """Verify one of our policies; the report dict has ``ok`` and ``token``."""
+        return self._verify("VerifyPolicy", "sa{sv}a{sv}", [name, variants(tunables)],
+                            on_progress, timeout)
+
+    def verify_source(self, source: bytes, name: str = "custom", tunables: dict | None = None,
+                      on_progress: Callable[[str, str], None] | None = None,
+                      timeout: float | None = None) -> dict:
+        return self._verify("VerifySource", "aysa{sv}a{sv}", [source, name, variants(tunables)],
+                            on_progress, timeout)
+
+    def deploy(self, token: str, canary: dict | None = None) -> str:
+        """Deploy a verified artifact; held by this connection until ``keep``."""
+        return self.call("Deploy", "sa{sv}", [token, variants(canary)], 120)[0]
+
+    def switch(self, name: str, tunables: dict | None = None,
+               canary: dict | None = None) -> str:
+        return self.call("Switch", "sa{sv}a{sv}", [name, variants(tunables),
+                                                   variants(canary)], 120)[0]
+
+    def keep(self, dep_id: str) -> str:
+        return self.call("Keep", "s", [dep_id], 60)[0]
+
+    def revert(self, dep_id: str = "", reason: str = "") -> str:
+        return self.call("Revert", "ss", [dep_id, reason], 60)[0]
+
+    def history(self, limit: int = 50) -> list[dict]:
+        return json.loads(self.call("History", "u", [limit])[0])
+
+    def version(self) -> str:
+        return plain(self.call("Get", "ss", [INTERFACE, "Version"],
+                               interface="org.freedesktop.DBus.Properties")[0])

@@ -1,0 +1,676 @@
+"""``org.schedcp.Helper1`` on the system bus: marshalling, caller identity, authorization, error
+mapping, signals and holds around ``HelperCore``; the core does the work.
+
+A low-level message handler rather than dbus-next's ``@method`` (which can neither see the
+sender nor be async): every call is checked against the method table (signature, sizes), the
+caller is identified with GetConnectionCredentials, polkit is asked, then the core runs in a
+thread pool (verify takes 15-60 s, deploy seconds) and the reply is sent when it is done. The
+bus loop never blocks, and an exception never leaves the handler: it becomes a named error.
+
+Argument types are plain D-Bus types; a{sv} for tunables and options (values checked here for
+type and size, and against the policy's metadata in the core). Verify reports and history are
+JSON strings: they are nested (stages with details, deployments with specs) and read by
+programs that want them whole, where a D-Bus struct would be a brittle ten-field signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbus_next import Message, MessageFlag, MessageType, Variant
+from dbus_next.aio import MessageBus
+from dbus_next.constants import BusType, NameFlag, RequestNameReply
+
+from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
+from .errors import ServiceError
+
+log = logging.getLogger("schedcp.helper.service")
+
+VERSION = "1"
+MAX_SOURCE = 128 * 1024
+MAX_STRING = 4096  # tokens are ~300 bytes
+MAX_NAME = 64
+MAX_REASON = 256
+MAX_OPTIONS = 32
+MAX_PIDS = 64
+MAX_HISTORY = 200
+MAX_PENDING_VERIFY = 4
+KEY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ID_RE = re.compile(r"^[0-9a-f]{1,32}$")
+INT_SIGS = frozenset("ynqiuxt")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    in_sig: str
+    out_sig: str
+    args: tuple[str, ...]  # argument names for introspection
+    outs: tuple[str, ...]
+    doc: str
+
+
+METHODS = {m.name: m for m in (
+    Method("Status", "", "a{sv}", (), ("status",), "kernel support, what runs, canary, "
+           "last-known-good"),
+    Method("ListSchedulers", "", "aa{sv}", (), ("schedulers",), "packaged and own policies"),
+    Method("VerifyPolicy", "sa{sv}a{sv}", "s", ("name", "tunables", "options"), ("report",),
+           "verify one of our policies; report JSON with the token"),
+    Method("VerifySource", "aysa{sv}a{sv}", "s", ("source", "name", "tunables", "options"),
+           ("report",), "verify generated code; report JSON with the token"),
+    Method("Deploy", "sa{sv}", "s", ("token", "canary"), ("id",), "deploy a verified artifact"),
+    Method("Switch", "sa{sv}a{sv}", "s", ("name", "tunables", "canary"), ("id",),
+           "run a packaged scx_* scheduler"),
+    Method("Keep", "s", "s", ("id",), ("state",), "keep the running deployment"),
+    Method("Revert", "ss", "s", ("id", "reason"), ("state",),
+           "revert a deployment ('' = whatever runs)"),
+    Method("History", "u", "s", ("limit",), ("history",), "past deployments, JSON, newest last"),
+)}
+SIGNALS = {
+    "StateChanged": ("a{sv}", ("status",)),
+    "Reverted": ("ss", ("id", "reason")),
+    "VerifyProgress": ("sss", ("request_id", "stage", "message")),
+    "DeploymentChanged": ("ss", ("id", "state")),
+}
+PROPERTIES = {"Version": "s"}
+
+
+def _xml_args(sig: str, names: tuple[str, ...], direction: str | None) -> str:
+    from dbus_next.signature import SignatureTree
+
+    types = [t.signature for t in SignatureTree._get(sig).types] if sig else []
+    d = f' direction="{direction}"' if direction else ""
+    return "".join(f'<arg name="{n}" type="{t}"{d}/>' for n, t in zip(names, types, strict=True))
+
+
+def introspection_xml(path: str) -> str:
+    """Accurate XML from the method table (so it cannot drift from what is dispatched)."""
+    head = ('<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN" '
+            '"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n<node>')
+    if path != OBJECT_PATH:
+        rest = OBJECT_PATH[len(path.rstrip("/")) + 1:]
+        return f'{head}<node name="{rest.split("/")[0]}"/></node>'
+    parts = [head, f'<interface name="{INTERFACE}">']
+    for m in METHODS.values():
+        parts.append(f'<method name="{m.name}">{_xml_args(m.in_sig, m.args, "in")}'
+                     f'{_xml_args(m.out_sig, m.outs, "out")}</method>')
+    for name, (sig, names) in SIGNALS.items():
+        parts.append(f'<signal name="{name}">{_xml_args(sig, names, None)}</signal>')
+    for name, sig in PROPERTIES.items():
+        parts.append(f'<property name="{name}" type="{sig}" access="read"/>')
+    parts.append("</interface>")
+    parts.append('<interface name="org.freedesktop.DBus.Introspectable"><method '
+                 'name="Introspect"><arg name="xml" type="s" direction="out"/></method>'
+                 "</interface>")
+    parts.append('<interface name="org.freedesktop.DBus.Peer"><method name="Ping"/><method '
+                 'name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/>'
+                 "</method></interface>")
+    parts.append('<interface name="org.freedesktop.DBus.Properties">'
+                 '<method name="Get"><arg name="interface" type="s" direction="in"/>'
+                 '<arg name="name" type="s" direction="in"/>'
+                 '<arg name="value" type="v" direction="out"/></method>'
+                 '<method name="GetAll"><arg name="interface" type="s" direction="in"/>'
+                 '<arg name="props" type="a{sv}" direction="out"/></method>'
+                 '<signal name="PropertiesChanged"><arg name="interface" type="s"/>'
+                 '<arg name="changed" type="a{sv}"/><arg name="invalidated" type="as"/>'
+                 "</signal></interface></node>")
+    return "".join(parts)
+
+
+# -- argument checks (before anything else) -----------------------------------------------------
+def _invalid(msg: str) -> ServiceError:
+    return ServiceError(errors.INVALID_ARGS, msg)
+
+
+def check_string(value: str, what: str, limit: int = MAX_STRING) -> str:
+    if len(value) > limit:
+        raise _invalid(f"{what} is longer than {limit} characters")
+    return value
+
+
+def check_name(value: str, what: str = "name") -> str:
+    if not NAME_RE.match(value):
+        raise _invalid(f"{what} must be 1-64 characters of [A-Za-z0-9_.-]")
+    return value
+
+
+def check_tunables(raw: dict) -> dict[str, int | bool | str]:
+    """a{sv} → plain values: booleans, integers and short strings only."""
+    if len(raw) > MAX_OPTIONS:
+        raise _invalid(f"at most {MAX_OPTIONS} tunables")
+    out: dict[str, int | bool | str] = {}
+    for key, var in raw.items():
+        if not KEY_RE.match(key):
+            raise _invalid("tunable names are 1-48 characters of [a-z0-9_]")
+        sig = var.signature
+        if sig == "b":
+            out[key] = bool(var.value)
+        elif sig in INT_SIGS:
+            out[key] = int(var.value)
+        elif sig == "s":
+            out[key] = check_string(var.value, f"tunable {key}", MAX_NAME)
+        else:
+            raise _invalid(f"tunable {key}: type {sig!r} is not one of b, integer, s")
+    return out
+
+
+def _number(var: Variant, key: str, lo: float, hi: float) -> float:
+    if var.signature not in INT_SIGS | {"d"}:
+        raise _invalid(f"{key} must be a number")
+    value = float(var.value)
+    if not lo <= value <= hi:
+        raise _invalid(f"{key} must lie within {lo:g}..{hi:g}")
+    return value
+
+
+def check_canary(raw: dict) -> tuple[dict, dict[int, int]]:
+    """Canary options → (CanaryParams keyword arguments, expected-runtime hints)."""
+    if len(raw) > MAX_OPTIONS:
+        raise _invalid(f"at most {MAX_OPTIONS} canary options")
+    kw: dict = {}
+    hints: dict[int, int] = {}
+    for key, var in raw.items():
+        if key == "window_s":
+            kw[key] = _number(var, key, 1, 3600)
+        elif key == "max_wait_ratio":
+            kw[key] = _number(var, key, 1.1, 100)
+        elif key == "regression_ratio":
+            kw[key] = _number(var, key, 1.01, 100)
+        elif key == "strikes":
+            kw[key] = int(_number(var, key, 1, 100))
+        elif key == "target_pids":
+            if var.signature != "au" or len(var.value) > MAX_PIDS:
+                raise _invalid(f"target_pids must be au with at most {MAX_PIDS} pids")
+            kw[key] = [int(p) for p in var.value if p > 0]
+        elif key == "hints":
+            if var.signature != "a{ut}" or len(var.value) > MAX_PIDS:
+                raise _invalid(f"hints must be a{{ut}} (tgid → ns) with at most {MAX_PIDS}")
+            hints = {int(k): int(v) for k, v in var.value.items()}
+        else:
+            raise _invalid(f"unknown canary option {key[:48]!r}; known: window_s, target_pids, "
+                           "hints, max_wait_ratio, regression_ratio, strikes")
+    return kw, hints
+
+
+def check_options(raw: dict) -> dict:
+    if len(raw) > MAX_OPTIONS:
+        raise _invalid(f"at most {MAX_OPTIONS} options")
+    out = {}
+    for key, var in raw.items():
+        if key != "request_id":
+            raise _invalid(f"unknown option {key[:48]!r}; known: request_id")
+        if var.signature != "s":
+            raise _invalid("request_id must be a string")
+        out[key] = check_string(var.value, "request_id", MAX_NAME)
+    return out
+
+
+# -- marshalling of results ---------------------------------------------------------------------
+def _s(v) -> Variant:
+    return Variant("s", "" if v is None else str(v))
+
+
+def status_dict(st: dict) -> dict[str, Variant]:
+    """The core's status as a flat a{sv}: what a tray shows without parsing anything."""
+    cur = st.get("current") or {}
+    spec = cur.get("spec") or {}
+    lkg = st.get("last_known_good") or {}
+    return {
+        "supported": Variant("b", bool(st.get("supported"))),
+        "state": _s(st.get("state")), "ops": _s(st.get("ops")), "target": _s(st.get("target")),
+        "deployment": _s(cur.get("id")), "deployment_state": _s(cur.get("state")),
+        "deployment_name": _s(spec.get("name")), "deployment_kind": _s(spec.get("kind")),
+        "deployment_owner": _s(cur.get("owner")),
+        "deployment_started": Variant("d", float(cur.get("started") or 0.0)),
+        "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
+    }
+
+
+class ArtifactBook:
+    """Which verified artifacts came from our shipped policies (→ the ``switch`` action) and
+    under which name; everything else is new code (→ ``deploy-new``). Kept across restarts."""
+
+    LIMIT = 256
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self.entries: dict[str, dict] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def record(self, artifact: str, name: str, shipped: bool) -> None:
+        with self._lock:
+            old = self.entries.pop(artifact, {})
+            self.entries[artifact] = {"name": old.get("name") if old.get("shipped") else name,
+                                      "shipped": shipped or bool(old.get("shipped"))}
+            while len(self.entries) > self.LIMIT:
+                self.entries.pop(next(iter(self.entries)))
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.entries))
+            tmp.replace(self.path)
+
+    def get(self, artifact: str) -> dict | None:
+        with self._lock:
+            return self.entries.get(artifact)
+
+
+class HelperService:
+    def __init__(self, bus: MessageBus, core, loop: asyncio.AbstractEventLoop):
+        self.bus, self.core, self.loop = bus, core, loop
+        self.authority = authz.Authority(bus)
+        self.ops = ThreadPoolExecutor(4, thread_name_prefix="ops")
+        self.verifies = ThreadPoolExecutor(1, thread_name_prefix="verify")
+        self.pending_verify = 0
+        self.book = ArtifactBook(core.state_dir / "artifacts-book.json")
+        self.holds: set[str] = set()
+        self.requested_reverts: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self.handlers: dict[str, Callable[[Message, authz.Caller | None], Awaitable]] = {
+            "Status": self.status, "ListSchedulers": self.list_schedulers,
+            "VerifyPolicy": self.verify_policy, "VerifySource": self.verify_source,
+            "Deploy": self.deploy, "Switch": self.switch, "Keep": self.keep,
+            "Revert": self.revert, "History": self.history,
+        }
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def on_message(self, msg: Message):
+        """dbus-next calls this for every incoming message; it must never raise."""
+        try:
+            if msg.message_type == MessageType.SIGNAL:
+                if (msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus"
+                        and msg.signature == "sss"):
+                    self._name_owner_changed(*msg.body)
+                return False
+            if msg.message_type != MessageType.METHOD_CALL:
+                return False
+            if msg.path == OBJECT_PATH or OBJECT_PATH.startswith(msg.path.rstrip("/") + "/"):
+                task = self.loop.create_task(self._dispatch(msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return True
+            return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownObject",
+                                     f"no object at {msg.path}")
+        except Exception:
+            log.exception("message handler failed")
+            if msg.message_type == MessageType.METHOD_CALL:
+                return Message.new_error(msg, errors.FAILED, "internal error in the helper")
+            return False
+
+    def _reply(self, msg: Message, reply: Message) -> None:
+        if not msg.flags & MessageFlag.NO_REPLY_EXPECTED:
+            self.bus.send(reply)
+
+    async def _dispatch(self, msg: Message) -> None:
+        try:
+            sig, body = await self._call(msg)
+            reply = Message.new_method_return(msg, sig, body)
+        except ServiceError as e:
+            reply = Message.new_error(msg, e.name, errors.scrub(e.message))
+        except Exception as e:
+            mapped = errors.from_exception(e)
+            if mapped is None:
+                log.exception("%s.%s failed", msg.interface, msg.member)
+                mapped = ServiceError(errors.FAILED, "internal error in the helper (see its log)")
+            reply = Message.new_error(msg, mapped.name, errors.scrub(mapped.message))
+        try:
+            self._reply(msg, reply)
+        except Exception:
+            log.exception("could not send the reply to %s", msg.sender)
+
+    async def _call(self, msg: Message) -> tuple[str, list]:
+        iface, member = msg.interface, msg.member
+        if iface == "org.freedesktop.DBus.Introspectable" and member == "Introspect":
+            return "s", [introspection_xml(msg.path)]
+        if iface == "org.freedesktop.DBus.Peer":
+            if member == "Ping":
+                return "", []
+            if member == "GetMachineId":
+                mid = Path("/etc/machine-id")
+                return "s", [mid.read_text().strip() if mid.is_file() else ""]
+        if msg.path != OBJECT_PATH:
+            raise ServiceError("org.freedesktop.DBus.Error.UnknownMethod",
+                               f"no method {member} at {msg.path}")
+        if iface == "org.freedesktop.DBus.Properties":
+            return self._properties(msg)
+        method = METHODS.get(member) if iface in (INTERFACE, None) else None
+        if method is None:
+            raise ServiceError("org.freedesktop.DBus.Error.UnknownMethod",
+                               f"{iface}.{member} does not exist")
+        if msg.signature != method.in_sig:
+            raise ServiceError(errors.INVALID_ARGS,
+                               f"{member} takes ({method.in_sig}), got ({msg.signature})")
+        try:
+            caller = await self.authority.caller(msg.sender)
+        except LookupError as e:
+            raise ServiceError(errors.FAILED, str(e)) from None
+        body = await self.handlers[member](msg, caller)
+        return method.out_sig, body
+
+    def _properties(self, msg: Message) -> tuple[str, list]:
+        if msg.member == "Get" and msg.signature == "ss":
+            if msg.body[0] == INTERFACE and msg.body[1] == "Version":
+                return "v", [Variant("s", VERSION)]
+            raise ServiceError("org.freedesktop.DBus.Error.UnknownProperty", "no such property")
+        if msg.member == "GetAll" and msg.signature == "s":
+            return "a{sv}", [{"Version": Variant("s", VERSION)} if msg.body[0] == INTERFACE
+                             else {}]
+        if msg.member == "Set" and msg.signature == "ssv":
+            raise ServiceError("org.freedesktop.DBus.Error.PropertyReadOnly", "read-only")
+        raise ServiceError(errors.INVALID_ARGS, "Get(ss), GetAll(s) or Set(ssv)")
+
+    async def _authorize(self, caller: authz.Caller, action: str) -> None:
+        if not await self.authority.check(caller, action):
+            raise ServiceError(errors.NOT_AUTHORIZED,
+                               f"uid {caller.uid} is not authorized for {action} (polkit)")
+
+    async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
+        return await self.loop.run_in_executor(pool or self.ops, fn, *args)
+
+    def _need_sched_ext(self) -> None:
+        from ..scxstate import read_state
+
+        if not read_state().supported:
+            raise ServiceError(errors.NO_SCHED_EXT,
+                               "this kernel has no sched_ext: nothing can be deployed here "
+                               "(Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
+
+    # -- methods -----------------------------------------------------------------------------
+    async def status(self, msg, caller):
+        await self._authorize(caller, authz.READ_STATUS)
+        return [status_dict(await self._run(self.core.status))]
+
+    async def list_schedulers(self, msg, caller):
+        await self._authorize(caller, authz.READ_STATUS)
+        return [await self._run(self._list)]
+
+    def _list(self) -> list[dict]:
+        from ..scxrun import ScxRunError, UntrustedBinary, find_binary
+
+        trusted = self.core.deployer.launch.trusted_dirs
+        verified = {e["name"] for e in list(self.book.entries.values()) if e.get("shipped")}
+        out = []
+        for p in self.core.policies.values():
+            if p.kind == "scx":
+                try:
+                    find_binary(p.binary, trusted)
+                    available = True
+                except (ScxRunError, UntrustedBinary, OSError):
+                    available = False
+            else:
+                available = True
+            tunables = {k: {"type": t.type, "default": t.default, "min": t.min, "max": t.max,
+                            "choices": list(t.choices), "unit": t.unit, "help": t.help}
+                        for k, t in p.tunables.items()}
+            out.append({
+                "name": _s(p.name), "kind": _s(p.kind), "summary": _s(p.summary),
+                "goals": Variant("as", list(p.goals)),
+                "workloads": Variant("as", list(p.workloads)),
+                "available": Variant("b", available),
+                "verified": Variant("b", p.name in verified),
+                "tunables": _s(json.dumps(tunables)),
+            })
+        return out
+
+    async def verify_policy(self, msg, caller):
+        name, raw_tunables, raw_options = msg.body
+        check_name(name)
+        tunables, options = check_tunables(raw_tunables), check_options(raw_options)
+        await self._authorize(caller, authz.VERIFY)
+        if name not in self.core.policies:
+            raise ServiceError(errors.NOT_FOUND, f"no policy named {name!r}")
+        report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
+            name, tunables, caller.uid, progress))
+        if report.ok and report.artifact:
+            self.book.record(report.artifact, name, shipped=True)
+        return [json.dumps(report.to_dict())]
+
+    async def verify_source(self, msg, caller):
+        source, name, raw_tunables, raw_options = msg.body
+        if len(source) > MAX_SOURCE:
+            raise _invalid(f"source is larger than {MAX_SOURCE} bytes")
+        check_name(name)
+        tunables, options = check_tunables(raw_tunables), check_options(raw_options)
+        await self._authorize(caller, authz.VERIFY)
+        report = await self._verify(msg, options, lambda progress: self.core.verify_source(
+            bytes(source), tunables, caller.uid, name, progress))
+        if report.ok and report.artifact:
+            self.book.record(report.artifact, name, shipped=False)
+        return [json.dumps(report.to_dict())]
+
+    async def _verify(self, msg: Message, options: dict, run):
+        """One verification at a time (each boots a VM); a few may queue, more are refused."""
+        if self.pending_verify >= MAX_PENDING_VERIFY:
+            raise ServiceError(errors.BUSY, "too many verifications queued; try again later")
+        request_id = options.get("request_id") or f"{msg.sender}/{msg.serial}"
+        sender = msg.sender
+
+        def progress(stage: str, message: str) -> None:  # from the verify thread
+            self.loop.call_soon_threadsafe(
+                self.emit, "VerifyProgress", [request_id, str(stage), str(message)[:512]], sender)
+
+        self.pending_verify += 1
+        try:
+            return await self._run(run, progress, pool=self.verifies)
+        finally:
+            self.pending_verify -= 1
+
+    async def deploy(self, msg, caller):
+        from ..deploy import CanaryParams
+        from ..verifier import token
+
+        text, raw_canary = msg.body
+        check_string(text, "token")
+        kw, hints = check_canary(raw_canary)
+        grant = None
+        try:
+            secret = token.load_secret(self.core.state_dir / "token.key")
+            grant = token.check(secret, text, caller.uid)
+        except token.TokenError:
+            pass
+        entry = self.book.get(grant.artifact) if grant else None
+        shipped = bool(entry and entry.get("shipped") and self._within_metadata(entry, grant))
+        await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW)
+        self._need_sched_ext()
+        name = entry["name"] if entry else ""
+        dep = await self._run(lambda: self.core.deploy(
+            text, caller.uid, CanaryParams(**kw), msg.sender, hints, name))
+        await self._hold(msg.sender)
+        return [dep.id]
+
+    def _within_metadata(self, entry: dict, grant) -> bool:
+        """A shipped artifact counts as shipped only with tunables inside its declared bounds."""
+        policy = self.core.policies.get(entry.get("name", ""))
+        if policy is None:
+            return False
+        try:
+            policy.validate_tunables(grant.tunables)
+        except ValueError:
+            return False
+        return True
+
+    async def switch(self, msg, caller):
+        from ..deploy import CanaryParams
+
+        name, raw_tunables, raw_canary = msg.body
+        check_name(name)
+        tunables = check_tunables(raw_tunables)
+        kw, _ = check_canary(raw_canary)
+        await self._authorize(caller, authz.SWITCH)
+        policy = self.core.policies.get(name)
+        if policy is None or policy.kind != "scx":
+            raise ServiceError(errors.NOT_FOUND, f"no packaged scheduler policy named {name!r}")
+        self._need_sched_ext()
+        dep = await self._run(lambda: self.core.switch(
+            name, tunables, caller.uid, CanaryParams(**kw), msg.sender))
+        await self._hold(msg.sender)
+        return [dep.id]
+
+    async def keep(self, msg, caller):
+        (dep_id,) = msg.body
+        if not ID_RE.match(dep_id):
+            raise _invalid("a deployment id is 1-32 hex digits")
+        await self._authorize(caller, authz.SWITCH)
+        dep = await self._run(self.core.deployer.find, dep_id)
+        if caller.uid not in (0, dep.uid):
+            raise ServiceError(errors.NOT_AUTHORIZED,
+                               "only the user who deployed it (or root) can keep it")
+        dep = await self._run(self.core.keep, dep_id)
+        return [dep.state]
+
+    async def revert(self, msg, caller):
+        dep_id, reason = msg.body
+        if dep_id and not ID_RE.match(dep_id):
+            raise _invalid("a deployment id is 1-32 hex digits (or '' for whatever runs)")
+        check_string(reason, "reason", MAX_REASON)
+        await self._authorize(caller, authz.REVERT)
+        reason = f"{reason or 'requested'} (uid {caller.uid})"
+        if dep_id:
+            self.requested_reverts.add(dep_id)
+        else:
+            cur = self.core.deployer.current
+            if cur is not None:
+                self.requested_reverts.add(cur.id)
+        dep = await self._run(self.core.revert, reason, dep_id or None)
+        if dep is None:
+            self.emit_state()
+        return [dep.state if dep else "default"]
+
+    async def history(self, msg, caller):
+        (limit,) = msg.body
+        await self._authorize(caller, authz.READ_STATUS)
+        limit = min(int(limit) or MAX_HISTORY, MAX_HISTORY)
+        deps = await self._run(self.core.history)
+        return [json.dumps([d.to_dict() for d in deps[-limit:]])]
+
+    # -- holds ---------------------------------------------------------------------------------
+    def _match(self, name: str) -> str:
+        return (f"type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                f"interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='{name}'")
+
+    async def _bus_call(self, member: str, sig: str, body: list) -> Message:
+        return await self.bus.call(Message(
+            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus", member=member, signature=sig, body=body))
+
+    async def _hold(self, owner: str) -> None:
+        """Watch the deploying client; if it left already (a race), revert at once."""
+        if owner in self.holds:
+            return
+        self.holds.add(owner)
+        await self._bus_call("AddMatch", "s", [self._match(owner)])
+        reply = await self._bus_call("NameHasOwner", "s", [owner])
+        if reply.message_type == MessageType.METHOD_RETURN and not reply.body[0]:
+            self._name_owner_changed(owner, owner, "")
+
+    def _name_owner_changed(self, name: str, old: str, new: str) -> None:
+        if new or name not in self.holds:
+            return
+        self.holds.discard(name)
+        self.authority.forget(name)
+        self.loop.create_task(self._bus_call("RemoveMatch", "s", [self._match(name)]))
+        self.loop.run_in_executor(self.ops, self._vanished, name)
+
+    def _vanished(self, name: str) -> None:
+        try:
+            self.core.deployer.owner_vanished(name)
+        except Exception:
+            log.exception("reverting after %s left failed", name)
+
+    # -- signals -------------------------------------------------------------------------------
+    def emit(self, member: str, body: list, destination: str | None = None) -> None:
+        sig = SIGNALS[member][0]
+        m = Message.new_signal(OBJECT_PATH, INTERFACE, member, sig, body)
+        if destination:
+            m.destination = destination
+        try:
+            self.bus.send(m)
+        except Exception:
+            log.exception("could not emit %s", member)
+
+    def emit_state(self) -> None:
+        def run():
+            try:
+                st = status_dict(self.core.status())
+            except Exception:
+                log.exception("status for StateChanged failed")
+                return
+            self.loop.call_soon_threadsafe(self.emit, "StateChanged", [st])
+
+        self.loop.run_in_executor(self.ops, run)
+
+    def listener(self, kind: str, dep) -> None:
+        """The core's callback, from whatever thread changed the state (a canary watcher too)."""
+        automatic = kind == "reverted" and dep.id not in self.requested_reverts
+        self.requested_reverts.discard(dep.id)
+
+        def on_loop():
+            self.emit("DeploymentChanged", [dep.id, dep.state])
+            if automatic:
+                self.emit("Reverted", [dep.id, errors.scrub(dep.reason)])
+            self.emit_state()
+
+        self.loop.call_soon_threadsafe(on_loop)
+
+    def shutdown(self) -> None:
+        self.verifies.shutdown(wait=False, cancel_futures=True)
+        self.ops.shutdown(wait=True)
+
+
+class _Listener:
+    """Breaks the construction cycle: the core needs a listener before the service exists."""
+
+    def __init__(self):
+        self.target: Callable[[str, object], None] | None = None
+
+    def __call__(self, kind: str, dep) -> None:
+        if self.target is not None:
+            self.target(kind, dep)
+
+
+async def serve(state_dir: Path | None = None, address: str | None = None,
+                ready: Callable[[], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Own the name, recover the kept scheduler, serve until ``stop`` or the bus goes away."""
+    from ..core import HelperCore
+
+    loop = asyncio.get_running_loop()
+    bus = await (MessageBus(bus_address=address) if address
+                 else MessageBus(bus_type=BusType.SYSTEM)).connect()
+    relay = _Listener()
+    kw = {"listener": relay}
+    if state_dir is not None:
+        kw["state_dir"] = state_dir
+    core = await loop.run_in_executor(None, lambda: HelperCore(**kw))
+    service = HelperService(bus, core, loop)
+    relay.target = service.listener
+    bus.add_message_handler(service.on_message)
+    kept = await loop.run_in_executor(None, core.deployer.recover)
+    log.info("recovered: %s", f"{kept.kind} {kept.name}" if kept else "kernel default")
+    reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+    if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+        bus.disconnect()
+        core.shutdown()
+        raise RuntimeError(f"cannot own {BUS_NAME}: {reply.name} (another helper runs?)")
+    log.info("serving %s", BUS_NAME)
+    if ready:
+        ready()
+    stop = stop or asyncio.Event()
+    done = loop.create_task(bus.wait_for_disconnect())
+    waiter = loop.create_task(stop.wait())
+    await asyncio.wait({done, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    service.shutdown()
+    await loop.run_in_executor(None, core.shutdown)
+    if not done.done():
+        bus.disconnect()
