@@ -33,7 +33,7 @@
 const volatile u64 slice_us = 20000;		/* batch slice; jobs of equal rank take turns */
 const volatile u64 short_slice_us = 5000;	/* slice of non-batch tasks */
 const volatile u64 batch_min_us = 100000;	/* unhinted CPU burst that makes a task batch */
-const volatile u64 max_boost_ms = 2000;	/* most a long job may jump the queue by */
+const volatile u64 max_boost_ms = 1000;	/* most a long job may jump the queue by */
 
 #define NORMAL_DSQ	0
 #define BATCH_DSQ	1

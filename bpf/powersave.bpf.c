@@ -13,7 +13,7 @@
 
 const volatile u32 active_cpus = 1;		/* size of the active set, 1-16 */
 const volatile u32 spill_threshold = 4;		/* queued tasks before other CPUs help */
-const volatile u64 slice_us = 20000;		/* slice; clamped to 0.1-100 ms */
+const volatile u64 slice_us = 5000;		/* slice; short: waking tasks queue on few CPUs */
 
 #define SHARED_DSQ	0
 #define MAX_ACTIVE	16	/* bound of the active set (keeps verification cheap) */

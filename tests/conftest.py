@@ -12,8 +12,9 @@ import pytest
 from schedcp_helper.vm import GuestResult, Kit, KitError, find_kit, kit_config, run
 
 
-def qemu_processes(tag: str = "schedcp-") -> list[int]:
-    """PIDs of qemu guests started by SchedCP (their -name starts with ``tag``)."""
+def qemu_processes(tag: str = "schedcp-", parent: int | None = None) -> list[int]:
+    """PIDs of qemu guests started by SchedCP (their -name starts with ``tag``), only the
+    children of ``parent`` if given (other developers' or tests' guests may be running)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -25,8 +26,17 @@ def qemu_processes(tag: str = "schedcp-") -> list[int]:
         if argv and argv[0].endswith(b"qemu-system-x86_64") and any(
             a.startswith(tag.encode()) for a in argv
         ):
+            if parent is not None and _ppid(entry) != parent:
+                continue
             pids.append(int(entry.name))
     return pids
+
+
+def _ppid(entry: Path) -> int | None:
+    try:
+        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @pytest.fixture(scope="session")

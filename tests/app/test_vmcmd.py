@@ -58,7 +58,7 @@ def test_vm_command_prints_state_and_returns_the_exit_status(vm_kit, tmp_path):
 def test_ctrl_c_tears_the_guest_down(vm_kit, tmp_path):
     proc = start("vm", "--", "echo ready; sleep 600", cwd=tmp_path)
     wait_for_line(proc, "ready")
-    guests = qemu_processes()
+    guests = qemu_processes(parent=proc.pid)
     assert guests
     proc.send_signal(signal.SIGINT)
     assert proc.wait(15) == 130
@@ -70,7 +70,7 @@ def test_ctrl_c_tears_the_guest_down(vm_kit, tmp_path):
 def test_guest_dies_with_a_killed_parent(vm_kit, tmp_path):
     proc = start("vm", "--", "echo ready; sleep 600", cwd=tmp_path)
     wait_for_line(proc, "ready")
-    guests = qemu_processes()
+    guests = qemu_processes(parent=proc.pid)
     assert guests
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(5)

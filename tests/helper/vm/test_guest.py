@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_hung_command_is_killed_at_the_timeout(guest):
     assert (r.result.outcome, r.result.returncode) == (Outcome.TIMEOUT, 124)
     assert "started" in r.output
     assert r.result.seconds < 25
-    assert qemu_processes() == []
+    assert qemu_processes(parent=os.getpid()) == []
 
 
 @vm
@@ -56,7 +57,7 @@ def test_guest_panic_is_reported(guest):
               timeout=60)
     assert (r.result.outcome, r.result.returncode) == (Outcome.GUEST_DIED, 255)
     assert "panic" in r.output.lower()
-    assert qemu_processes() == []
+    assert qemu_processes(parent=os.getpid()) == []
 
 
 @vm
@@ -79,7 +80,7 @@ def test_missing_and_corrupt_kernel_images_are_refused(tmp_path):
     junk.write_bytes(b"\x7fELF" + bytes(4096))
     with pytest.raises(GuestError, match="not an x86 bzImage"):
         run("true", GuestConfig(kernel=junk, out_dir=tmp_path), lambda b: None)
-    assert qemu_processes() == []
+    assert qemu_processes(parent=os.getpid()) == []
 
 
 def test_multithreaded_tcg_only_without_jump_label(tmp_path):
