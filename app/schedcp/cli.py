@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__, helpercmd, policiescmd, vmcmd
+from . import __version__, agentcmd, helpercmd, policiescmd, vmcmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     vmcmd.register(sub)
     helpercmd.register(sub)
+    agentcmd.register(sub)
     policiescmd.register(sub)
     return parser
 

@@ -1,0 +1,152 @@
+"""The optimization loop: observe once, then plan → execute → learn until the budget, the
+goal or the user says stop. Every step becomes a JSON-able record (the history view and
+``schedcp optimize`` print them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Outcome
+from .brain import Brain, BudgetExceeded
+from .executors import Executor
+from .roles import Execution, Learning, Observation, Planning
+from .tools import AgentTools, jsonable
+
+
+@dataclass
+class LoopConfig:
+    goal: str = "throughput"
+    max_iterations: int = 8
+    patience: int = 3  # stop after this many iterations without a new best
+    target: float | None = None  # stop once the improvement reaches this fraction
+    canary_s: float = 10.0
+    keep_best: bool = True
+
+
+@dataclass
+class LoopResult:
+    stop_reason: str  # budget | converged | target | exhausted | cancelled | environment | ...
+    message: str
+    steps: list[dict]
+    best: dict | None
+    iterations: int
+    seconds: float
+    accounting: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(self)
+
+
+class OptimizationLoop:
+    def __init__(self, brain: Brain, tools: AgentTools, executor: Executor,
+                 config: LoopConfig | None = None, cancel: threading.Event | None = None,
+                 on_step: Callable[[dict], None] | None = None):
+        self.brain, self.tools, self.executor = brain, tools, executor
+        self.config = config or LoopConfig()
+        self.cancel = cancel or threading.Event()
+        self.on_step = on_step
+        self.steps: list[dict] = []
+        self.observation = Observation(tools, executor)
+        self.planning = Planning(brain)
+        self.execution = Execution(tools, executor, self.config.canary_s)
+        self.learning = Learning(tools, brain)
+        self._t0 = 0.0
+
+    def _record(self, iteration: int, role: str, seconds: float, **data: Any) -> dict:
+        step = {"iteration": iteration, "role": role, "t": round(time.time(), 3),
+                "elapsed_s": round(time.perf_counter() - self._t0, 4),
+                "seconds": round(seconds, 6), **jsonable(data)}
+        acct = self.brain.accounting()
+        if acct:
+            step["cost_usd"] = acct.get("total", {}).get("cost_usd", 0.0)
+        self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
+        return step
+
+    def run(self) -> LoopResult:
+        self._t0 = time.perf_counter()
+        cfg = self.config
+        reason, message = "exhausted", ""
+        iteration = 0
+        outcomes: list[Outcome] = []
+        best_gain: float | None = None
+        since_best = 0
+        try:
+            if self.cancel.is_set():
+                return self._end("cancelled", "cancelled before the first step", 0)
+            t = time.perf_counter()
+            profile, baseline = self.observation.observe(cfg.goal)
+            profile.goal = cfg.goal
+            self._record(0, "observation", time.perf_counter() - t, profile=profile,
+                         key=profile.key, baseline=baseline)
+            for iteration in range(1, cfg.max_iterations + 1):
+                if self.cancel.is_set():
+                    reason, message = "cancelled", "cancelled by the user"
+                    break
+                t = time.perf_counter()
+                ctx = self.observation.context(profile, baseline, iteration, outcomes)
+                plan = self.planning.plan(ctx)
+                self._record(iteration, "planning", time.perf_counter() - t,
+                             brain=self.brain.name, plan=plan)
+                if plan is None:
+                    reason, message = "exhausted", "the planner has nothing left to try"
+                    break
+                if self.cancel.is_set():
+                    reason, message = "cancelled", "cancelled by the user"
+                    break
+                t = time.perf_counter()
+                outcome, error = self.execution.execute(plan, cfg.goal, baseline)
+                outcomes.append(outcome)
+                self._record(iteration, "execution", time.perf_counter() - t, outcome=outcome,
+                             improvement=outcome.improvement(cfg.goal),
+                             error=(error.kind if error else None))
+                t = time.perf_counter()
+                lesson, stored = self.learning.learn(ctx, outcome, error)
+                if error is None or not error.environmental:
+                    self.brain.observe(ctx, outcome, lesson)
+                self._record(iteration, "learning", time.perf_counter() - t, lesson=lesson,
+                             recorded=stored)
+                if error is not None and error.environmental:
+                    reason = "environment"
+                    message = (f"stopped: {error.kind}: {error}; the lesson was not stored "
+                               "as an antipattern (the machine, not the policy, failed)")
+                    break
+                gain = outcome.improvement(cfg.goal) if lesson.outcome == "improved" else None
+                if gain is not None and (best_gain is None or gain > best_gain):
+                    best_gain, since_best = gain, 0
+                else:
+                    since_best += 1
+                if cfg.target is not None and best_gain is not None and best_gain >= cfg.target:
+                    reason = "target"
+                    message = f"reached {best_gain:+.1%} (target {cfg.target:.0%})"
+                    break
+                if since_best >= cfg.patience:
+                    reason, message = "converged", (f"no new best in {cfg.patience} iterations")
+                    break
+            else:
+                reason, message = "max_iterations", f"ran {cfg.max_iterations} iterations"
+        except BudgetExceeded as e:
+            reason, message = "budget", str(e)
+        except Exception as e:  # a crash still ends cleanly: revert, record, report
+            import traceback
+
+            reason, message = "error", f"{type(e).__name__}: {e}"
+            self._record(iteration, "error", 0.0, traceback=traceback.format_exc()[-4000:])
+        return self._end(reason, message, iteration)
+
+    def _end(self, reason: str, message: str, iteration: int) -> LoopResult:
+        t = time.perf_counter()
+        kept = self.execution.finish(self.config.keep_best and reason != "cancelled")
+        if not message:
+            message = reason
+        if kept.get("kept"):
+            message += f"; kept {kept['policy']} ({kept['improvement']:+.1%})"
+        self._record(iteration, "stop", time.perf_counter() - t, reason=reason,
+                     message=message, kept=kept)
+        return LoopResult(reason, message, list(self.steps), kept if kept.get("kept") else None,
+                          iteration, time.perf_counter() - self._t0, self.brain.accounting())

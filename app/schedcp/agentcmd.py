@@ -1,0 +1,141 @@
+"""`schedcp optimize` (the agent loop on a command or a running process) and `schedcp mcp`
+(the same tools over MCP stdio).
+
+The offline planner is the default brain: no key, no network. ``--brain claude`` takes the API
+key from $ANTHROPIC_API_KEY or the keyring entry the tray stores (service "schedcp", user
+"anthropic"). Ctrl-C cancels between steps; whatever runs is reverted unless it was the best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+GOALS = {"latency": "responsiveness", "responsiveness": "responsiveness",
+         "throughput": "throughput", "battery": "battery", "balanced": "balanced"}
+
+
+def _api_key() -> str | None:
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    if key:
+        return key
+    try:
+        import keyring
+
+        return keyring.get_password("schedcp", "anthropic")
+    except Exception:  # no keyring backend: the caller says how to provide the key
+        return None
+
+
+def _line(step: dict, goal: str) -> str | None:
+    role, it = step["role"], step["iteration"]
+    if role == "observation":
+        base = step["baseline"]
+        return (f"[0] {step['profile']['kind']} workload ({step['key']}); baseline "
+                f"{_metric(base, goal)}")
+    if role == "execution":
+        oc = step["outcome"]
+        plan = oc["plan"]
+        name = plan["policy"] + (" (generated)" if plan.get("source") else "")
+        tun = " ".join(f"{k}={v}" for k, v in sorted(plan["tunables"].items())) or "defaults"
+        if not oc["verified"]:
+            res = f"refused at {oc['refused_at']}: {oc['message']}"
+        elif oc["after"]:
+            gain = step.get("improvement")
+            res = _metric(oc["after"], goal) + (f" ({gain:+.1%})" if gain is not None else "")
+        else:
+            res = oc["message"]
+        cost = f"  ${step['cost_usd']:.4f}" if "cost_usd" in step else ""
+        return f"[{it}] {name} {tun}: {res}  {step['seconds']:.1f}s{cost}"
+    if role == "stop":
+        return f"stop: {step['message']}"
+    return None
+
+
+def _metric(m: dict | None, goal: str) -> str:
+    if not m:
+        return "-"
+    if m.get("makespan_s") is not None and goal != "responsiveness":
+        return f"makespan {m['makespan_s']:.3f}s"
+    if m.get("runqueue_wait_ms_per_s") is not None:
+        return f"runqueue wait {m['runqueue_wait_ms_per_s']:.2f} ms/s"
+    return f"makespan {m.get('makespan_s')}"
+
+
+def cmd_optimize(args) -> int:
+    from .agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
+    from .agent.executors import PidExecutor
+
+    cmd = list(args.cmd or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if bool(cmd) == (args.pid is not None):
+        print("schedcp optimize: give either --pid PID or -- CMD...", file=sys.stderr)
+        return 2
+    goal = GOALS[args.goal]
+    tools = AgentTools()
+    if args.brain == "claude":
+        from .agent.claude import ClaudeBrain
+
+        key = _api_key()
+        if not key:
+            print("schedcp optimize: --brain claude needs ANTHROPIC_API_KEY or a keyring "
+                  "entry (service schedcp, user anthropic)", file=sys.stderr)
+            return 2
+        brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget)
+    else:
+        brain = OfflinePlanner(tools=tools)
+    executor = BatchExecutor(cmd) if cmd else PidExecutor(args.pid, args.seconds)
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+
+    def show(step: dict) -> None:
+        if args.json:
+            print(json.dumps(step, sort_keys=True), flush=True)
+        elif (line := _line(step, goal)) is not None:
+            print(line, flush=True)
+
+    cfg = LoopConfig(goal=goal, max_iterations=args.max_iterations, patience=args.patience,
+                     target=args.target, canary_s=args.canary)
+    try:
+        result = OptimizationLoop(brain, tools, executor, cfg, cancel, show).run()
+    finally:
+        tools.close()
+    if not args.json and result.accounting:
+        total = result.accounting["total"]
+        print(f"cost: ${total['cost_usd']:.4f} ({int(total['input_tokens'])} in, "
+              f"{int(total['output_tokens'])} out, {int(total['cache_read_input_tokens'])} "
+              "cached)")
+    return 0 if result.stop_reason in ("converged", "target", "max_iterations",
+                                       "exhausted", "budget") else 1
+
+
+def cmd_mcp(args) -> int:
+    from .mcpserver import serve
+
+    return serve()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    o = sub.add_parser("optimize", help="find, verify, deploy and keep the best scheduler for "
+                       "a command or a process", description=cmd_optimize.__doc__)
+    o.add_argument("--goal", choices=sorted(GOALS), default="throughput")
+    o.add_argument("--pid", type=int, help="optimize a running process (and its children)")
+    o.add_argument("--seconds", type=float, default=5.0, help="measurement window for --pid")
+    o.add_argument("--brain", choices=("offline", "claude"), default="offline")
+    o.add_argument("--model", default="claude-sonnet-5-5", help="Claude model for --brain claude")
+    o.add_argument("--budget", type=float, default=0.50, help="USD cap per optimization")
+    o.add_argument("--max-iterations", type=int, default=8)
+    o.add_argument("--patience", type=int, default=3, help="stop after N iterations without "
+                   "a new best")
+    o.add_argument("--target", type=float, help="stop at this improvement (0.2 = 20 %%)")
+    o.add_argument("--canary", type=float, default=10.0, help="canary window, s")
+    o.add_argument("--json", action="store_true", help="one JSON record per step")
+    o.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: a batch command")
+    o.set_defaults(func=cmd_optimize)
+    m = sub.add_parser("mcp", help="serve the agent's tools over MCP (stdio)")
+    m.set_defaults(func=cmd_mcp)

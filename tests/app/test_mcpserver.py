@@ -1,0 +1,94 @@
+"""`schedcp mcp` through the mcp SDK's own client, in process: the tool list, real answers
+from the policy repository, ToolError for what the user must see, and the helper behind it
+(a generated scheduler refused at the static stage; a deploy refused for lack of sched_ext)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from schedcp.agent.tools import SPECS, AgentTools
+from schedcp.mcpserver import build_server
+
+# the agent tests' fixtures: a real repository per test, the real private bus + helper
+from tests.app.agent.conftest import embedder, repo, repo_path, seeded_db, stack  # noqa: F401
+from tests.app.agent.sources import BROKEN
+
+
+def call_all(server, calls: list[tuple[str, dict]]):
+    from mcp import Client
+
+    async def go():
+        async with Client(server) as c:
+            listed = await c.list_tools()
+            return listed, [await c.call_tool(name, args) for name, args in calls]
+
+    return asyncio.run(go())
+
+
+def payload(result) -> dict:
+    if result.structured_content is not None:
+        return result.structured_content
+    return json.loads(result.content[0].text)
+
+
+def text(result) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def test_tools_listed_and_answered_from_the_repository(repo):  # noqa: F811
+    server = build_server(AgentTools(repo=repo))
+    listed, (search, entry, missing, bad) = call_all(server, [
+        ("search_policies", {"query": "game stutters, input latency", "k": 3}),
+        ("get_policy", {"name": "ljf"}),
+        ("get_policy", {"name": "no_such_policy"}),
+        ("record_lesson", {"workload_key": "k", "policy": "ljf", "outcome": "great"}),
+    ])
+    assert {t.name for t in listed.tools} == set(SPECS)
+    verify = next(t for t in listed.tools if t.name == "verify_source")
+    assert verify.input_schema["required"] == ["source"]
+    assert not search.is_error
+    hits = payload(search)["hits"]
+    direct = repo.search("game stutters, input latency", k=3)
+    assert [h["name"] for h in hits] == [h.name for h in direct] and len(hits) == 3
+    assert payload(entry)["presets"] == repo.get("ljf").presets
+    assert missing.is_error and "no policy named 'no_such_policy'" in text(missing)
+    assert bad.is_error and "improved|neutral" in text(bad)
+
+
+def test_verify_and_deploy_go_through_the_helper(repo, stack):  # noqa: F811
+    client = stack.client()
+    try:
+        server = build_server(AgentTools(repo=repo, client=client))
+        _, (refused, deploy) = call_all(server, [
+            ("verify_source", {"source": BROKEN}),
+            ("deploy", {"token": "not-a-token", "canary_s": 5}),
+        ])
+    finally:
+        client.close()
+    report = payload(refused)
+    assert not refused.is_error  # a refusal is a report, not an error
+    assert report["ok"] is False and report["failed_stage"] == "static"
+    assert "without dispatching" in json.dumps(report["stages"])
+    assert deploy.is_error and "NoSchedExt: this kernel has no sched_ext" in text(deploy)
+
+
+def test_schedcp_mcp_speaks_stdio(tmp_path):
+    """The real command: stdout carries only the protocol (a stray print would break it)."""
+    import os
+    import sys
+
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "schedcp", "mcp"], env={
+        **os.environ, "XDG_DATA_HOME": str(tmp_path), "SCHEDCP_EMBEDDER": "hash"})
+
+    async def go():
+        async with Client(params) as c:
+            names = {t.name for t in (await c.list_tools()).tools}
+            return names, await c.call_tool("get_policy", {"name": "powersave"})
+
+    names, entry = asyncio.run(go())
+    assert names == set(SPECS)
+    assert not entry.is_error and payload(entry)["goals"] == ["battery"]
+    assert (tmp_path / "schedcp" / "policies.db").is_file()  # XDG honoured: home untouched
