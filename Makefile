@@ -10,9 +10,10 @@ setup:
 test: setup
 	$(VENV)/bin/python -m pytest
 
-# The main job. Until the agent exists: a real sched_ext check inside the micro-VM.
+# The main job: the whole observe -> plan -> execute -> learn loop inside the sched_ext micro-VM
+# (offline planner, no API key) on a batch long-tail workload; prints before/after.
 demo: setup
-	$(VENV)/bin/schedcp vm -- 'echo "sched_ext: $$(cat /sys/kernel/sched_ext/state) on $$(uname -r)"'
+	$(VENV)/bin/schedcp demo
 
 # Benchmarks print ratios measured side by side in one run (see each script's docstring).
 bench: setup

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__, agentcmd, helpercmd, policiescmd, vmcmd
+from . import __version__, agentcmd, demo, helpercmd, policiescmd, vmcmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     helpercmd.register(sub)
     agentcmd.register(sub)
     policiescmd.register(sub)
+    demo.register(sub)
     return parser
 
 

@@ -66,14 +66,22 @@ class HelperCore:
         if policy.kind != "bpf":
             raise PolicyError(f"{name} is a packaged scheduler: switch to it, nothing to verify")
         source = (self.bpf_dir / policy.source).read_bytes()
-        return self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
-                                                  policy=policy, tunables=tunables), progress)
+        with self._trial_window():
+            return self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
+                                                      policy=policy, tunables=tunables),
+                                        progress)
 
     def verify_source(self, source: bytes, tunables: dict, uid: int, name: str = "custom",
                       progress: Progress | None = None) -> VerifyReport:
         """Generated or edited code: tunables may only name the object's own globals."""
-        return self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
-                                                  tunables=tunables), progress)
+        with self._trial_window():
+            return self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
+                                                      tunables=tunables), progress)
+
+    def _trial_window(self):
+        """Trials normally run in a micro-VM and leave the host alone; inside the throwaway
+        guest they run in this kernel, so whatever we deployed steps aside meanwhile."""
+        return self.deployer.paused() if self.target.direct else contextlib.nullcontext()
 
     # -- deploy --------------------------------------------------------------------------------
     def deploy(self, token_text: str, uid: int, canary: CanaryParams, owner: str = "",

@@ -13,6 +13,7 @@ back to its default scheduler by itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -144,6 +145,7 @@ class Deployer:
         self._stop_watch = threading.Event()
         self._watcher: threading.Thread | None = None
         self._reports: list[tuple[float, float, bool]] = []
+        self._paused = False
         self._canary = CanaryParams()
 
     # -- queries -------------------------------------------------------------------------------
@@ -250,6 +252,30 @@ class Deployer:
                 return
             self._revert_locked(dep, reason)
         self.listener("reverted", dep)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Step the running scheduler aside for a while and bring it back after. Needed only
+        where a verifier trial must run in this very kernel (inside the throwaway guest):
+        sched_ext runs one scheduler at a time. The breaker ignores the gap."""
+        with self._lock:
+            spec = self.current.spec if self.current else (self.kept if self.running else None)
+            if spec is None or self.running is None:
+                spec = None
+            else:
+                self._paused = True
+                self._stop_running()
+        try:
+            yield
+        finally:
+            if spec is not None:
+                with self._lock:
+                    try:
+                        self.running = self.launch(spec)
+                        if self.current is not None:
+                            self.current.ops = self.running.ops
+                    finally:
+                        self._paused = False
 
     def owner_vanished(self, owner: str) -> None:
         """The client holding an unkept deployment left: revert (power-profiles-daemon's hold)."""
@@ -360,6 +386,8 @@ class Deployer:
                 return
 
     def _ejected(self, dep: Deployment, seq: int | None) -> str | None:
+        if self._paused:
+            return None
         st = read_state()
         if st.enabled and st.ops == dep.ops and self.running and self.running.alive():
             return None

@@ -1,0 +1,24 @@
+"""`schedcp demo`: the whole loop in the micro-VM (helper on the guest's own bus, offline brain)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.vm
+def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "schedcp", "demo", "--iterations", "2",
+                        "--tasks", "12"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    out = r.stdout
+    assert "system bus and root helper up" in out
+    assert re.search(r"\[0\] batch workload .* baseline makespan [\d.]+s", out)
+    assert re.search(r"\[[12]\] \S+ .*: makespan [\d.]+s", out), out[-2000:]
+    table = out.split("before/after", 1)[1]
+    assert re.search(r"kernel default\s+[\d.]+s\s+1\.00x", table)
+    assert re.search(r"\n  \S+.*\s[\d.]+s\s+[\d.]+x", table.split("kernel default", 1)[1])
