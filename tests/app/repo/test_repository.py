@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,9 @@ def test_get_returns_metadata_and_source(repo: PolicyRepository) -> None:
     ljf = repo.get("ljf")
     assert isinstance(ljf, PolicyEntry) and ljf.kind == "bpf"
     assert "SCHEDCP_OPS(ljf," in ljf.source
-    assert ljf.tunables["max_boost_ms"] == {
-        "type": "int", "min": 1, "max": 3000, "default": 2000, "unit": "ms",
-        "help": ljf.tunables["max_boost_ms"]["help"]}
-    assert ljf.presets["throughput"]["slice_us"] == 30000
+    declared = tomllib.loads((REPO_ROOT / "policies" / "ljf.toml").read_text())
+    assert ljf.tunables["max_boost_ms"] == declared["tunables"]["max_boost_ms"]
+    assert ljf.presets["throughput"] == declared["presets"]["throughput"]
     lavd = repo.get("scx_lavd")
     assert lavd.kind == "scx" and lavd.source is None
     assert lavd.tunables["powersave"]["flag"] == "--powersave"
