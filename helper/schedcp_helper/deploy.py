@@ -346,7 +346,13 @@ class Deployer:
         strikes = 0
         while not stop.wait(canary.poll_s):
             reason = self._ejected(dep, seq)
-            if reason is None and baseline:
+            if reason is not None:  # gone from the kernel: kept or not, bring back the previous
+                self._trip(dep, reason, even_kept=True)
+                return
+            if dep.state == "kept":  # the user decided: only ejection matters from now on
+                self._guard(dep, seq, stop)
+                return
+            if baseline:
                 now = {p: read_schedstat(p) for p in baseline}
                 worse = [p for p in baseline if last.get(p) and now.get(p) and _share(
                     last[p], now[p]) > max(canary.wait_floor, baseline[p] * canary.max_wait_ratio)]
@@ -360,7 +366,7 @@ class Deployer:
             if reason is not None:
                 self._trip(dep, reason)
                 return
-            if time.monotonic() >= deadline or dep.state == "kept":
+            if time.monotonic() >= deadline:
                 with self._lock:
                     if self.current is not dep:
                         return

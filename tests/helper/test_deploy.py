@@ -152,6 +152,17 @@ def test_a_kept_scheduler_ejected_later_brings_back_what_it_replaced(fake, monke
     assert world["ops"] == "ops_good" and d.kept.name == "good"
 
 
+def test_a_scheduler_kept_during_its_canary_and_ejected_is_still_replaced(fake):
+    d, world, _ = fake
+    good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
+    d.keep(good.id)
+    dep = d.deploy(Spec("bpf", "early"), CanaryParams(window_s=30, poll_s=0.01), uid=0)
+    d.keep(dep.id)  # kept at once, long before the canary window ends
+    world.update(state="disabled", ops="")
+    assert _wait(lambda: dep.state == "reverted")
+    assert world["ops"] == "ops_good" and d.kept.name == "good"
+
+
 def test_corrupt_state_file_is_set_aside(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
