@@ -20,7 +20,8 @@ bench: setup
 	$(VENV)/bin/python bench/vm_boot.py
 	$(VENV)/bin/python bench/verifier_stages.py
 	$(VENV)/bin/python bench/sched_batch.py
-	$(VENV)/bin/python bench/sched_latency.py
+	$(VENV)/bin/python bench/sched_latency.py --hogs 4
+	$(VENV)/bin/python bench/sched_latency.py --hogs 16
 
 lint: setup
 	$(VENV)/bin/ruff check app helper tests bench

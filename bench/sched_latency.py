@@ -5,7 +5,11 @@ is in ``interactive``'s ``targets`` map before anything runs (the map is filled 
 workload's own pids file, never from process names). vtime and fifo are context: no target.
 Rounds are interleaved; p50/p99 are medians over rounds.
 
-    python bench/sched_latency.py [-n 3] [--duration-s 3] [--json]
+    python bench/sched_latency.py [-n 3] [--duration-s 3] [--hogs N] [--json]
+
+`make bench` runs two loads on the 2-vCPU guest: 4 hogs (2 per CPU), where the kernel default
+(EEVDF) is already near the emulated machine's floor (p99 ~4 ms on a quiet host vs ~1 ms with no
+hogs), and 16 hogs (8 per CPU, a `make -j16` on a 2-core laptop), where it is not.
 
 Exit status: 0 all runs ok (target met or not), 1 a run failed.
 """
