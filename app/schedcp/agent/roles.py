@@ -31,13 +31,11 @@ class Observation:
         """The history part of the context comes from the repository (read-only here)."""
         repo = self.tools.repository()
         key = profile.key
-        available = None
-        if self.tools.client is not None:
-            try:
-                available = {s["name"] for s in self.tools.helper().list_schedulers()
-                             if s.get("available") or s.get("kind") == "bpf"}
-            except Exception:  # an old helper: plan without the filter
-                available = None
+        try:  # the helper connects lazily: ask it even if nothing has used it yet
+            available = {s["name"] for s in self.tools.helper().list_schedulers()
+                         if s.get("available") or s.get("kind") == "bpf"}
+        except Exception:  # no helper, or an old one: plan without the filter
+            available = None
         return PlanContext(profile, baseline, iteration, list(outcomes), repo.history(key),
                            repo.best(key), repo.antipatterns(key), available)
 
