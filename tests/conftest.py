@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from schedcp_helper.vm import GuestResult, Kit, KitError, find_kit, kit_config, run
+from tests.dbus_stack import Stack, start_stack
 
 
 def qemu_processes(tag: str = "schedcp-", parent: int | None = None) -> list[int]:
@@ -71,3 +72,14 @@ def guest(vm_kit: Kit, tmp_path: Path) -> Callable[..., GuestRun]:
         return GuestRun(result, text, out, chunks)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    """The real private system bus + polkitd + test users + the helper, once per session."""
+    try:
+        s = start_stack()
+    except RuntimeError as e:
+        pytest.fail(f"cannot start the D-Bus test stack: {e}", pytrace=False)
+    yield s
+    s.close()

@@ -15,17 +15,6 @@ from schedcp.client import (
     error_for,
     variants,
 )
-from tests.dbus_stack import start_stack
-
-
-@pytest.fixture(scope="module")
-def stack():
-    try:
-        s = start_stack()
-    except RuntimeError as e:
-        pytest.fail(f"cannot start the D-Bus test stack: {e}", pytrace=False)
-    yield s
-    s.close()
 
 
 def test_no_bus_is_helper_unavailable(tmp_path):

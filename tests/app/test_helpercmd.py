@@ -9,21 +9,12 @@ import subprocess
 import pytest
 
 from schedcp.cli import main
-from tests.dbus_stack import USER_NO, USER_ROOT, start_stack
+from tests.dbus_stack import USER_NO, USER_ROOT
 
 RUN_AS_USER = ("import argparse, sys; from schedcp import helpercmd; "
                "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='command'); "
                "helpercmd.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
 
-
-@pytest.fixture(scope="module")
-def stack():
-    try:
-        s = start_stack()
-    except RuntimeError as e:
-        pytest.fail(f"cannot start the D-Bus test stack: {e}", pytrace=False)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from schedcp.agent.tools import SPECS, AgentTools
 from schedcp.mcpserver import build_server
 
 # the agent tests' fixtures: a real repository per test, the real private bus + helper
-from tests.app.agent.conftest import embedder, repo, repo_path, seeded_db, stack  # noqa: F401
+from tests.app.agent.conftest import embedder, repo, repo_path, seeded_db  # noqa: F401
 from tests.app.agent.sources import BROKEN
 
 

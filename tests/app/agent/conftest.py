@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.app.agent.fakeapi import FakeMessagesAPI
-from tests.dbus_stack import Stack, start_stack
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +52,3 @@ def fake_api():
     yield api
     api.stop()
 
-
-@pytest.fixture(scope="session")
-def stack() -> Stack:
-    try:
-        s = start_stack()
-    except RuntimeError as e:
-        pytest.fail(f"cannot start the D-Bus test stack: {e}", pytrace=False)
-    yield s
-    s.close()

@@ -6,17 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dbus_stack import Stack, start_stack
-
-
-@pytest.fixture(scope="session")
-def stack() -> Stack:
-    try:
-        s = start_stack()
-    except RuntimeError as e:
-        pytest.fail(f"cannot start the D-Bus test stack: {e}", pytrace=False)
-    yield s
-    s.close()
+from tests.dbus_stack import Stack
 
 
 @pytest.fixture
