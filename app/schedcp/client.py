@@ -304,6 +304,11 @@ class HelperClient:
         return self.call("Switch", "sa{sv}a{sv}", [name, variants(tunables),
                                                    variants(canary)], 120)[0]
 
+    def update_hints(self, dep_id: str, hints: dict[int, int]) -> int:
+        """Expected runtimes (tgid → ns; 0 forgets) for jobs of our running deployment."""
+        return self.call("UpdateHints", "sa{ut}", [dep_id, {int(k): int(v)
+                                                            for k, v in hints.items()}])[0]
+
     def keep(self, dep_id: str) -> str:
         return self.call("Keep", "s", [dep_id], 60)[0]
 

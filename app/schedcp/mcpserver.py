@@ -84,6 +84,9 @@ def build_server(tools: AgentTools | None = None):
         return await call("switch", name=name, tunables=tunables, canary_s=canary_s,
                           target_pids=target_pids)
 
+    async def update_hints(id: str, hints: dict[str, int]) -> dict[str, Any]:
+        return await call("update_hints", id=id, hints=hints)
+
     async def keep(id: str) -> dict[str, Any]:
         return await call("keep", id=id)
 
@@ -101,7 +104,7 @@ def build_server(tools: AgentTools | None = None):
 
     for fn in (system_summary, workload_profile, details, feedback, search_policies,
                get_policy, list_primitives, workload_history, verify_policy, verify_source,
-               deploy, switch, keep, revert, helper_status, record_lesson):
+               deploy, switch, update_hints, keep, revert, helper_status, record_lesson):
         add(fn)
     server.schedcp_tools = tools  # the caller closes them
     return server

@@ -106,6 +106,9 @@ class HelperCore:
         """A caller-measured metric for the running canary; enough bad ones trip the breaker."""
         self.deployer.report(dep_id, value, baseline, higher_is_better)
 
+    def update_hints(self, dep_id: str, hints: dict[int, int]) -> int:
+        return self.deployer.update_hints(dep_id, hints)
+
     def keep(self, dep_id: str) -> Deployment:
         return self.deployer.keep(dep_id)
 

@@ -210,6 +210,21 @@ class Deployer:
         if reason is not None:
             self._trip(dep, reason)
 
+    def update_hints(self, dep_id: str, hints: dict[int, int]) -> int:
+        """Expected runtimes for jobs that started after the deployment (tgid → ns, 0 =
+        forget): a batch's jobs get their pids only when the batch runs."""
+        with self._lock:
+            if not self.current or self.current.id != dep_id or self.running is None:
+                raise DeployError(f"deployment {dep_id!r} is not the one running")
+            update = getattr(self.running, "update_hints", None)
+            if update is None:
+                raise DeployError(f"{self.current.spec.name} takes no runtime hints")
+            try:
+                update(hints)
+            except Exception as e:
+                raise DeployError(str(e)) from None
+            return len(hints)
+
     def keep(self, dep_id: str) -> Deployment:
         with self._lock:
             dep = self.current

@@ -30,11 +30,24 @@ class BpfRunning:
                 self.sched.set_tunables(values)
             self.sched.load()
             self.ops = self.sched.attach()
-            for tgid, ns in spec.hints.items():
-                self.sched.update_map(HINT_MAP, int(tgid), int(ns))
+            if spec.hints:
+                self.update_hints(spec.hints)
         except Exception:
             self.sched.close()
             raise
+
+    def update_hints(self, hints: dict[int, int]) -> None:
+        """tgid → expected runtime (ns) into the scheduler's hint map; 0 forgets a tgid."""
+        from .loader import LoaderError
+
+        try:
+            for tgid, ns in hints.items():
+                if ns:
+                    self.sched.update_map(HINT_MAP, int(tgid), int(ns))
+                else:
+                    self.sched.delete_map_key(HINT_MAP, int(tgid))
+        except LoaderError as e:
+            raise LaunchError(f"this scheduler takes no runtime hints ({e})") from None
 
     def alive(self) -> bool:
         return self.sched.attached

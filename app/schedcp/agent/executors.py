@@ -3,18 +3,25 @@ command (judged by its makespan) or a running process (judged by its runqueue wa
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from ..model import Metrics, WorkloadProfile
 
+log = logging.getLogger("schedcp.agent.executors")
+HintSink = Callable[[dict[int, int]], None]  # tgid -> expected runtime ns (0 = forget)
+
 
 class Executor(Protocol):
     target_pids: list[int]
+    hint_sink: HintSink | None  # set while a deployment that takes runtime hints is measured
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         """The workload's profile and its baseline metrics under what runs now."""
@@ -43,14 +50,46 @@ class BatchExecutor:
     timeout: float | None = None
     profile_after_s: float = 0.3  # let the tree form before profiling it
     kind: str = "batch"  # the fallback kind when analysis cannot profile a short run
+    learn_jobs: bool = True  # learn each job's CPU time (the proc connector) for runtime hints
     target_pids: list[int] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
+    hint_sink: HintSink | None = None
+    job_cpu_s: dict[str, float] = field(default_factory=dict)  # job key -> CPU s, last run
+
+    def _tracker(self, hinted: dict[int, int]):
+        """A JobTracker that feeds learned runtimes of the jobs it sees to ``hint_sink``."""
+        from ..analysis.jobs import JobTracker
+
+        known, sink = dict(self.job_cpu_s), self.hint_sink
+
+        def on_jobs(jobs: dict[int, str]) -> None:
+            nonlocal sink
+            hints = {tgid: int(known[key] * 1e9) for tgid, key in jobs.items()
+                     if known.get(key, 0) > 0}
+            if sink is None or not hints:
+                return
+            try:
+                sink(hints)
+                hinted.update(hints)
+            except Exception as e:  # e.g. the scheduler has no hint map: stop trying
+                log.info("runtime hints refused: %s", e)
+                sink = None
+
+        try:
+            return JobTracker(on_jobs).open()
+        except Exception as e:  # no proc connector (e.g. a sandbox): run without learning
+            log.info("job tracking unavailable: %s", e)
+            return None
 
     def _run(self, goal: str | None) -> tuple[Metrics, WorkloadProfile | None]:
+        hinted: dict[int, int] = {}
+        tracker = self._tracker(hinted) if self.learn_jobs else None
         t0 = time.perf_counter()
         p = subprocess.Popen(self.argv, cwd=self.cwd, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.target_pids = [p.pid]
+        if tracker is not None:
+            tracker.follow(p.pid)
         prof: list[WorkloadProfile] = []
         if goal is not None:
             def sample() -> None:
@@ -64,11 +103,19 @@ class BatchExecutor:
             p.kill()
             p.wait()
             raise
+        finally:
+            jobs = tracker.stop() if tracker is not None else {}
         makespan = time.perf_counter() - t0
         self.target_pids = []  # gone: a canary must not watch a recycled pid
         if goal is not None:
             t.join()
-        self.runs.append({"returncode": rc, "makespan_s": makespan})
+        if hinted and self.hint_sink is not None:  # the pids are gone: free their map entries
+            with contextlib.suppress(Exception):
+                self.hint_sink(dict.fromkeys(hinted, 0))
+        if jobs:
+            self.job_cpu_s = jobs
+        self.runs.append({"returncode": rc, "makespan_s": makespan, "jobs": len(jobs),
+                          "hinted": len(hinted)})
         source = "makespan" + (f" (exit status {rc})" if rc else "")
         return Metrics(makespan_s=makespan, seconds=makespan, source=source), (
             prof[0] if prof else None)
@@ -88,6 +135,7 @@ class PidExecutor:
     pid: int
     seconds: float = 5.0
     target_pids: list[int] = field(default_factory=list)
+    hint_sink: HintSink | None = None  # a running process's jobs are not batch jobs: unused
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         from ..analysis import profile

@@ -103,7 +103,12 @@ class Execution:
         if dep_id != self.live:
             self.live = ""  # the new deployment replaced the previous best
         self.current = dep_id  # reverted by finish() if the measurement never completes
-        after = self.executor.measure()
+        self.executor.hint_sink = lambda hints: self.tools.call(
+            "update_hints", {"id": dep_id, "hints": hints})
+        try:
+            after = self.executor.measure()
+        finally:
+            self.executor.hint_sink = None
         self.current = ""
         outcome = Outcome(plan, True, None, "measured", dep_id, baseline, after)
         try:

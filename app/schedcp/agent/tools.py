@@ -110,6 +110,10 @@ SPECS: dict[str, ToolSpec] = {s.name: s for s in [
              _obj({"name": _STR, "tunables": _TUNABLES, "canary_s": _NUM,
                    "target_pids": {"type": "array", "items": _INT}}, ("name",)),
              ("execution",)),
+    ToolSpec("update_hints", "Expected runtimes of a batch's jobs for a running deployment "
+             "whose scheduler takes them (ljf): {tgid: nanoseconds}, 0 forgets a tgid.",
+             _obj({"id": _STR, "hints": {"type": "object", "additionalProperties": _INT}},
+                  ("id", "hints")), ("execution",)),
     ToolSpec("keep", "Keep a deployment that is on canary or passed.",
              _obj({"id": _STR}, ("id",)), ("execution",)),
     ToolSpec("revert", "Revert a deployment (default: whatever runs) to the last-known-good.",
@@ -259,6 +263,11 @@ class AgentTools:
                target_pids: list[int] | None = None) -> dict:
         return {"id": self.helper().switch(name, tunables or {},
                                            _canary(canary_s, target_pids))}
+
+    def update_hints(self, id: str, hints: dict) -> dict:
+        """Expected runtimes (tgid → ns) for jobs of a running deployment (ljf's hint map)."""
+        return {"id": id, "hints": self.helper().update_hints(
+            id, {int(k): int(v) for k, v in hints.items()})}
 
     def keep(self, id: str) -> dict:
         return {"id": id, "state": self.helper().keep(id)}

@@ -98,7 +98,9 @@ class ExecWatcher:
     def fileno(self) -> int:
         if self._sock is None:
             raise RuntimeError("ExecWatcher is not open")
-        return self._sock.fileno()
+        # the netlink socket itself: pyroute2's own fileno() may be a descriptor of its
+        # asyncio wrapper that becomes readable only on the thread that opened it
+        return self._raw.fileno()
 
     def events(self, timeout: float | None = None) -> Iterator[ProcEvent]:
         """Events until ``timeout`` seconds have passed (forever when None)."""

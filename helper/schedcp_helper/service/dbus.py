@@ -41,6 +41,8 @@ MAX_NAME = 64
 MAX_REASON = 256
 MAX_OPTIONS = 32
 MAX_PIDS = 64
+MAX_HINTS = 512
+MAX_HINT_NS = 7 * 24 * 3600 * 10**9  # a week: longer is no hint
 MAX_HISTORY = 200
 MAX_PENDING_VERIFY = 4
 KEY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
@@ -70,6 +72,8 @@ METHODS = {m.name: m for m in (
     Method("Deploy", "sa{sv}", "s", ("token", "canary"), ("id",), "deploy a verified artifact"),
     Method("Switch", "sa{sv}a{sv}", "s", ("name", "tunables", "canary"), ("id",),
            "run a packaged scx_* scheduler"),
+    Method("UpdateHints", "sa{ut}", "u", ("id", "hints"), ("count",),
+           "expected runtimes (tgid → ns, 0 forgets) for the jobs of one's running deployment"),
     Method("Keep", "s", "s", ("id",), ("state",), "keep the running deployment"),
     Method("Revert", "ss", "s", ("id", "reason"), ("state",),
            "revert a deployment ('' = whatever runs)"),
@@ -279,7 +283,8 @@ class HelperService:
         self.handlers: dict[str, Callable[[Message, authz.Caller | None], Awaitable]] = {
             "Status": self.status, "ListSchedulers": self.list_schedulers,
             "VerifyPolicy": self.verify_policy, "VerifySource": self.verify_source,
-            "Deploy": self.deploy, "Switch": self.switch, "Keep": self.keep,
+            "Deploy": self.deploy, "Switch": self.switch, "UpdateHints": self.update_hints,
+            "Keep": self.keep,
             "Revert": self.revert, "History": self.history,
         }
 
@@ -515,6 +520,25 @@ class HelperService:
             name, tunables, caller.uid, CanaryParams(**kw), msg.sender))
         await self._hold(msg.sender)
         return [dep.id]
+
+    async def update_hints(self, msg, caller):
+        """Only the connection that deployed (and holds) a deployment feeds its hints."""
+        dep_id, hints = msg.body
+        if not ID_RE.match(dep_id):
+            raise _invalid("a deployment id is 1-32 hex digits")
+        if len(hints) > MAX_HINTS:
+            raise _invalid(f"at most {MAX_HINTS} hints per call")
+        if any(not 0 < int(k) < 2**22 or not 0 <= int(v) <= MAX_HINT_NS
+               for k, v in hints.items()):
+            raise _invalid("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
+        await self._authorize(caller, authz.SWITCH)
+        dep = await self._run(self.core.deployer.find, dep_id)
+        if dep.owner != msg.sender:
+            raise ServiceError(errors.NOT_AUTHORIZED,
+                               "only the connection that deployed it may send its hints")
+        count = await self._run(self.core.update_hints, dep_id,
+                                {int(k): int(v) for k, v in hints.items()})
+        return [count]
 
     async def keep(self, msg, caller):
         (dep_id,) = msg.body

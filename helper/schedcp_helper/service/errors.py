@@ -59,6 +59,8 @@ def from_exception(e: BaseException) -> ServiceError | None:
     if isinstance(e, DeployError):
         if "is not the one running" in msg or msg.startswith("no deployment"):
             return ServiceError(NOT_FOUND, msg)
+        if "takes no runtime hints" in msg:
+            return ServiceError(INVALID_ARGS, msg)
         return ServiceError(FAILED, msg)
     if isinstance(e, (TargetError, GuestError, KitError)):
         return ServiceError(VERIFICATION_FAILED, "the verifier could not run: " + msg)

@@ -33,3 +33,36 @@ def test_pid_executor_measures_runqueue_wait_of_a_running_process():
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_batch_executor_feeds_learned_runtimes_of_its_jobs_as_hints():
+    """The first run learns each job's CPU time; while a scheduler takes hints, the next run
+    sends them as the jobs appear (tgid → ns) and clears them when the batch is done."""
+    code = ("import os, time\n"
+            "def burn(s):\n"
+            "    end = time.process_time() + s\n"
+            "    while time.process_time() < end: pass\n"
+            "pids = []\n"
+            "for s in (0.05, 0.5):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        burn(s); os._exit(0)\n"
+            "    pids.append(pid)\n"
+            "for p in pids: os.waitpid(p, 0)\n")
+    ex = BatchExecutor([sys.executable, "-c", code])
+    ex.measure()
+    assert ex.job_cpu_s["0/1"] > 0.35 > ex.job_cpu_s["0/0"]
+    sent: list[dict[int, int]] = []
+    ex.hint_sink = sent.append
+    ex.measure()
+    hints = {t: ns for batch in sent for t, ns in batch.items() if ns}
+    # the long job for sure (a short one may end before any sample saw it: no hint needed)
+    assert max(hints.values()) > 0.35e9, sent
+    assert sent[-1] == dict.fromkeys(hints, 0)  # cleared after the run
+    assert ex.runs[-1]["hinted"] == len(hints)
+
+    def refuse(h):
+        raise RuntimeError("this scheduler takes no runtime hints")
+
+    ex.hint_sink = refuse  # a refusal stops the hints, not the measurement
+    assert ex.measure().makespan_s > 0.4 and ex.runs[-1]["hinted"] == 0

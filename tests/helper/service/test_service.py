@@ -27,6 +27,7 @@ CALLS = {
     "VerifySource": "('VerifySource', 'aysa{sv}a{sv}', [b'int x = ;', 'bad', {}, {}])",
     "Deploy": "('Deploy', 'sa{sv}', ['x.y', {'window_s': Variant('d', 5.0)}])",
     "Switch": "('Switch', 'sa{sv}a{sv}', ['scx_simple', {}, {}])",
+    "UpdateHints": "('UpdateHints', 'sa{ut}', ['abc123', {4242: 10**9}])",
     "Keep": "('Keep', 's', ['abc123'])",
     "Revert": "('Revert', 'ss', ['', 'test'])",
     "History": "('History', 'u', [10])",
@@ -34,7 +35,8 @@ CALLS = {
 # what an authorized caller gets on this host: a result, or the domain error that follows
 EXPECTED = {"Deploy": "org.schedcp.Helper1.Error.NoSchedExt",
             "Switch": "org.schedcp.Helper1.Error.NoSchedExt",
-            "Keep": "org.schedcp.Helper1.Error.NotFound"}
+            "Keep": "org.schedcp.Helper1.Error.NotFound",
+            "UpdateHints": "org.schedcp.Helper1.Error.NotFound"}
 
 
 def test_every_method_is_covered():
@@ -103,6 +105,9 @@ def test_bus_policy_refuses_other_interfaces(stack):
     ("Keep", "u", [1], "takes (s)"),
     ("Keep", "s", ["not-hex!"], "hex"),
     ("Revert", "ss", ["", "r" * 300], "longer than"),
+    ("UpdateHints", "sa{ut}", ["abc", {0: 1}], "tgid"),
+    ("UpdateHints", "sa{ut}", ["abc", {5: 10**18}], "week"),
+    ("UpdateHints", "sa{ut}", ["abc", {i + 1: 1 for i in range(513)}], "at most 512"),
     ("Deploy", "sa{sv}", ["t" * 5000, {}], "longer than"),
     ("Deploy", "sa{sv}", ["t", {"window_s": ("s", "1")}], "number"),
     ("Deploy", "sa{sv}", ["t", {"window_s": ("d", 1e9)}], "within"),

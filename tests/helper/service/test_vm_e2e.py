@@ -62,6 +62,14 @@ def test_deploy_canary_revert(e2e):
 
 
 @pytest.mark.vm
+def test_hints_only_from_the_owner_and_only_where_a_hint_map_exists(e2e):
+    h = _ok(e2e, "hints")
+    # fifo has no expected_runtime map: a clear refusal, not a crash
+    assert h["owner"]["error"] == "InvalidArgs" and "no runtime hints" in h["owner"]["message"]
+    assert h["other"]["error"] == "NotAuthorized", h["other"]
+
+
+@pytest.mark.vm
 def test_cli_in_guest(e2e):
     c = _ok(e2e, "cli")
     assert c["status"]["rc"] == 0, c
