@@ -4,8 +4,10 @@ On a machine without sched_ext this is how SchedCP runs for real: a qemu guest b
 kernel (the host's own kernel where it has sched_ext), and inside it the demo starts a private
 system bus and the root helper on it, then runs `schedcp optimize` (offline planner, no API key)
 as an ordinary client on a batch of 40 CPU-bound jobs of which one is long, and prints the
-makespan before and after. The guest sees the host's files read-only; everything it writes
-(bus socket, helper state, the policy database) lives in a throwaway folder.
+makespan before and after. It then reverts to the kernel default and optimizes the same kind of
+workload again: the second run starts from what the first stored in the policy store and stops
+as soon as the recorded best holds. The guest sees the host's files read-only; everything it
+writes (bus socket, helper state, the policy database) lives in a throwaway folder.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iterations", type=int, default=4, help="agent iterations (default 4)")
     p.add_argument("--tasks", type=int, default=40, help="jobs in the batch (default 40)")
+    p.add_argument("--runs", type=int, default=2, help="optimizations of the same workload, "
+                   "the later ones reusing what the first learned (default 2)")
     p.add_argument("--timeout", type=float, default=1500, help="seconds before the guest is "
                    "stopped (default 1500)")
     p.add_argument("--guest", action="store_true", help=argparse.SUPPRESS)
@@ -74,7 +78,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env = {"SCHEDCP_LIBBPF": str(kit.libbpf), "SCHEDCP_EMBEDDER": "hash",
                "PYTHONUNBUFFERED": "1"}
         line = (f"{sys.executable} -m schedcp demo --guest --probe {probe} "
-                f"--iterations {args.iterations} --tasks {args.tasks}")
+                f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs}")
         try:
             cfg = default_config(out_dir=Path(d), timeout=args.timeout, env=env)
             print(f"booting the sched_ext micro-VM ({cfg.kernel.name}) ...", flush=True)
@@ -123,27 +127,64 @@ def guest_main(args: argparse.Namespace) -> int:
         print(f"guest: system bus and root helper up in {time.monotonic() - t0:.1f} s; "
               f"optimizing a batch of {args.tasks} jobs (one long) for throughput", flush=True)
         workload = [args.probe, "batch", "--tasks", str(args.tasks)]
-        argv = [sys.executable, "-m", "schedcp", "optimize", "--goal", "throughput",
-                "--max-iterations", str(args.iterations), "--canary", "2", "--json",
-                "--", *workload]
-        steps = []
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as p:
-            assert p.stdout is not None
-            for raw in p.stdout:
-                try:
-                    step = json.loads(raw)
-                except ValueError:
-                    print(raw, end="", flush=True)
-                    continue
-                steps.append(step)
-                if (text := _describe(step)) is not None:
-                    print(text, flush=True)
-        print(_table(steps, time.monotonic() - t0), flush=True)
-        return p.returncode
+        runs: list[list[dict]] = []
+        for n in range(1, args.runs + 1):
+            if n > 1:
+                _back_to_default(address)
+                print(f"\nrun {n}: the same kind of workload again, from the kernel default; "
+                      "the policy store remembers run 1", flush=True)
+            steps, rc = _optimize(workload, args.iterations)
+            runs.append(steps)
+            if rc != 0:
+                break
+        print(_table(runs[0], time.monotonic() - t0), flush=True)
+        if len(runs) > 1:
+            print(_reuse(runs), flush=True)
+        return rc
     finally:
         for proc in (helper, bus):
             proc.terminate()
             proc.wait(10)
+
+
+def _optimize(workload: list[str], iterations: int) -> tuple[list[dict], int]:
+    """One `schedcp optimize --json` run as a client of the guest's helper."""
+    argv = [sys.executable, "-m", "schedcp", "optimize", "--goal", "throughput",
+            "--max-iterations", str(iterations), "--canary", "2", "--json", "--", *workload]
+    steps = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as p:
+        assert p.stdout is not None
+        for raw in p.stdout:
+            try:
+                step = json.loads(raw)
+            except ValueError:
+                print(raw, end="", flush=True)
+                continue
+            steps.append(step)
+            if (text := _describe(step)) is not None:
+                print(text, flush=True)
+    return steps, p.returncode
+
+
+def _back_to_default(address: str) -> None:
+    from .client import HelperClient
+
+    with HelperClient(address) as c:
+        c.revert("", "demo: the next run starts from the kernel default")
+
+
+def _reuse(runs: list[list[dict]]) -> str:
+    """How later runs used what the first one learned."""
+    out = ["", "learning reused (same kind of workload, same policy store)"]
+    for n, steps in enumerate(runs, 1):
+        plans = [s["plan"] for s in steps if s.get("role") == "planning" and s.get("plan")]
+        stop = next((s for s in reversed(steps) if s.get("role") == "stop"), {})
+        iters = len([s for s in steps if s.get("role") == "execution"])
+        first = plans[0] if plans else {}
+        why = (first.get("rationale") or "")[:60]
+        out.append(f"  run {n}: {iters} iteration(s); first try {first.get('policy', '-')}"
+                   f" ({why}); stop: {stop.get('message', '-')}")
+    return "\n".join(out)
 
 
 def _describe(step: dict) -> str | None:

@@ -11,9 +11,9 @@ import pytest
 
 @pytest.mark.vm
 def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "schedcp", "demo", "--iterations", "2",
-                        "--tasks", "12"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run([sys.executable, "-m", "schedcp", "demo", "--iterations", "3",
+                        "--tasks", "40"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     out = r.stdout
     assert "system bus and root helper up" in out
@@ -22,3 +22,10 @@ def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_pat
     table = out.split("before/after", 1)[1]
     assert re.search(r"kernel default\s+[\d.]+s\s+1\.00x", table)
     assert re.search(r"\n  \S+.*\s[\d.]+s\s+[\d.]+x", table.split("kernel default", 1)[1])
+    # the second run reuses the lesson: the recorded best first, and fewer iterations
+    reuse = re.findall(r"run (\d): (\d+) iteration\(s\); first try (\S+)", out)
+    assert [r[0] for r in reuse] == ["1", "2"], out[-2000:]
+    (_, n1, _), (_, n2, first2) = reuse
+    best = re.search(r"best: (\S+),", table).group(1)
+    assert first2 == best and int(n2) < int(n1), out[-2500:]
+    assert "held" in out.split("run 2:", 1)[1]

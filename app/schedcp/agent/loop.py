@@ -25,6 +25,10 @@ class LoopConfig:
     target: float | None = None  # stop once the improvement reaches this fraction
     canary_s: float = 10.0
     keep_best: bool = True
+    # a second run on a known workload stops at once when the recorded best, tried first,
+    # still gives at least this share of its recorded improvement (runs on a busy or
+    # virtual machine vary by tens of percent)
+    hold_fraction: float = 0.5
 
 
 @dataclass
@@ -125,6 +129,12 @@ class OptimizationLoop:
                     reason = "target"
                     message = f"reached {best_gain:+.1%} (target {cfg.target:.0%})"
                     break
+                if iteration == 1 and self._known_best_held(ctx, plan, gain):
+                    assert ctx.best is not None and ctx.best.score is not None
+                    reason = "converged"
+                    message = (f"the best known for this workload ({ctx.best.score:+.1%}) held "
+                               f"at {gain:+.1%}")
+                    break
                 if since_best >= cfg.patience:
                     reason, message = "converged", (f"no new best in {cfg.patience} iterations")
                     break
@@ -138,6 +148,14 @@ class OptimizationLoop:
             reason, message = "error", f"{type(e).__name__}: {e}"
             self._record(iteration, "error", 0.0, traceback=traceback.format_exc()[-4000:])
         return self._end(reason, message, iteration)
+
+    def _known_best_held(self, ctx, plan, gain: float | None) -> bool:
+        """Learning reused: the first plan was the recorded best and it still pays off."""
+        best = ctx.best
+        return bool(best is not None and best.outcome == "improved" and best.score
+                    and gain is not None and plan.policy == best.policy
+                    and plan.tunables == best.tunables and not plan.source
+                    and gain >= self.config.hold_fraction * best.score)
 
     def _end(self, reason: str, message: str, iteration: int) -> LoopResult:
         t = time.perf_counter()

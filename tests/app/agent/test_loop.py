@@ -46,6 +46,15 @@ def test_keeps_the_best_converges_and_a_second_run_reuses_the_lesson(repo):
     assert second.stop_reason == "target" and second.iterations == 1 < first.iterations
     assert helper2.kept == ljf_default
 
+    # without a target: the recorded best, tried first, holds → converged after one iteration
+    third, tried3 = run(repo, SimHelper(effect), patience=3, max_iterations=10)
+    assert tried3[0] == ljf_default
+    assert third.stop_reason == "converged" and third.iterations == 1, third.message
+    assert "held" in third.message
+    # ... but not when it no longer pays off: then the loop explores again
+    fourth, _ = run(repo, SimHelper({ljf_default: 0.95}), patience=2, max_iterations=10)
+    assert fourth.iterations > 1
+
 
 def test_cancel_stops_between_steps(repo):
     helper = SimHelper({})
