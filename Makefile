@@ -22,6 +22,7 @@ bench: setup
 	$(VENV)/bin/python bench/sched_batch.py
 	$(VENV)/bin/python bench/sched_latency.py --hogs 4
 	$(VENV)/bin/python bench/sched_latency.py --hogs 16
+	$(VENV)/bin/python bench/agent_loop.py
 
 lint: setup
 	$(VENV)/bin/ruff check app helper tests bench

@@ -65,19 +65,32 @@ static bool is_target(struct task_struct *p)
 	return bpf_map_lookup_elem(&targets, &tgid) || in_target_cgroup(p);
 }
 
-/* A CPU @p may use that runs a non-target, preferring its last CPU; -1 if none. */
-static s32 cpu_to_preempt(struct task_struct *p)
+/* Whether @cpu is one @p may use and runs a non-target now. */
+static bool preemptible(struct task_struct *p, s32 cpu)
 {
-	s32 prev = scx_bpf_task_cpu(p), cpu;
-	u32 i, n = scx_bpf_nr_cpu_ids();
 	u8 *busy;
 
+	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		return false;
+	busy = bpf_map_lookup_percpu_elem(&cpu_runs_target, &(u32){0}, cpu);
+	return busy && !*busy;
+}
+
+/*
+ * A CPU @p may use that runs a non-target; -1 if none. The waking CPU first:
+ * preempting it needs no IPI (the switch happens on the way out of the wakeup,
+ * e.g. the timer interrupt), then @p's last CPU and the rest in order.
+ */
+static s32 cpu_to_preempt(struct task_struct *p)
+{
+	s32 here = bpf_get_smp_processor_id(), prev = scx_bpf_task_cpu(p), cpu;
+	u32 i, n = scx_bpf_nr_cpu_ids();
+
+	if (preemptible(p, here))
+		return here;
 	for (i = 0; i < n && i < MAX_CPUS; i++) {
 		cpu = (prev + i) % n;
-		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			continue;
-		busy = bpf_map_lookup_percpu_elem(&cpu_runs_target, &(u32){0}, cpu);
-		if (busy && !*busy)
+		if (preemptible(p, cpu))
 			return cpu;
 	}
 	return -1;

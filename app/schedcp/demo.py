@@ -215,6 +215,11 @@ def _table(steps: list[dict], seconds: float) -> str:
         best = min(rows, key=lambda r: r[2])
         out.append(f"best: {best[0]}, makespan {1 - best[2] / b:.0%} lower than under the kernel "
                    f"default; {len(rows)} schedulers measured in {seconds:.0f} s")
+    live = [s for s in steps if s.get("role") == "execution"
+            and str((s.get("outcome") or {}).get("message", "")).startswith("new best")]
+    if live:
+        out.append(f"the best was live after iteration {live[-1]['iteration']}, "
+                   f"{live[-1]['elapsed_s']:.0f} s into the optimization (verification included)")
     stop = next((s for s in reversed(steps) if s.get("role") == "stop"), None)
     if stop:
         out.append(f"stop: {stop.get('message', '')}")
