@@ -1,0 +1,399 @@
+"""Per-app profiles: "when this app runs, run that scheduler", applied when the app starts
+(exec events from the kernel's proc connector, no polling) and undone when its last process
+exits, which brings back whatever ran before (the helper's last-known-good).
+
+A profile deploys a known policy: a packaged scx_* one through Switch (no verification), one of
+ours through VerifyPolicy + Deploy. The deployment is held by the client connection, as any
+unkept one: if the tray dies, the helper reverts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import proc
+from .apps import INTERPRETERS, AppIdentity, identify
+from .procwatch import ProcChange, ProcWatch
+from .settings import GOALS, atomic_write, data_dir
+
+log = logging.getLogger("schedcp.desktop.profiles")
+POLICY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
+TUNABLE_RE = re.compile(r"^[a-z0-9_]{1,48}$")
+MAX_PROFILES = 500
+
+
+@dataclass
+class Profile:
+    app_id: str
+    name: str
+    policy: str
+    tunables: dict[str, int | bool | str] = field(default_factory=dict)
+    goal: str = "balanced"
+    auto_apply: bool = True
+
+    def problems(self) -> list[str]:
+        out = []
+        if not isinstance(self.app_id, str) or not self.app_id or len(self.app_id) > 4096:
+            out.append("app_id must be a non-empty string")
+        if not isinstance(self.name, str) or len(self.name) > 256:
+            out.append("name must be a string of at most 256 characters")
+        if not isinstance(self.policy, str) or not POLICY_RE.match(self.policy):
+            out.append(f"policy must be a policy name ([a-z0-9_]+), not {self.policy!r}")
+        if not isinstance(self.tunables, dict):
+            out.append("tunables must be a mapping")
+        else:
+            for k, v in self.tunables.items():
+                if not isinstance(k, str) or not TUNABLE_RE.match(k):
+                    out.append(f"tunable name {k!r} is not [a-z0-9_]+")
+                elif not isinstance(v, (int, bool, str)) or (isinstance(v, str) and len(v) > 256):
+                    out.append(f"tunable {k} must be an integer, true/false or a short string")
+        if self.goal not in GOALS:
+            out.append(f"goal must be one of {', '.join(GOALS)}, not {self.goal!r}")
+        if not isinstance(self.auto_apply, bool):
+            out.append("auto_apply must be true or false")
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Profile:
+        known = {k: d[k] for k in ("app_id", "name", "policy", "tunables", "goal", "auto_apply")
+                 if k in d}
+        return cls(**known)
+
+    @classmethod
+    def for_app(cls, ident: AppIdentity, policy: str, tunables: dict | None = None,
+                goal: str = "balanced", auto_apply: bool = True) -> Profile:
+        return cls(ident.app_id, ident.name, policy, dict(tunables or {}), goal, auto_apply)
+
+
+class ProfileStore:
+    """``profiles.json`` in the data folder. Written atomically; a file that cannot be read as
+    profiles is moved aside (``profiles.json.bad-<time>``, for the user to look at) and the
+    store starts empty, rather than refusing to start or silently overwriting it."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or data_dir() / "profiles.json"
+        self._lock = threading.RLock()
+        self._items: dict[str, Profile] = {}
+        self.set_aside: Path | None = None  # where a bad file went, if one did
+        self.version = 0  # bumped on every change (the watcher caches what it matches)
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log.warning("cannot read %s: %s", self.path, e)
+            return
+        try:
+            data = json.loads(text)
+            raw = data["profiles"] if isinstance(data, dict) else None
+            if not isinstance(raw, list):
+                raise ValueError("no profiles list")
+            items = {}
+            for d in raw:
+                p = Profile.from_dict(d)
+                if p.problems():
+                    raise ValueError(f"{p.app_id}: {'; '.join(p.problems())}")
+                items[p.app_id] = p
+        except (ValueError, TypeError, KeyError) as e:
+            aside = self.path.with_name(f"{self.path.name}.bad-{int(time.time())}")
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+                self.set_aside = aside
+            log.warning("%s is not a profiles file (%s); set aside as %s", self.path, e, aside)
+            return
+        self._items = items
+
+    def _save(self) -> None:
+        data = {"version": 1, "profiles": [asdict(p) for p in self._items.values()]}
+        atomic_write(self.path, json.dumps(data, indent=1) + "\n")
+
+    def list(self) -> list[Profile]:
+        with self._lock:
+            return sorted(self._items.values(), key=lambda p: p.name.lower())
+
+    def get(self, app_id: str) -> Profile | None:
+        with self._lock:
+            return self._items.get(app_id)
+
+    def put(self, p: Profile) -> None:
+        """Add or replace; ValueError says what is wrong with the profile."""
+        problems = p.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        with self._lock:
+            if p.app_id not in self._items and len(self._items) >= MAX_PROFILES:
+                raise ValueError(f"at most {MAX_PROFILES} profiles")
+            self._items[p.app_id] = Profile.from_dict(asdict(p))  # a copy: callers may mutate
+            self.version += 1
+            self._save()
+
+    def delete(self, app_id: str) -> None:
+        with self._lock:
+            if self._items.pop(app_id, None) is not None:
+                self.version += 1
+                self._save()
+
+
+@dataclass
+class _Running:
+    """A profiled app that runs now: its processes and the deployment made for it."""
+
+    profile: Profile
+    pids: set[int] = field(default_factory=set)
+    dep_id: str = ""
+    started: float = 0.0  # monotonic
+
+
+class ProfileManager:
+    """Watches exec/exit events in its own thread and applies profiles.
+
+    ``on_event(kind, profile, info)``: "started" ({pid}: a profiled app started and was not
+    applied automatically), "applied" ({pid, dep_id, latency_s: exec event → helper answered}),
+    "restored" ({dep_id}: its last process exited and its deployment was reverted), "failed"
+    ({error}). Called from the watcher thread (or the caller of ``apply``).
+    """
+
+    def __init__(self, store: ProfileStore, client, *, enabled: Callable[[], bool],
+                 on_event: Callable[[str, Profile, dict], None]):
+        self.store = store
+        self.client = client
+        self.enabled = enabled
+        self.on_event = on_event
+        self.canary_s = 30.0
+        self._lock = threading.RLock()
+        self._running: dict[str, _Running] = {}
+        self._kinds: dict[str, str] = {}  # policy name → "bpf" | "scx"
+        self._thread: threading.Thread | None = None
+        self._stop_r, self._stop_w = -1, -1
+        self._ready = threading.Event()
+        self._keys_cache: tuple[int, tuple] | None = None
+        self.error = ""  # why the watcher could not start, if it could not
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        # opened here, not in the thread: errors are known when start() returns
+        try:
+            watcher = ProcWatch()
+            watcher.open()
+        except OSError as e:  # no proc connector, or not allowed to listen to it
+            self.error = f"cannot watch program starts (proc connector): {e}"
+            log.warning(self.error)
+            return
+        self.error = ""
+        self._stop_r, self._stop_w = os.pipe()
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, args=(watcher,),
+                                        name="schedcp-profiles", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        """Stop watching; deployments made for running apps stay until they exit or the
+        connection closes (the helper reverts unkept ones then)."""
+        t, self._thread = self._thread, None
+        if t is None:
+            return
+        os.write(self._stop_w, b"x")
+        t.join(5)
+        for fd in (self._stop_r, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._stop_r = self._stop_w = -1
+
+    def running(self) -> dict[str, tuple[set[int], str]]:
+        """app_id → (pids, deployment id or "") of profiled apps that run now."""
+        with self._lock:
+            return {k: (set(r.pids), r.dep_id) for k, r in self._running.items()}
+
+    # -- the watcher thread -------------------------------------------------------------------
+    def _run(self, watcher) -> None:
+        try:
+            self._scan_existing()
+            self._ready.set()
+            fd = watcher.fileno()
+            while True:
+                ready, _, _ = select.select([fd, self._stop_r], [], [])
+                if self._stop_r in ready:
+                    return
+                for ev in watcher.read():
+                    try:
+                        self._on_proc_event(ev)
+                    except Exception:  # one bad event must not end the watching
+                        log.exception("profile event handling failed")
+        finally:
+            watcher.close()
+            self._ready.set()
+
+    def _scan_existing(self) -> None:
+        """Profiled apps that ran before we started count as started now."""
+        if not self.store.list():
+            return
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                self._consider(int(entry), time.monotonic(), scanned=True)
+
+    def _keys(self) -> tuple[set[str], set[str], bool, bool]:
+        """What the profiles match on: exe paths, comms, and whether any is a Windows game
+        (wine:/steam:) or a Steam game; rebuilt only when the store changed."""
+        if self._keys_cache is None or self._keys_cache[0] != self.store.version:
+            exes, comms, windows, steam = set(), set(), False, False
+            for p in self.store.list():
+                kind, _, key = p.app_id.partition(":")
+                if kind == "exe":
+                    exes.add(key)
+                elif kind == "comm":
+                    comms.add(key)
+                windows |= kind in ("wine", "steam")
+                steam |= kind == "steam"
+            self._keys_cache = (self.store.version, (exes, comms, windows, steam))
+        return self._keys_cache[1]
+
+    def _candidate(self, pid: int) -> bool:
+        """A cheap test before identify() reads more of /proc: a build execs thousands of
+        times, and most programs have no profile."""
+        exes, comms, windows, steam = self._keys()
+        if not (exes or comms or windows):
+            return False
+        exe = proc.exe(pid)
+        if exe in exes:
+            return True
+        script = bool(exes) and bool(INTERPRETERS.match(os.path.basename(exe)))
+        head = proc.cmdline(pid)[:3] if script or windows else []
+        if script and any(a in exes for a in head[1:]):  # a script run by an interpreter
+            return True
+        if comms and proc.comm(pid) in comms:
+            return True
+        if windows and (any(".exe" in a.lower() for a in head)
+                        or proc.comm(pid).lower().endswith(".exe")):
+            return True
+        return steam and "/steamapps/" in exe  # a native Steam game
+
+    def _on_proc_event(self, ev: ProcChange) -> None:
+        t = time.monotonic()
+        if ev.kind == "exec":
+            if self._candidate(ev.pid):
+                self._consider(ev.pid, t)
+            else:
+                self._forget_pid(ev.pid, t)  # a tracked pid exec'd something else
+        elif ev.kind == "exit":
+            self._forget_pid(ev.pid, t)
+
+    def _consider(self, pid: int, t: float, scanned: bool = False) -> None:
+        ident = identify(pid)
+        if ident is None:
+            return
+        profile = self.store.get(ident.app_id)
+        if profile is None:
+            return
+        with self._lock:
+            run = self._running.get(profile.app_id)
+            first = run is None
+            if first:
+                run = self._running[profile.app_id] = _Running(profile, started=t)
+            run.pids.add(pid)
+        if not first:
+            return
+        if self.enabled() and profile.auto_apply:
+            try:
+                dep_id = self.apply(profile.app_id, pid)
+            except Exception as e:
+                self._emit("failed", profile, {"error": _message(e), "pid": pid})
+                return
+            self._emit("applied", profile, {"pid": pid, "dep_id": dep_id,
+                                            "latency_s": time.monotonic() - t,
+                                            "scanned": scanned})
+        else:
+            self._emit("started", profile, {"pid": pid})
+
+    def _forget_pid(self, pid: int, t: float) -> None:
+        with self._lock:
+            for app_id, run in list(self._running.items()):
+                if pid in run.pids:
+                    run.pids.discard(pid)
+                    if not run.pids:
+                        del self._running[app_id]
+                        break
+            else:
+                return
+        if run.dep_id:
+            self._restore(run)
+
+    def _restore(self, run: _Running) -> None:
+        from ..client import HelperError
+
+        reason = f"{run.profile.name} exited"
+        try:
+            self.client.revert(run.dep_id, reason)
+        except HelperError as e:
+            if "not the one running" in e.message:  # replaced or reverted meanwhile: fine
+                return
+            self._emit("failed", run.profile, {"error": _message(e), "dep_id": run.dep_id})
+            return
+        self._emit("restored", run.profile, {"dep_id": run.dep_id})
+
+    def forget_deployment(self, dep_id: str) -> None:
+        """The deployment ended some other way (reverted from a notification, by the breaker,
+        replaced): nothing to restore when the app exits."""
+        with self._lock:
+            for run in self._running.values():
+                if run.dep_id == dep_id:
+                    run.dep_id = ""
+
+    # -- applying -------------------------------------------------------------------------------
+    def _kind(self, policy: str) -> str:
+        if policy not in self._kinds:
+            for s in self.client.list_schedulers():
+                self._kinds[s["name"]] = s.get("kind", "")
+        kind = self._kinds.get(policy)
+        if kind is None:
+            raise ValueError(f"the helper knows no scheduler named {policy!r}")
+        return kind
+
+    def apply(self, app_id: str, pid: int) -> str:
+        """Deploy the profile of ``app_id`` for process ``pid`` now; returns the deployment id.
+        Raises the helper's error (or ValueError for an unknown profile/policy)."""
+        profile = self.store.get(app_id)
+        if profile is None:
+            raise ValueError(f"no profile for {app_id}")
+        if self.client is None:
+            raise ValueError("the SchedCP helper is not connected")
+        canary = {"window_s": self.canary_s, "target_pids": [pid]}
+        if self._kind(profile.policy) == "scx":
+            dep_id = self.client.switch(profile.policy, profile.tunables, canary)
+        else:
+            report = self.client.verify_policy(profile.policy, profile.tunables)
+            if not report.get("ok"):
+                raise ValueError(f"{profile.policy} did not pass verification: "
+                                 f"{report.get('message') or report.get('refused_at')}")
+            dep_id = self.client.deploy(report["token"], canary)
+        with self._lock:
+            run = self._running.setdefault(app_id, _Running(profile, started=time.monotonic()))
+            run.pids.add(pid)
+            run.dep_id = dep_id
+        return dep_id
+
+    def _emit(self, kind: str, profile: Profile, info: dict) -> None:
+        try:
+            self.on_event(kind, profile, info)
+        except Exception:
+            log.exception("profile event callback failed")
+
+
+def _message(e: BaseException) -> str:
+    """One sentence for a notification: the helper's message with its hint."""
+    return str(e) or type(e).__name__

@@ -1,0 +1,71 @@
+"""One "Optimize this app" run, Qt-free: the agent loop on a running process, wired like
+``schedcp optimize --pid`` but with the brain, model and budget from the tray's settings.
+The tray calls it in a worker thread; ``cancel`` is the loop's own Event."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class OptimizeError(Exception):
+    """The run could not start; the message says what to change (e.g. add an API key)."""
+
+
+@dataclass
+class Request:
+    pid: int  # the process to optimize (already apps.app_root'ed)
+    name: str  # what the person calls it ("Firefox")
+    goal: str
+    analyze_only: bool = False  # no sched_ext/helper: observe and report, change nothing
+    seconds: float = 3.0  # measurement window per candidate
+    max_iterations: int = 6
+    canary_s: float = 10.0
+
+
+def run(req: Request, settings: Any, on_step: Callable[[dict], None],
+        cancel: threading.Event, client_factory: Callable[[], Any] | None = None,
+        api_key: Callable[[], str | None] | None = None,
+        on_progress: Callable[[str, str], None] | None = None):
+    """Run the loop to its end; returns its LoopResult. Raises OptimizeError before the
+    first step when the configuration cannot work. ``on_progress(stage, message)`` gets the
+    helper's VerifyProgress (sent only to the connection that asked, i.e. the loop's)."""
+    from ..agent import AgentTools, LoopConfig, OfflinePlanner, OptimizationLoop, PidExecutor
+
+    def factory():
+        if client_factory is None:
+            from ..client import HelperClient
+
+            client = HelperClient()
+        else:
+            client = client_factory()
+        if on_progress is not None and hasattr(client, "subscribe"):
+            client.subscribe(lambda s: on_progress(str(s.args[1]), str(s.args[2]))
+                             if s.member == "VerifyProgress" and len(s.args) >= 3 else None)
+        return client
+
+    tools = AgentTools(client_factory=factory)
+    try:
+        if getattr(settings, "brain", "offline") == "claude" and not req.analyze_only:
+            from ..agent.claude import ClaudeBrain
+
+            if api_key is None:
+                from ..desktop.settings import get_api_key as api_key
+            try:
+                key = api_key()
+            except Exception as e:  # no Secret Service: say so rather than crash the worker
+                raise OptimizeError(f"cannot read the API key: {e}") from None
+            if not key:
+                raise OptimizeError("the Claude brain needs an Anthropic API key: add one in "
+                                    "Settings, or switch the brain to Offline")
+            brain = ClaudeBrain(tools, key, model=settings.model, budget_usd=settings.budget_usd)
+        else:
+            brain = OfflinePlanner(tools=tools)
+        cfg = LoopConfig(goal=req.goal, max_iterations=0 if req.analyze_only else
+                         req.max_iterations, canary_s=req.canary_s)
+        executor = PidExecutor(req.pid, req.seconds)
+        return OptimizationLoop(brain, tools, executor, cfg, cancel, on_step).run()
+    finally:
+        tools.close()

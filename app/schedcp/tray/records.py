@@ -1,0 +1,115 @@
+"""History rows for the history window, from whatever ``DesktopSession.history`` merges:
+the helper's deployment records (id, spec, state, reason, metrics samples) and the app's own
+agent step records (rationale, before/after metrics, improvement). Qt-free and tolerant:
+a missing field shows as "—", never as an exception."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .wording import METRIC_LABELS, percent
+
+STATE_WORDS = {
+    "canary": "canary running", "passed": "canary passed", "kept": "kept",
+    "reverted": "reverted", "failed": "failed", "replaced": "replaced",
+}
+
+
+@dataclass
+class HistoryEntry:
+    id: str
+    started: float
+    ended: float
+    app: str
+    policy: str
+    tunables: dict
+    previous: str
+    state: str
+    reason: str
+    why: str
+    goal: str
+    improvement: float | None
+    effect_text: str = ""  # the session's own wording of the effect, when it has one
+    before: dict[str, float] = field(default_factory=dict)  # metric key → value
+    after: dict[str, float] = field(default_factory=dict)
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (s since start, value)
+    baseline: float | None = None
+
+    @property
+    def when(self) -> str:
+        if not self.started:
+            return "—"
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started))
+
+    @property
+    def change(self) -> str:
+        tun = ", ".join(f"{k}={v}" for k, v in sorted(self.tunables.items()))
+        head = f"{self.previous or 'default'} → {self.policy or '?'}"
+        return head + (f" ({tun})" if tun else "")
+
+    @property
+    def effect(self) -> str:
+        if self.effect_text:
+            return self.effect_text
+        if self.improvement is not None:
+            key = next((k for k in METRIC_LABELS if k in self.before and k in self.after), None)
+            label = METRIC_LABELS[key][0].lower() if key else "metric"
+            return f"{label} {percent(self.improvement)}"
+        return "—"
+
+    @property
+    def outcome(self) -> str:
+        words = STATE_WORDS.get(self.state, self.state or "—")
+        return f"{words}: {self.reason}" if self.reason and self.state in (
+            "reverted", "failed", "replaced") else words
+
+
+def _num(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _metrics(m) -> dict[str, float]:
+    if not isinstance(m, dict):
+        return {}
+    return {k: float(m[k]) for k in METRIC_LABELS if _num(m.get(k)) is not None}
+
+
+def entry(raw: dict) -> HistoryEntry:
+    """One merged history record → a row."""
+    spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
+    outcome = raw.get("outcome") if isinstance(raw.get("outcome"), dict) else {}
+    plan = raw.get("plan") or outcome.get("plan") or {}
+    plan = plan if isinstance(plan, dict) else {}
+    prev = raw.get("previous")
+    previous = prev.get("name", "") if isinstance(prev, dict) else (prev or "")
+    started = _num(raw.get("started")) or _num(raw.get("t")) or _num(raw.get("when")) or 0.0
+    samples, baseline = [], None
+    for s in raw.get("metrics") or []:
+        if isinstance(s, dict) and _num(s.get("value")) is not None:
+            samples.append(((_num(s.get("t")) or started) - started, float(s["value"])))
+            baseline = _num(s.get("baseline")) if _num(s.get("baseline")) else baseline
+    app = raw.get("app") or raw.get("app_name") or ""
+    if isinstance(app, dict):
+        app = app.get("name", "")
+    return HistoryEntry(
+        id=str(raw.get("id") or raw.get("dep_id") or raw.get("deployment_id")
+               or outcome.get("deployment_id") or ""),
+        started=started, ended=_num(raw.get("ended")) or 0.0, app=str(app),
+        policy=str(spec.get("name") or raw.get("name") or raw.get("policy")
+                   or plan.get("policy") or ""),
+        tunables=dict(spec.get("tunables") or raw.get("tunables") or plan.get("tunables") or {}),
+        previous=str(previous), state=str(raw.get("state") or ""),
+        reason=str(raw.get("reason") or ""),
+        why=str(raw.get("why") or raw.get("rationale") or plan.get("rationale") or ""),
+        goal=str(raw.get("goal") or ""),
+        improvement=_num(raw.get("improvement")), effect_text=str(raw.get("effect") or ""),
+        before=_metrics(raw.get("before") or outcome.get("before")),
+        after=_metrics(raw.get("after") or outcome.get("after")),
+        samples=samples, baseline=baseline)
+
+
+def entries(raws: list[dict]) -> list[HistoryEntry]:
+    """Newest first (the helper returns newest last)."""
+    rows = [entry(r) for r in raws if isinstance(r, dict)]
+    return sorted(rows, key=lambda e: e.started, reverse=True)
