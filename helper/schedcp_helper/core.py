@@ -13,11 +13,11 @@ from pathlib import Path
 
 from .deploy import CanaryParams, Deployer, DeployError, Deployment, Listener, Spec
 from .launch import Launcher
-from .policy import Policy, PolicyError, default_policies_dir, load_policies
+from .policy import Policy, PolicyError, data_dir, default_policies_dir, load_policies
 from .verifier import token
 from .verifier.pipeline import Progress, Verifier, VerifyRequest
 from .verifier.report import VerifyReport
-from .verifier.target import Target
+from .verifier.target import Target, TargetError
 from .vm.kit import KitError, find_kit
 
 DEFAULT_STATE_DIR = Path("/var/lib/schedcp")
@@ -26,7 +26,7 @@ TRUSTED_SCX_DIRS_ENV = "SCHEDCP_TRUSTED_SCX_DIRS"  # extra dirs for tests (root-
 
 def default_bpf_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "bpf"
-    return checkout if checkout.is_dir() else Path("/usr/share/schedcp/bpf")
+    return checkout if checkout.is_dir() else data_dir() / "bpf"
 
 
 def state_dir_from_env() -> Path:
@@ -45,18 +45,31 @@ class HelperCore:
         self.state_dir = Path(self.state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.policies: dict[str, Policy] = load_policies(self.policies_dir)
-        self.target = Target.detect()
-        kit = self.target.kit
-        if kit is None:  # inside the guest the target is direct, yet the kit's headers are here
-            with contextlib.suppress(KitError):
-                kit = find_kit()
-        include = [kit.include] if kit else [Path("/usr/include")]
-        self.verifier = Verifier(self.target, self.state_dir, include,
-                                 [self.bpf_dir / "schedcp.bpf.h"])
+        self._verifier: Verifier | None = None
         trusted = [Path(p) for p in os.environ.get(TRUSTED_SCX_DIRS_ENV, "").split(":") if p]
         self.deployer = Deployer(
-            self.state_dir, Launcher(self.verifier.artifacts, self.policies, trusted),
+            self.state_dir, Launcher(self.state_dir / "artifacts", self.policies, trusted),
             self.listener)
+
+    @property
+    def verifier(self) -> Verifier:
+        """Built on first use: a machine with neither sched_ext nor the guest kit must still
+        answer status (and say what is missing) rather than fail to start."""
+        if self._verifier is None:
+            target = Target.detect()  # TargetError says how to fix it
+            kit = target.kit
+            if kit is None:  # inside the guest the target is direct, yet the kit's headers are here
+                with contextlib.suppress(KitError):
+                    kit = find_kit()
+            include = [kit.include] if kit else [Path("/usr/include")]
+            self._verifier = Verifier(target, self.state_dir, include,
+                                      [self.bpf_dir / "schedcp.bpf.h"])
+            assert self._verifier.artifacts == self.state_dir / "artifacts"
+        return self._verifier
+
+    @property
+    def target(self) -> Target:
+        return self.verifier.target
 
     # -- verify --------------------------------------------------------------------------------
     def verify_policy(self, name: str, tunables: dict, uid: int,
@@ -117,7 +130,10 @@ class HelperCore:
 
     def status(self) -> dict:
         st = self.deployer.status()
-        st["target"] = self.target.release
+        try:
+            st["target"] = self.target.release
+        except TargetError as e:  # no sched_ext here and no micro-VM kit to verify in
+            st["target"], st["target_problem"] = "", str(e)
         return st
 
     def history(self) -> list[Deployment]:

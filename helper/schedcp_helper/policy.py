@@ -6,6 +6,7 @@ what every privileged path validates against, whatever the caller sends.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -162,8 +163,13 @@ def load_policies(directory: Path) -> dict[str, Policy]:
     return {p.name: p for p in map(load_policy, sorted(directory.glob("*.toml")))}
 
 
+def data_dir() -> Path:
+    """Where policies/ and bpf/ are installed: /usr/share/schedcp, or $SCHEDCP_DATA_DIR
+    (the flatpak's /app/share/schedcp)."""
+    return Path(os.environ.get("SCHEDCP_DATA_DIR") or "/usr/share/schedcp")
+
+
 def default_policies_dir() -> Path:
-    """The source checkout's ``policies/`` (packaging installs it to /usr/share/schedcp)."""
-    installed = Path("/usr/share/schedcp/policies")
+    """The source checkout's ``policies/``, else the installed copy."""
     checkout = Path(__file__).resolve().parents[2] / "policies"
-    return checkout if checkout.is_dir() else installed
+    return checkout if checkout.is_dir() else data_dir() / "policies"

@@ -227,11 +227,24 @@ X-GNOME-Autostart-Delay=5
 """
 
 
+def system_autostart_entries() -> list[Path]:
+    """The package's own autostart entries ($XDG_CONFIG_DIRS, /etc/xdg by default)."""
+    dirs = os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    return [p for d in dirs.split(":") if d
+            if (p := Path(d) / "autostart" / AUTOSTART_NAME).is_file()]
+
+
 def set_autostart(enabled: bool) -> Path:
-    """Create or remove the XDG autostart entry; returns its path either way."""
+    """Create or remove the user's XDG autostart entry; returns its path either way.
+
+    Where the package installed a system-wide entry, "off" must override it: the user's
+    entry then stays, saying ``Hidden=true`` (the autostart spec's way to switch one off)."""
     path = autostart_path()
     if enabled:
         atomic_write(path, DESKTOP_ENTRY.format(exec=tray_command()), 0o644)
+    elif system_autostart_entries():
+        atomic_write(path, DESKTOP_ENTRY.format(exec=tray_command()).rstrip("\n")
+                     + "\nHidden=true\n", 0o644)
     else:
         path.unlink(missing_ok=True)
     return path

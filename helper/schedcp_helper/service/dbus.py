@@ -236,6 +236,8 @@ def status_dict(st: dict) -> dict[str, Variant]:
         "deployment_owner": _s(cur.get("owner")),
         "deployment_started": Variant("d", float(cur.get("started") or 0.0)),
         "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
+        # why nothing can be verified here ("" when it can): no sched_ext and no guest kit
+        "target_problem": _s(st.get("target_problem")),
     }
 
 

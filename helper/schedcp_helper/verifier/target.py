@@ -50,6 +50,9 @@ class Target:
         kit = None
         with contextlib.suppress(KitError):  # a host with sched_ext needs no kit
             kit = find_kit()
+        if kit is None and not guest.in_guest() and not Path("/sys/kernel/sched_ext").is_dir():
+            raise TargetError("this kernel lacks sched_ext and no guest kit is available: "
+                              "run `schedcp vm-kit --build`")
         bpftool = kit.bpftool if kit else shutil.which("bpftool", path="/usr/sbin:/usr/bin")
         if bpftool is None:
             raise TargetError("bpftool is needed to read BTF: apt-get install bpftool")

@@ -69,6 +69,7 @@ def test_settings_default_path_honours_xdg(tmp_path: Path, monkeypatch):
 
 def test_autostart_entry(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "none"))
     path = st.set_autostart(True)
     assert path == tmp_path / "autostart" / "schedcp-tray.desktop"
     text = path.read_text()
@@ -77,6 +78,20 @@ def test_autostart_entry(tmp_path: Path, monkeypatch):
     assert "schedcp-tray" in exec_line or "schedcp.tray.app" in exec_line
     assert st.set_autostart(False) == path and not path.exists()
     st.set_autostart(False)  # idempotent
+
+
+def test_autostart_off_overrides_the_packaged_entry(tmp_path: Path, monkeypatch):
+    """The .deb installs /etc/xdg/autostart/schedcp-tray.desktop: "off" must hide it."""
+    system = tmp_path / "etc-xdg"
+    (system / "autostart").mkdir(parents=True)
+    (system / "autostart" / "schedcp-tray.desktop").write_text(
+        "[Desktop Entry]\nType=Application\nExec=schedcp-tray\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", f"/nonexistent:{system}")
+    path = st.set_autostart(False)
+    assert "Hidden=true" in path.read_text().splitlines()
+    path = st.set_autostart(True)
+    assert "Hidden=true" not in path.read_text()
 
 
 # -- profiles -----------------------------------------------------------------------------------
