@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: setup test demo bench lint
+.PHONY: setup test demo bench lint deb
 setup:
 	bash packaging/setup-dev.sh
 
@@ -23,6 +23,10 @@ bench: setup
 	$(VENV)/bin/python bench/sched_latency.py --hogs 4
 	$(VENV)/bin/python bench/sched_latency.py --hogs 16
 	$(VENV)/bin/python bench/agent_loop.py
+
+# Debian 12 packages into dist/: schedcp-helper (root, Debian deps only) and schedcp (app + tray).
+deb: setup
+	bash packaging/build-deb.sh dist
 
 lint: setup
 	$(VENV)/bin/ruff check app helper tests bench

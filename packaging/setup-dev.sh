@@ -15,14 +15,15 @@ log() { echo "[setup] $*"; }
 # The tray's tests: Xvfb + openbox + trayer (a real tray), dunst/xfce4-notifyd (notifications),
 # gnome-keyring (Secret Service), xdotool/x11-utils/imagemagick (clicks, window ids,
 # screenshots) and the X libraries Qt's xcb plugin loads.
-# The .deb: debhelper/dh-python/pybuild, lintian, fakeroot; debootstrap for the install test.
+# The .deb: debhelper/dh-python/pybuild, lintian, appstream; debootstrap for the install test.
 PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make clang-19 gcc libc6-dev
       linux-source-6.12 xz-utils libelf-dev zlib1g-dev dbus dbus-daemon polkitd pkexec
       xvfb openbox trayer dunst xfce4-notifyd gnome-keyring libsecret-tools xdotool x11-utils
       imagemagick libegl1 libgl1 libfontconfig1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
       libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
       libxcb-xinerama0 libxcb-xkb1
-      debhelper dh-python pybuild-plugin-pyproject python3-all lintian fakeroot debootstrap)
+      debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel
+      binutils lintian appstream debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
