@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the later ones reusing what the first learned (default 2)")
     p.add_argument("--timeout", type=float, default=1500, help="seconds before the guest is "
                    "stopped (default 1500)")
+    p.add_argument("--save", type=Path, help="also write every step of every run and the "
+                   "helper's deployment history here (JSON; the tray's history view reads it)")
     p.add_argument("--guest", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--probe", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
@@ -78,7 +80,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env = {"SCHEDCP_LIBBPF": str(kit.libbpf), "SCHEDCP_EMBEDDER": "hash",
                "PYTHONUNBUFFERED": "1"}
         line = (f"{sys.executable} -m schedcp demo --guest --probe {probe} "
-                f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs}")
+                f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs}"
+                + (" --save demo.json" if args.save else ""))
         try:
             cfg = default_config(out_dir=Path(d), timeout=args.timeout, env=env)
             print(f"booting the sched_ext micro-VM ({cfg.kernel.name}) ...", flush=True)
@@ -89,6 +92,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         if r.message:
             print(f"schedcp demo: {r.message}", file=sys.stderr)
+        saved = Path(d) / "demo.json"
+        if args.save and saved.is_file():
+            args.save.write_bytes(saved.read_bytes())
         return r.returncode
 
 
@@ -140,6 +146,12 @@ def guest_main(args: argparse.Namespace) -> int:
         print(_table(runs[0], time.monotonic() - t0), flush=True)
         if len(runs) > 1:
             print(_reuse(runs), flush=True)
+        if args.save:
+            from .client import HelperClient
+
+            with HelperClient(address) as c:
+                history = c.history(50)
+            Path(args.save).write_text(json.dumps({"runs": runs, "history": history}))
         return rc
     finally:
         for proc in (helper, bus):
