@@ -225,8 +225,12 @@ def _table(steps: list[dict], seconds: float) -> str:
         out.append(f"  {label:44} {m:9.2f}s " + (f"{m / b:10.2f}x" if b else ""))
     if b and rows:
         best = min(rows, key=lambda r: r[2])
-        out.append(f"best: {best[0]}, makespan {1 - best[2] / b:.0%} lower than under the kernel "
-                   f"default; {len(rows)} schedulers measured in {seconds:.0f} s")
+        if best[2] < b:
+            out.append(f"best: {best[0]}, makespan {1 - best[2] / b:.0%} lower than under the "
+                       f"kernel default; {len(rows)} schedulers measured in {seconds:.0f} s")
+        else:
+            out.append(f"best: none beat the kernel default; {len(rows)} schedulers measured "
+                       f"in {seconds:.0f} s")
     live = [s for s in steps if s.get("role") == "execution"
             and str((s.get("outcome") or {}).get("message", "")).startswith("new best")]
     if live:

@@ -362,6 +362,8 @@ class Deployer:
         while not stop.wait(canary.poll_s):
             reason = self._ejected(dep, seq)
             if reason is not None:  # gone from the kernel: kept or not, bring back the previous
+                if dep.state in ("kept", "passed"):  # kept before this poll saw it: say so
+                    reason = f"after the canary, {reason}"
                 self._trip(dep, reason, even_kept=True)
                 return
             if dep.state == "kept":  # the user decided: only ejection matters from now on

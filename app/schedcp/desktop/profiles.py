@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import proc
-from .apps import INTERPRETERS, AppIdentity, identify
+from .apps import INTERPRETERS, WINE_LOADERS, AppIdentity, identify
 from .procwatch import ProcChange, ProcWatch
 from .settings import GOALS, atomic_write, data_dir
 
@@ -86,7 +87,23 @@ class ProfileStore:
         self._items: dict[str, Profile] = {}
         self.set_aside: Path | None = None  # where a bad file went, if one did
         self.version = 0  # bumped on every change (the watcher caches what it matches)
+        self._listeners: list[Callable[[], None]] = []
         self._load()
+
+    def add_listener(self, cb: Callable[[], None]) -> None:
+        """``cb()`` after every change (from the thread that made it)."""
+        self._listeners.append(cb)
+
+    def remove_listener(self, cb: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(cb)
+
+    def _changed(self) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb()
+            except Exception:
+                log.exception("profile store listener failed")
 
     def _load(self) -> None:
         try:
@@ -139,12 +156,18 @@ class ProfileStore:
             self._items[p.app_id] = Profile.from_dict(asdict(p))  # a copy: callers may mutate
             self.version += 1
             self._save()
+        self._changed()
 
     def delete(self, app_id: str) -> None:
         with self._lock:
-            if self._items.pop(app_id, None) is not None:
-                self.version += 1
-                self._save()
+            if self._items.pop(app_id, None) is None:
+                return
+            self.version += 1
+            self._save()
+        self._changed()
+
+    def count(self) -> int:
+        return len(self._items)
 
 
 @dataclass
@@ -157,6 +180,37 @@ class _Running:
     started: float = 0.0  # monotonic
 
 
+@dataclass
+class _Watch:
+    """One opening of the proc connector and the thread reading it (a new one each time the
+    watcher reopens, so a closing one never races the next)."""
+
+    procwatch: ProcWatch
+    stop_r: socket.socket
+    stop_w: socket.socket
+    thread: threading.Thread | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def signal_stop(self) -> None:
+        with contextlib.suppress(OSError):  # already closed by its thread: it has stopped
+            self.stop_w.send(b"x")
+
+
+def _alive(pid: int) -> bool:
+    f = proc.stat_fields(pid)
+    return bool(f) and f[0] not in ("Z", "X")
+
+
+def _maybe_script(path: str) -> bool:
+    """Whether an exe profile could be matched through an interpreter's argument: anything
+    but an ELF binary (unreadable counts as maybe)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) != b"\x7fELF"
+    except OSError:
+        return True
+
+
 class ProfileManager:
     """Watches exec/exit events in its own thread and applies profiles.
 
@@ -164,6 +218,14 @@ class ProfileManager:
     applied automatically), "applied" ({pid, dep_id, latency_s: exec event → helper answered}),
     "restored" ({dep_id}: its last process exited and its deployment was reverted), "failed"
     ({error}). Called from the watcher thread (or the caller of ``apply``).
+
+    The watcher costs nothing while it cannot matter: the proc connector is open only while
+    there is a profile, or a profiled app still runs (its exit restores the previous
+    scheduler); the store tells us when the first profile is saved or the last deleted. While
+    open, the kernel delivers every exec but only the exits of the profiled apps' processes,
+    an exec of a program no profile can match costs one readlink, and while programs keep
+    starting (a build) their events are read in batches, at most 1/coalesce_s wake-ups a
+    second. A profile saved while its app already runs applies from the app's next start.
     """
 
     def __init__(self, store: ProfileStore, client, *, enabled: Callable[[], bool],
@@ -173,47 +235,90 @@ class ProfileManager:
         self.enabled = enabled
         self.on_event = on_event
         self.canary_s = 30.0
+        self.coalesce_s = 0.1  # while programs keep starting, read their events this often
         self._lock = threading.RLock()
         self._running: dict[str, _Running] = {}
+        self._tracked: frozenset[int] = frozenset()  # the pids in _running (read lock-free)
         self._kinds: dict[str, str] = {}  # policy name → "bpf" | "scx"
-        self._thread: threading.Thread | None = None
-        self._stop_r, self._stop_w = -1, -1
-        self._ready = threading.Event()
+        self._started = False
+        self._watch: _Watch | None = None
+        self._watch_lock = threading.Lock()  # opening and closing the watcher
         self._keys_cache: tuple[int, tuple] | None = None
         self.error = ""  # why the watcher could not start, if it could not
 
     # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """Whether the proc connector is open now."""
+        return self._watch is not None
+
     def start(self) -> None:
-        if self._thread is not None:
+        """Start following the store; open the watcher if there is a profile (profiled apps
+        running already count as started now). Errors are known when this returns."""
+        if self._started:
             return
-        # opened here, not in the thread: errors are known when start() returns
-        try:
-            watcher = ProcWatch()
-            watcher.open()
-        except OSError as e:  # no proc connector, or not allowed to listen to it
-            self.error = f"cannot watch program starts (proc connector): {e}"
-            log.warning(self.error)
-            return
-        self.error = ""
-        self._stop_r, self._stop_w = os.pipe()
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, args=(watcher,),
-                                        name="schedcp-profiles", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
+        self._started = True
+        self.store.add_listener(self._sync)
+        self._sync(scan=True)
+        if self._watch is None and not self.error:
+            try:  # nothing to watch yet: check now that it could be, for the caller to tell
+                with ProcWatch():
+                    pass
+            except OSError as e:
+                self._cannot_watch(e)
 
     def stop(self) -> None:
         """Stop watching; deployments made for running apps stay until they exit or the
         connection closes (the helper reverts unkept ones then)."""
-        t, self._thread = self._thread, None
-        if t is None:
-            return
-        os.write(self._stop_w, b"x")
-        t.join(5)
-        for fd in (self._stop_r, self._stop_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._stop_r = self._stop_w = -1
+        self._started = False
+        self.store.remove_listener(self._sync)
+        with self._watch_lock:
+            w, self._watch = self._watch, None
+        if w is not None:
+            self._end(w)
+
+    def _cannot_watch(self, e: OSError) -> None:
+        self.error = f"cannot watch program starts (proc connector): {e}"
+        log.warning(self.error)
+
+    def _needed(self) -> bool:
+        return self._started and (self.store.count() > 0 or bool(self._tracked))
+
+    def _sync(self, scan: bool = False) -> None:
+        """Open the watcher when it is needed and close it when not (the store's listener:
+        called from whichever thread changed a profile, and by the watcher itself)."""
+        with self._watch_lock:
+            old, new = self._watch, None
+            if self._needed() == (old is not None):
+                return
+            if old is not None:
+                self._watch = None
+            else:
+                # opened here, not in the thread: errors are known when this returns
+                try:
+                    pw = ProcWatch(exit_pids=self._tracked)
+                    pw.open()
+                except OSError as e:  # no proc connector, or not allowed to listen to it
+                    self._cannot_watch(e)
+                    return
+                self.error = ""
+                new = self._watch = _Watch(pw, *socket.socketpair())
+                with self._lock:  # a pid tracked meanwhile (_refilter saw no watcher yet)
+                    if self._tracked != pw.exit_pids:
+                        pw.watch_exits(self._tracked)
+                new.thread = threading.Thread(target=self._run, args=(new, scan),
+                                              name="schedcp-profiles", daemon=True)
+                new.thread.start()
+        if old is not None:
+            self._end(old)
+        elif new is not None:
+            new.ready.wait(10)  # the scan of running apps (outside the lock: it may apply)
+
+    @staticmethod
+    def _end(w: _Watch) -> None:
+        w.signal_stop()
+        if w.thread is not None and w.thread is not threading.current_thread():
+            w.thread.join(5)
 
     def running(self) -> dict[str, tuple[set[int], str]]:
         """app_id → (pids, deployment id or "") of profiled apps that run now."""
@@ -221,77 +326,105 @@ class ProfileManager:
             return {k: (set(r.pids), r.dep_id) for k, r in self._running.items()}
 
     # -- the watcher thread -------------------------------------------------------------------
-    def _run(self, watcher) -> None:
+    def _run(self, w: _Watch, scan: bool) -> None:
         try:
-            self._scan_existing()
-            self._ready.set()
-            fd = watcher.fileno()
+            if scan:
+                self._scan_existing()
+            w.ready.set()
+            fd, stop = w.procwatch.fileno(), w.stop_r.fileno()
+            dropped, waiting_since = 0, 0.0
             while True:
-                ready, _, _ = select.select([fd, self._stop_r], [], [])
-                if self._stop_r in ready:
+                ready, _, _ = select.select([fd, stop], [], [])
+                if stop in ready:
                     return
-                for ev in watcher.read():
+                streaming = time.monotonic() - waiting_since < self.coalesce_s
+                for ev in w.procwatch.read():
                     try:
                         self._on_proc_event(ev)
                     except Exception:  # one bad event must not end the watching
                         log.exception("profile event handling failed")
+                if w.procwatch.dropped != dropped:  # the kernel dropped events: look again
+                    dropped = w.procwatch.dropped
+                    self._resync()
+                # A program starting after a quiet spell is handled at once; while programs
+                # keep starting (a build), their events queue for coalesce_s and are read in
+                # one go: at most 1/coalesce_s wake-ups a second instead of one per event.
+                if streaming and select.select([stop], [], [], self.coalesce_s)[0]:
+                    return
+                waiting_since = time.monotonic()
         finally:
-            watcher.close()
-            self._ready.set()
+            w.procwatch.close()
+            w.stop_r.close()
+            w.stop_w.close()
+            w.ready.set()
+
+    def _resync(self) -> None:
+        """After lost events: forget tracked processes that have gone, catch profiled apps
+        that started unseen."""
+        log.warning("program start/exit events were lost; rescanning running programs")
+        for pid in self._tracked:
+            if not _alive(pid):
+                self._forget_pid(pid)
+        self._scan_existing()
 
     def _scan_existing(self) -> None:
         """Profiled apps that ran before we started count as started now."""
-        if not self.store.list():
+        if not self.store.count():
             return
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 self._consider(int(entry), time.monotonic(), scanned=True)
 
-    def _keys(self) -> tuple[set[str], set[str], bool, bool]:
-        """What the profiles match on: exe paths, comms, and whether any is a Windows game
-        (wine:/steam:) or a Steam game; rebuilt only when the store changed."""
+    def _keys(self) -> tuple[set[str], set[str], set[str], bool, bool]:
+        """What the profiles match on: exe paths, those of them that may be scripts, comms,
+        and whether any is a Windows game (wine:/steam:) or a Steam game; rebuilt only when
+        the store changed."""
         if self._keys_cache is None or self._keys_cache[0] != self.store.version:
-            exes, comms, windows, steam = set(), set(), False, False
+            exes, scripts, comms, windows, steam = set(), set(), set(), False, False
             for p in self.store.list():
                 kind, _, key = p.app_id.partition(":")
                 if kind == "exe":
                     exes.add(key)
+                    if _maybe_script(key):
+                        scripts.add(key)
                 elif kind == "comm":
                     comms.add(key)
                 windows |= kind in ("wine", "steam")
                 steam |= kind == "steam"
-            self._keys_cache = (self.store.version, (exes, comms, windows, steam))
+            self._keys_cache = (self.store.version, (exes, scripts, comms, windows, steam))
         return self._keys_cache[1]
 
     def _candidate(self, pid: int) -> bool:
         """A cheap test before identify() reads more of /proc: a build execs thousands of
-        times, and most programs have no profile."""
-        exes, comms, windows, steam = self._keys()
+        times, and most programs have no profile. For those it costs one readlink, plus a
+        read of the command line only for an interpreter when a profile is a script, or for
+        a Wine loader or Steam game when a profile is a Windows game."""
+        exes, scripts, comms, windows, steam = self._keys()
         if not (exes or comms or windows):
             return False
         exe = proc.exe(pid)
         if exe in exes:
             return True
-        script = bool(exes) and bool(INTERPRETERS.match(os.path.basename(exe)))
-        head = proc.cmdline(pid)[:3] if script or windows else []
-        if script and any(a in exes for a in head[1:]):  # a script run by an interpreter
+        base = exe.rpartition("/")[2]
+        if scripts and INTERPRETERS.match(base) and any(
+                a in scripts for a in proc.cmdline(pid)[1:3]):  # a script run by an interpreter
             return True
         if comms and proc.comm(pid) in comms:
             return True
-        if windows and (any(".exe" in a.lower() for a in head)
-                        or proc.comm(pid).lower().endswith(".exe")):
-            return True
-        return steam and "/steamapps/" in exe  # a native Steam game
+        steam_game = steam and "/steamapps/" in exe  # a native Steam game
+        if windows and (WINE_LOADERS.match(base) or steam_game):
+            head = proc.cmdline(pid)[:3]
+            if (any(".exe" in a.lower() for a in head)
+                    or proc.comm(pid).lower().endswith(".exe")):
+                return True
+        return steam_game
 
     def _on_proc_event(self, ev: ProcChange) -> None:
-        t = time.monotonic()
-        if ev.kind == "exec":
-            if self._candidate(ev.pid):
-                self._consider(ev.pid, t)
-            else:
-                self._forget_pid(ev.pid, t)  # a tracked pid exec'd something else
-        elif ev.kind == "exit":
-            self._forget_pid(ev.pid, t)
+        if ev.kind == "exec" and self._candidate(ev.pid):
+            # the kernel's CLOCK_MONOTONIC stamp: latency_s includes the time it was queued
+            self._consider(ev.pid, ev.timestamp_ns / 1e9 if ev.timestamp_ns else time.monotonic())
+        elif ev.pid in self._tracked:  # it exited, or exec'd a program of no profile
+            self._forget_pid(ev.pid)
 
     def _consider(self, pid: int, t: float, scanned: bool = False) -> None:
         ident = identify(pid)
@@ -306,6 +439,7 @@ class ProfileManager:
             if first:
                 run = self._running[profile.app_id] = _Running(profile, started=t)
             run.pids.add(pid)
+        self._refilter()
         if not first:
             return
         if self.enabled() and profile.auto_apply:
@@ -320,18 +454,39 @@ class ProfileManager:
         else:
             self._emit("started", profile, {"pid": pid})
 
-    def _forget_pid(self, pid: int, t: float) -> None:
+    def _refilter(self) -> None:
+        """Let the kernel deliver the exits of exactly the processes we track, then forget
+        any that exited before the new filter was in place (their exit was dropped)."""
+        with self._lock:
+            pids = frozenset(p for r in self._running.values() for p in r.pids)
+            added = pids - self._tracked
+            changed = pids != self._tracked
+            self._tracked = pids
+            w = self._watch
+        if changed and w is not None:
+            try:
+                w.procwatch.watch_exits(pids)
+            except OSError as e:  # closing meanwhile
+                log.debug("exit filter: %s", e)
+        for pid in added:
+            if not _alive(pid):
+                self._forget_pid(pid)
+
+    def _forget_pid(self, pid: int) -> None:
+        emptied = None
         with self._lock:
             for app_id, run in list(self._running.items()):
                 if pid in run.pids:
                     run.pids.discard(pid)
                     if not run.pids:
-                        del self._running[app_id]
-                        break
+                        emptied = self._running.pop(app_id)
+                    break
             else:
                 return
-        if run.dep_id:
-            self._restore(run)
+        self._refilter()
+        if emptied is not None and emptied.dep_id:
+            self._restore(emptied)
+        self._sync()  # the last profile may be gone, and with this app nothing left to watch
 
     def _restore(self, run: _Running) -> None:
         from ..client import HelperError
@@ -372,7 +527,12 @@ class ProfileManager:
             raise ValueError(f"no profile for {app_id}")
         if self.client is None:
             raise ValueError("the SchedCP helper is not connected")
-        canary = {"window_s": self.canary_s, "target_pids": [pid]}
+        # No "target_pids": with them the helper first samples the target's runqueue wait
+        # under the previous scheduler for up to 1 s before switching (a baseline for the
+        # canary's wait check). A profile is a scheduler the user already kept for this app,
+        # so it is applied at once; a baseline of a program that has just exec'd would mean
+        # little anyway. The canary still watches for ejection and stalls.
+        canary = {"window_s": self.canary_s}
         if self._kind(profile.policy) == "scx":
             dep_id = self.client.switch(profile.policy, profile.tunables, canary)
         else:
@@ -385,6 +545,7 @@ class ProfileManager:
             run = self._running.setdefault(app_id, _Running(profile, started=time.monotonic()))
             run.pids.add(pid)
             run.dep_id = dep_id
+        self._refilter()
         return dep_id
 
     def _emit(self, kind: str, profile: Profile, info: dict) -> None:

@@ -40,7 +40,12 @@ from .wording import METRIC_LABELS
 COLUMNS = ("When", "App", "Change", "Effect", "Outcome")
 BEFORE, AFTER = QColor("#8a9099"), QColor("#23955a")
 SHORT_LABELS = {"runqueue_wait_ms_per_s": "wait (ms/s)", "wake_p99_ms": "p99 (ms)",
-                "makespan_s": "run time (s)"}
+                "makespan_s": "makespan (s)"}
+
+
+def _clip(text: str, n: int = 48) -> str:
+    """A column's text; the whole of it is in the tooltip and the details."""
+    return text if len(text) <= n else text[:n - 1].rstrip() + "…"
 
 
 def _chart(title: str) -> QChart:
@@ -69,6 +74,7 @@ def before_after_chart(e: HistoryEntry) -> QChart | None:
     series.append(s_after)
     series.setLabelsVisible(True)
     series.setLabelsFormat("@value")
+    series.setLabelsPrecision(3)  # significant digits: 17.6, not 17.6493
     c.addSeries(series)
     ax = QBarCategoryAxis()
     ax.append([SHORT_LABELS[k] for k in keys])
@@ -124,8 +130,11 @@ def samples_chart(e: HistoryEntry) -> QChart | None:
 
 
 def detail_html(e: HistoryEntry) -> str:
-    rows = [("Scheduler", e.change), ("Goal", e.goal or "—"), ("Effect", e.effect),
-            ("Outcome", e.outcome), ("Deployment", e.id or "—")]
+    measured = "; ".join(
+        f"{METRIC_LABELS[k][0].lower()} {e.before[k]:.3g} → {e.after[k]:.3g} {METRIC_LABELS[k][1]}"
+        for k in METRIC_LABELS if k in e.before and k in e.after)
+    rows = [("Scheduler", e.change), ("Goal", e.goal or "—"), ("Measured", measured or "—"),
+            ("Effect", e.effect), ("Outcome", e.outcome), ("Deployment", e.id or "—")]
     html = "<table cellspacing=4>" + "".join(
         f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
     if e.why:
@@ -213,7 +222,8 @@ class HistoryWindow(QWidget):
                                  "starts one.")
         self.tree.clear()
         for r in self.rows:
-            item = QTreeWidgetItem([r.when, r.app or "—", r.change, r.effect, r.outcome])
+            item = QTreeWidgetItem([r.when, r.app or "—", r.change, r.effect,
+                                    _clip(r.outcome)])
             item.setToolTip(2, r.why or r.change)
             item.setToolTip(4, r.reason or r.outcome)
             if r.improvement is not None:

@@ -1,10 +1,13 @@
 """History rows for the history window, from whatever ``DesktopSession.history`` merges:
 the helper's deployment records (id, spec, state, reason, metrics samples) and the app's own
-agent step records (rationale, before/after metrics, improvement). Qt-free and tolerant:
-a missing field shows as "—", never as an exception."""
+agent step records (rationale, before/after metrics, improvement); or from a saved
+``schedcp demo --save`` run (``from_demo``). Qt-free and tolerant: a missing field shows as
+"—", never as an exception."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +16,7 @@ from .wording import METRIC_LABELS, percent
 STATE_WORDS = {
     "canary": "canary running", "passed": "canary passed", "kept": "kept",
     "reverted": "reverted", "failed": "failed", "replaced": "replaced",
+    "refused": "refused by the verifier",  # a trial that was never deployed
 }
 
 
@@ -62,7 +66,7 @@ class HistoryEntry:
     def outcome(self) -> str:
         words = STATE_WORDS.get(self.state, self.state or "—")
         return f"{words}: {self.reason}" if self.reason and self.state in (
-            "reverted", "failed", "replaced") else words
+            "reverted", "failed", "replaced", "refused") else words
 
 
 def _num(v) -> float | None:
@@ -113,3 +117,65 @@ def entries(raws: list[dict]) -> list[HistoryEntry]:
     """Newest first (the helper returns newest last)."""
     rows = [entry(r) for r in raws if isinstance(r, dict)]
     return sorted(rows, key=lambda e: e.started, reverse=True)
+
+
+def _short_app(profile: dict) -> str:
+    """The workload's program, without the content hash of a built probe."""
+    name = os.path.basename(str(profile.get("exe") or ""))
+    return re.sub(r"-[0-9a-f]{12,}$", "", name) or str(profile.get("kind") or "")
+
+
+def from_demo(data: dict) -> list[dict]:
+    """History records from ``schedcp demo --save`` ({"runs": [the steps of each optimize run],
+    "history": [the helper's deployments]}), in DesktopSession.history's shape: each deployment
+    joined with the agent's execution step that made it (by deployment id: why, goal, before and
+    after), plus the trials the verifier refused before anything was deployed."""
+    data = data if isinstance(data, dict) else {}
+    by_dep: dict[str, tuple[dict, str, str]] = {}  # deployment id → (step, goal, app)
+    refused: list[tuple[dict, str, str]] = []
+    for run in data.get("runs") or []:
+        run = [s for s in run if isinstance(s, dict)] if isinstance(run, list) else []
+        obs = next((s for s in run if s.get("role") == "observation"), {})
+        prof = obs.get("profile") if isinstance(obs.get("profile"), dict) else {}
+        goal, app = str(prof.get("goal") or ""), _short_app(prof)
+        for step in run:
+            oc = step.get("outcome")
+            if step.get("role") != "execution" or not isinstance(oc, dict):
+                continue
+            if oc.get("deployment_id"):
+                by_dep[str(oc["deployment_id"])] = (step, goal, app)
+            elif not oc.get("verified"):
+                refused.append((step, goal, app))
+    out = []
+    for d in data.get("history") or []:
+        if not isinstance(d, dict):
+            continue
+        spec = d.get("spec") if isinstance(d.get("spec"), dict) else {}
+        prev = d.get("previous")
+        item = {"id": str(d.get("id") or ""), "name": spec.get("name", ""),
+                "kind": spec.get("kind", ""), "tunables": spec.get("tunables") or {},
+                "state": d.get("state", ""), "started": d.get("started", 0.0),
+                "ended": d.get("ended", 0.0), "reason": d.get("reason", ""),
+                "previous": prev.get("name", "") if isinstance(prev, dict) else "",
+                "metrics": d.get("metrics") or [], "why": "", "goal": "", "app": "",
+                "before": None, "after": None, "improvement": None, "source": "helper"}
+        if item["id"] in by_dep:
+            step, goal, app = by_dep[item["id"]]
+            oc = step["outcome"]
+            plan = oc.get("plan") if isinstance(oc.get("plan"), dict) else {}
+            item.update(why=plan.get("rationale", ""), goal=goal, app=app,
+                        before=oc.get("before"), after=oc.get("after"),
+                        improvement=step.get("improvement"), source="agent")
+        out.append(item)
+    for step, goal, app in refused:
+        oc = step["outcome"]
+        plan = oc.get("plan") if isinstance(oc.get("plan"), dict) else {}
+        end = _num(step.get("t")) or 0.0
+        out.append({"id": "", "name": plan.get("policy", ""), "kind": "",
+                    "tunables": plan.get("tunables") or {}, "state": "refused",
+                    "started": end - (_num(step.get("seconds")) or 0.0), "ended": end,
+                    "reason": str(oc.get("message") or f"at {oc.get('refused_at')}"),
+                    "previous": "", "metrics": [], "why": plan.get("rationale", ""),
+                    "goal": goal, "app": app, "before": None, "after": None,
+                    "improvement": None, "source": "agent"})
+    return out

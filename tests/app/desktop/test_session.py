@@ -128,7 +128,7 @@ def test_profile_manager_tracks_processes_and_restores(tmp_path: Path, probe):
             return [{"name": "scx_simple", "kind": "scx"}]
 
         def switch(self, name, tunables, canary):
-            self.calls.append(("switch", name, tunables, canary["target_pids"]))
+            self.calls.append(("switch", name, tunables, canary))
             return "abc123"
 
         def revert(self, dep_id, reason):
@@ -160,7 +160,8 @@ def test_profile_manager_tracks_processes_and_restores(tmp_path: Path, probe):
         b.wait()
         _, info = ev.wait(lambda k, i: k == "restored")
         assert info["dep_id"] == "abc123"
-        assert client.calls == [("switch", "scx_simple", {"slice_us": 3000}, [a.pid]),
+        # no target_pids: the helper would first sample a baseline for up to 1 s
+        assert client.calls == [("switch", "scx_simple", {"slice_us": 3000}, {"window_s": 30.0}),
                                 ("revert", "abc123", "probe-app exited")]
         assert m.running() == {}
     finally:

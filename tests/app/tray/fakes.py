@@ -139,3 +139,25 @@ def fake_runner(block: threading.Event | None = None, step_list=None):
                                    "tunables": {"slice_us": 3000}, "improvement": 0.35})
     run.seen = seen
     return run
+
+
+# History records in DesktopSession.history's own shape (flat name/tunables/previous, its own
+# effect wording), as examples for the window's tests.
+T0 = 1795840000.0
+EXAMPLE_HISTORY = [
+    {"id": "a1", "name": "scx_rusty", "kind": "scx", "tunables": {}, "state": "reverted",
+     "started": T0 - 7200, "reason": "runnable task stall", "previous": "", "metrics": [],
+     "app": "blender", "why": "build-like: many short CPU-bound tasks", "source": "agent"},
+    {"id": "a2", "name": "vtime", "kind": "bpf", "tunables": {"slice_us": 3000},
+     "state": "kept", "started": T0, "reason": "", "previous": "",
+     "metrics": [{"t": T0 + 1 + i, "value": v, "baseline": 4.1}
+                 for i, v in enumerate((3.1, 2.7, 2.9, 2.6, 2.5, 2.8, 2.6, 2.4, 2.7, 2.5))],
+     "app": "Firefox", "goal": "responsiveness", "source": "agent",
+     "why": "interactive workload: short slices and wake-up preemption cut queueing",
+     "before": {"runqueue_wait_ms_per_s": 4.1, "wake_p99_ms": 3.2},
+     "after": {"runqueue_wait_ms_per_s": 2.6, "wake_p99_ms": 2.1}, "improvement": 0.34},
+    {"id": "a3", "name": "ljf", "kind": "bpf", "tunables": {}, "state": "kept",
+     "started": T0 + 3600, "reason": "", "previous": "vtime", "metrics": [],
+     "app": "make", "goal": "throughput", "source": "profile", "why": "profile for make",
+     "effect": "makespan \u221212 %"},
+]

@@ -202,7 +202,7 @@ def test_history_rows_and_charts(qtbot):
 
 def test_history_in_the_sessions_own_shape(qtbot):
     """DesktopSession.history() items: flat name/tunables/previous, its own effect wording."""
-    from tests.app.tray.screenshots import EXAMPLE_HISTORY
+    from tests.app.tray.fakes import EXAMPLE_HISTORY
 
     win = HistoryWindow(lambda: EXAMPLE_HISTORY)
     qtbot.addWidget(win)
@@ -213,6 +213,55 @@ def test_history_in_the_sessions_own_shape(qtbot):
         ["make", "vtime → ljf", "makespan \u221212 %", "kept"],
         ["Firefox", "default → vtime (slice_us=3000)", "runqueue wait \u221234 %", "kept"],
         ["blender", "default → scx_rusty", "—", "reverted: runnable task stall"]]
+
+
+def test_history_from_a_real_demo_run(qtbot):
+    """docs/screenshots/demo-history.json (``schedcp demo --save`` in the micro-VM, real data):
+    every deployment joined with the agent step that made it, and the refused trials."""
+    from pathlib import Path
+
+    from schedcp.tray.records import from_demo
+
+    data = json.loads((Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+                       / "demo-history.json").read_text())
+    steps = [s for run in data["runs"] for s in run if s.get("role") == "execution"]
+    by_dep = {s["outcome"]["deployment_id"]: s for s in steps if s["outcome"]["deployment_id"]}
+    n_refused = sum(1 for s in steps if not s["outcome"]["verified"])
+    assert n_refused and by_dep and set(by_dep) <= {d["id"] for d in data["history"]}
+
+    win = HistoryWindow(lambda: from_demo(data))
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: not win.loading, timeout=2000)
+    assert win.tree.topLevelItemCount() == len(data["history"]) + n_refused
+    kept = next(i for i, r in enumerate(win.rows) if r.state == "kept")
+    row = win.rows[kept]
+    step = by_dep[row.id]
+    before = step["outcome"]["before"]["makespan_s"]
+    after = step["outcome"]["after"]["makespan_s"]
+    item = win.tree.topLevelItem(kept)
+    assert item.text(3) == f"makespan \u2212{(before - after) / before * 100:.0f} %"
+    assert item.text(1) == "schedcp-probe" and row.goal == "throughput"
+    win.tree.setCurrentItem(item)
+    bars = next(s for v in win.chart_box.findChildren(QChartView) for s in v.chart().series()
+                if isinstance(s, QBarSeries))
+    assert [bars.barSets()[0].at(0), bars.barSets()[1].at(0)] == [before, after]
+    assert step["outcome"]["plan"]["rationale"] in win.detail.toPlainText()
+    assert f"makespan {before:.3g} \u2192 {after:.3g} s" in win.detail.toPlainText()
+    refused = [win.tree.topLevelItem(i) for i, r in enumerate(win.rows) if r.state == "refused"]
+    assert len(refused) == n_refused
+    assert all(r.text(4).startswith("refused by the verifier: ") and len(r.text(4)) <= 48
+               for r in refused)
+    assert "short_lived_progress" in refused[0].toolTip(4)  # the whole reason
+
+
+def test_demo_loader_tolerates_odd_input():
+    from schedcp.tray.records import entries, from_demo
+
+    assert from_demo({}) == [] and from_demo("nonsense") == []
+    odd = {"runs": [[{"role": "execution"}, {"role": "execution", "outcome": {"verified": False}},
+                     "x"], "y"], "history": [None, {"id": "a", "spec": "z"}]}
+    rows = entries(from_demo(odd))
+    assert sorted(r.state for r in rows) == ["", "refused"]
 
 
 def test_history_without_helper_says_why(qtbot):
