@@ -24,9 +24,10 @@
  * queue's head; otherwise the long job would lose its CPU to a short one at
  * every slice end and wait for the next one to free up.
  * Everything else (short CPU bursts: shells, daemons, the desktop) goes to a
- * FIFO queue consumed first; a task that stops sleeping is reclassified as
- * batch after batch_min_us of CPU, and the batch queue is served at least
- * every BATCH_MAX_WAIT_NS regardless.
+ * queue consumed first, a task waking from sleep at its head, one whose slice
+ * ended at its tail; a task that stops sleeping is reclassified as batch after
+ * batch_min_us of CPU, and the batch queue is served at least every
+ * BATCH_MAX_WAIT_NS regardless.
  */
 #include "schedcp.bpf.h"
 
@@ -120,8 +121,15 @@ void BPF_STRUCT_OPS(ljf_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	u64 key = batch_key(p, bpf_ktime_get_ns());
 
+	/*
+	 * A task that slept goes ahead of those that only used up their slice:
+	 * new CPU-bound jobs stay here for their first batch_min_us, and the
+	 * daemons and the desktop (and whoever sends our hints) must not queue
+	 * behind a whole batch of them.
+	 */
 	if (!key)
-		schedcp_dispatch(p, NORMAL_DSQ, slice_ns(short_slice_us), enq_flags);
+		schedcp_dispatch(p, NORMAL_DSQ, slice_ns(short_slice_us),
+				 enq_flags | (enq_flags & SCX_ENQ_WAKEUP ? SCX_ENQ_HEAD : 0));
 	else
 		schedcp_dispatch_vtime(p, BATCH_DSQ, slice_ns(slice_us), key, enq_flags);
 }

@@ -125,6 +125,28 @@ class ExecWatcher:
                 if ev is not None:
                     yield ev
 
+    def poll(self, timeout: float | None) -> list[ProcEvent]:
+        """Wait up to ``timeout`` s for events, then return every one already queued: a
+        burst (a batch forking its jobs) comes back as one list, and an idle wait costs one
+        wake-up at its end."""
+        fd = self.fileno()
+        out: list[ProcEvent] = []
+        wait = timeout
+        while select.select([fd], [], [], wait)[0]:
+            try:
+                data = self._raw.recv(1 << 16)
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                self.dropped += 1
+                continue
+            for msg in self._marshal.parse(data):
+                ev = self._convert(msg)
+                if ev is not None:
+                    out.append(ev)
+            wait = 0
+        return out
+
     def _remember(self, tgid: int, names: tuple[str, str, list[str]]) -> None:
         self._names[tgid] = names
         if len(self._names) > 8192:  # processes whose exit we never saw: forget the oldest

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from .events import ExecWatcher
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-FLUSH_S = 0.02  # new jobs are reported in bursts at most this old
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -44,7 +43,7 @@ class JobTracker:
     key when they exec)."""
 
     def __init__(self, on_jobs: Callable[[dict[int, str]], None] | None = None,
-                 sample_s: float = 0.1):
+                 sample_s: float = 0.25):
         self.on_jobs = on_jobs
         self.sample_s = sample_s
         self.keys: dict[int, str] = {}  # live tgid -> key
@@ -78,20 +77,21 @@ class JobTracker:
     # -- the thread --------------------------------------------------------------------------
     def _loop(self) -> None:
         assert self._watcher is not None
-        last_sample = 0.0
+        next_sample = time.monotonic() + self.sample_s
         while not self._stop.is_set():
-            new: dict[int, str] = {}
-            try:
-                for ev in self._watcher.events(timeout=FLUSH_S):
-                    self._on_event(ev, new)
+            try:  # asleep until events come or a sample is due: no periodic wake-ups
+                events = self._watcher.poll(max(0.0, next_sample - time.monotonic()))
             except (OSError, ValueError):  # closed under us: the run is over
                 return
+            new: dict[int, str] = {}
+            for ev in events:
+                self._on_event(ev, new)
             if new and self.on_jobs is not None:
                 with contextlib.suppress(Exception):  # a hint that fails must not stop tracking
                     self.on_jobs(new)
-            if time.monotonic() - last_sample >= self.sample_s:
+            if time.monotonic() >= next_sample:
                 self._sample()
-                last_sample = time.monotonic()
+                next_sample = time.monotonic() + self.sample_s
 
     def _on_event(self, ev, new: dict[int, str]) -> None:
         if ev.kind == "fork" and ev.ppid in self.keys:

@@ -914,13 +914,20 @@ static int mode_batch(int argc, char **argv)
 	int ncpu = online_cpus(), tasks = 40, short_units = 4, long_index = -1;
 	double long_factor = 40, timeout = 0;
 	const char *pids_file = NULL, *barrier = NULL, *types_s = "checksum,matmul,sort,compress";
+	const char *calib_s = "both";
 	struct opt opts[] = {{"--tasks", 'i', &tasks},		{"--short-units", 'i', &short_units},
 			     {"--long-factor", 'd', &long_factor}, {"--long-index", 'i', &long_index},
 			     {"--unit-scale", 'd', &unit_scale},   {"--types", 's', &types_s},
 			     {"--pids-file", 's', &pids_file},	   {"--start-barrier", 's', &barrier},
 			     {"--timeout", 'd', &timeout},	   {"--out", 's', &out_path},
-			     {NULL, 0, NULL}};
+			     {"--calibrate", 's', &calib_s},	   {NULL, 0, NULL}};
 	parse_opts(argc, argv, opts);
+	/* "none": a workload for someone else's measurement (the demo): no serial prologue
+	 * that no scheduler can shorten, and no bound (reported as 0). */
+	int calib_solo = !strcmp(calib_s, "both") || !strcmp(calib_s, "solo");
+	int calib_loaded = !strcmp(calib_s, "both");
+	if (!calib_solo && strcmp(calib_s, "none"))
+		die("batch: --calibrate takes both, solo or none");
 	if (tasks < 1 || tasks > MAX_TASKS || short_units < 1 || long_factor < 1 || unit_scale <= 0)
 		die("batch: bad arguments");
 	if (long_index < 0 || long_index >= tasks)
@@ -942,10 +949,11 @@ static int mode_batch(int argc, char **argv)
 	 * vCPUs share the host's caches and cores) a loaded CPU is ~10 % slower than a lone one,
 	 * so the bound uses the loaded unit time; the solo bound is reported beside it. */
 	double unit_s[NJOBS] = {0}, solo_s[NJOBS] = {0};
-	calibrate(types, ntypes, solo_s);
+	if (calib_solo)
+		calibrate(types, ntypes, solo_s);
 	pid_t spin[MAX_TASKS];
 	int nspin = 0;
-	for (int c = 1; c < ncpu && nspin < MAX_TASKS; c++) {
+	for (int c = 1; calib_loaded && c < ncpu && nspin < MAX_TASKS; c++) {
 		pid_t pid = fork();
 		if (pid == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -957,7 +965,10 @@ static int mode_batch(int argc, char **argv)
 		if (pid > 0)
 			spin[nspin++] = pid;
 	}
-	calibrate(types, ntypes, unit_s);
+	if (calib_loaded)
+		calibrate(types, ntypes, unit_s);
+	else
+		memcpy(unit_s, solo_s, sizeof unit_s);
 	for (int c = 0; c < nspin; c++) {
 		kill(spin[c], SIGKILL);
 		waitpid(spin[c], NULL, 0);
