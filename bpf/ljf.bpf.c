@@ -53,6 +53,31 @@ struct {
 	__type(value, u64);
 } expected_runtime SEC(".maps");
 
+/*
+ * Hints for processes not yet born: the n-th child process a parent forks
+ * (key: parent tgid, n) gets that expected runtime as it forks, so a batch's
+ * jobs are ranked from their first slice. fork_seq counts each watched
+ * parent's children; the helper resets it when it fills fork_hints.
+ */
+struct fork_key {
+	u32 parent;
+	u32 index;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct fork_key);
+	__type(value, u64);
+} fork_hints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, u32);
+	__type(value, u32);
+} fork_seq SEC(".maps");
+
 struct task_ctx {
 	u64 runtime;	/* CPU time used since the task started */
 	u64 burst;	/* CPU time used since it last slept */
@@ -181,10 +206,31 @@ void BPF_STRUCT_OPS(ljf_quiescent, struct task_struct *p, u64 deq_flags)
 		tctx->burst = 0;
 }
 
+/* A new process of a watched parent: its expected runtime by birth order. */
+static void hint_from_fork(struct task_struct *p)
+{
+	struct task_struct *parent = bpf_get_current_task_btf();
+	struct fork_key key = {.parent = parent->tgid};
+	u32 tgid = p->tgid, *seq;
+	u64 *ns;
+
+	if (p->pid != p->tgid)	/* a thread: not a job of its own */
+		return;
+	seq = bpf_map_lookup_elem(&fork_seq, &key.parent);
+	if (!seq)
+		return;
+	key.index = (*seq)++;	/* one parent forks one child at a time */
+	ns = bpf_map_lookup_elem(&fork_hints, &key);
+	if (ns)
+		bpf_map_update_elem(&expected_runtime, &tgid, ns, BPF_ANY);
+}
+
 s32 BPF_STRUCT_OPS(ljf_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
 	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
 		return -12;	/* -ENOMEM */
+	if (args->fork)
+		hint_from_fork(p);
 	return 0;
 }
 

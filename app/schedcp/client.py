@@ -309,6 +309,11 @@ class HelperClient:
         return self.call("UpdateHints", "sa{ut}", [dep_id, {int(k): int(v)
                                                             for k, v in hints.items()}])[0]
 
+    def expect_forks(self, dep_id: str, parent: int, runtimes: list[int]) -> int:
+        """Expected runtimes (ns) of ``parent``'s next children by birth order; [] stops."""
+        return self.call("ExpectForks", "suat", [dep_id, int(parent),
+                                                 [int(ns) for ns in runtimes]])[0]
+
     def keep(self, dep_id: str) -> str:
         return self.call("Keep", "s", [dep_id], 60)[0]
 

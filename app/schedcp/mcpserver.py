@@ -87,6 +87,9 @@ def build_server(tools: AgentTools | None = None):
     async def update_hints(id: str, hints: dict[str, int]) -> dict[str, Any]:
         return await call("update_hints", id=id, hints=hints)
 
+    async def expect_forks(id: str, parent: int, runtimes: list[int]) -> dict[str, Any]:
+        return await call("expect_forks", id=id, parent=parent, runtimes=runtimes)
+
     async def keep(id: str) -> dict[str, Any]:
         return await call("keep", id=id)
 
@@ -104,7 +107,8 @@ def build_server(tools: AgentTools | None = None):
 
     for fn in (system_summary, workload_profile, details, feedback, search_policies,
                get_policy, list_primitives, workload_history, verify_policy, verify_source,
-               deploy, switch, update_hints, keep, revert, helper_status, record_lesson):
+               deploy, switch, update_hints, expect_forks, keep, revert, helper_status,
+               record_lesson):
         add(fn)
     server.schedcp_tools = tools  # the caller closes them
     return server

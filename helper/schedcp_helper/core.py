@@ -122,6 +122,9 @@ class HelperCore:
     def update_hints(self, dep_id: str, hints: dict[int, int]) -> int:
         return self.deployer.update_hints(dep_id, hints)
 
+    def expect_forks(self, dep_id: str, parent: int, runtimes: list[int]) -> int:
+        return self.deployer.expect_forks(dep_id, parent, runtimes)
+
     def keep(self, dep_id: str) -> Deployment:
         return self.deployer.keep(dep_id)
 

@@ -225,6 +225,21 @@ class Deployer:
                 raise DeployError(str(e)) from None
             return len(hints)
 
+    def expect_forks(self, dep_id: str, parent: int, runtimes: list[int]) -> int:
+        """Hints for children not yet born (by birth order), so a batch started right after
+        this call is ranked from its jobs' first slice."""
+        with self._lock:
+            if not self.current or self.current.id != dep_id or self.running is None:
+                raise DeployError(f"deployment {dep_id!r} is not the one running")
+            expect = getattr(self.running, "expect_forks", None)
+            if expect is None:
+                raise DeployError(f"{self.current.spec.name} takes no runtime hints")
+            try:
+                expect(parent, runtimes)
+            except Exception as e:
+                raise DeployError(str(e)) from None
+            return len(runtimes)
+
     def keep(self, dep_id: str) -> Deployment:
         with self._lock:
             dep = self.current

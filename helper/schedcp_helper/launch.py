@@ -14,6 +14,7 @@ from .scxrun import ScxProcess
 from .scxstate import read_state
 
 HINT_MAP = "expected_runtime"
+FORK_HINTS, FORK_SEQ = "fork_hints", "fork_seq"  # ljf: hints by (parent tgid, birth order)
 
 
 class LaunchError(Exception):
@@ -22,6 +23,7 @@ class LaunchError(Exception):
 
 class BpfRunning:
     def __init__(self, path: Path, spec: Spec):
+        self._forks: dict[int, int] = {}  # parent tgid -> fork hints set
         self.sched = BpfScheduler()
         try:
             self.sched.open(path)
@@ -46,6 +48,25 @@ class BpfRunning:
                     self.sched.update_map(HINT_MAP, int(tgid), int(ns))
                 else:
                     self.sched.delete_map_key(HINT_MAP, int(tgid))
+        except LoaderError as e:
+            raise LaunchError(f"this scheduler takes no runtime hints ({e})") from None
+
+    def expect_forks(self, parent: int, runtimes: list[int]) -> None:
+        """The parent's next children, in birth order, run runtimes[i] ns each (0: no hint);
+        an empty list stops watching the parent. The scheduler applies them as they fork."""
+        from .loader import LoaderError
+
+        try:
+            for i in range(self._forks.pop(parent, 0)):  # what an earlier call set
+                self.sched.delete_map_key(FORK_HINTS, parent | i << 32)
+            self.sched.delete_map_key(FORK_SEQ, parent)
+            if not runtimes:
+                return
+            for i, ns in enumerate(runtimes):
+                if ns:
+                    self.sched.update_map(FORK_HINTS, parent | i << 32, int(ns))
+            self._forks[parent] = len(runtimes)
+            self.sched.update_map(FORK_SEQ, parent, 0)  # last: counting starts now
         except LoaderError as e:
             raise LaunchError(f"this scheduler takes no runtime hints ({e})") from None
 

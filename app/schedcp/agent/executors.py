@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -17,11 +18,13 @@ from ..model import Metrics, WorkloadProfile
 
 log = logging.getLogger("schedcp.agent.executors")
 HintSink = Callable[[dict[int, int]], None]  # tgid -> expected runtime ns (0 = forget)
+ForkSink = Callable[[int, list[int]], None]  # parent pid, its children's runtimes by birth order
 
 
 class Executor(Protocol):
     target_pids: list[int]
     hint_sink: HintSink | None  # set while a deployment that takes runtime hints is measured
+    fork_sink: ForkSink | None  # ... and hints for children not yet born
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         """The workload's profile and its baseline metrics under what runs now."""
@@ -54,6 +57,7 @@ class BatchExecutor:
     target_pids: list[int] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
     hint_sink: HintSink | None = None
+    fork_sink: ForkSink | None = None
     job_cpu_s: dict[str, float] = field(default_factory=dict)  # job key -> CPU s, last run
 
     def _tracker(self, hinted: dict[int, int]):
@@ -81,15 +85,42 @@ class BatchExecutor:
             log.info("job tracking unavailable: %s", e)
             return None
 
+    def _fork_runtimes(self) -> list[int]:
+        """Learned runtimes (ns) of the command's own children, in birth order."""
+        n = 1 + max((int(k[2:]) for k in self.job_cpu_s
+                     if k.startswith("0/") and k[2:].isdigit()), default=-1)
+        return [int(self.job_cpu_s.get(f"0/{i}", 0.0) * 1e9) for i in range(min(n, 512))]
+
     def _run(self, goal: str | None) -> tuple[Metrics, WorkloadProfile | None]:
         hinted: dict[int, int] = {}
         tracker = self._tracker(hinted) if self.learn_jobs else None
-        t0 = time.perf_counter()
-        p = subprocess.Popen(self.argv, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # every run starts behind a barrier: the command's pid is known (and the hints of its
+        # children are in place) before it runs, and every run is timed from the same point
+        gate_r, gate_w = os.pipe()
+        try:
+            # the gate is the shim's stdin (dash redirects only single-digit fds)
+            p = subprocess.Popen(["/bin/sh", "-c", 'read x; exec "$@" </dev/null',
+                                  "schedcp-batch", *self.argv], cwd=self.cwd,
+                                 stdin=gate_r, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        except BaseException:
+            os.close(gate_w)
+            raise
+        finally:
+            os.close(gate_r)
         self.target_pids = [p.pid]
+        forks = self._fork_runtimes() if self.fork_sink is not None else []
+        if forks and any(forks):
+            try:
+                self.fork_sink(p.pid, forks)
+            except Exception as e:  # e.g. the scheduler takes no hints: run without
+                log.info("fork hints refused: %s", e)
+                forks = []
         if tracker is not None:
             tracker.follow(p.pid)
+        t0 = time.perf_counter()
+        os.write(gate_w, b"go\n")
+        os.close(gate_w)
         prof: list[WorkloadProfile] = []
         if goal is not None:
             def sample() -> None:
@@ -112,10 +143,13 @@ class BatchExecutor:
         if hinted and self.hint_sink is not None:  # the pids are gone: free their map entries
             with contextlib.suppress(Exception):
                 self.hint_sink(dict.fromkeys(hinted, 0))
+        if forks and self.fork_sink is not None:
+            with contextlib.suppress(Exception):
+                self.fork_sink(p.pid, [])
         if jobs:
             self.job_cpu_s = jobs
         self.runs.append({"returncode": rc, "makespan_s": makespan, "jobs": len(jobs),
-                          "hinted": len(hinted)})
+                          "hinted": len(hinted), "fork_hints": len(forks)})
         source = "makespan" + (f" (exit status {rc})" if rc else "")
         return Metrics(makespan_s=makespan, seconds=makespan, source=source), (
             prof[0] if prof else None)
@@ -136,6 +170,7 @@ class PidExecutor:
     seconds: float = 5.0
     target_pids: list[int] = field(default_factory=list)
     hint_sink: HintSink | None = None  # a running process's jobs are not batch jobs: unused
+    fork_sink: ForkSink | None = None
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         from ..analysis import profile

@@ -105,10 +105,12 @@ class Execution:
         self.current = dep_id  # reverted by finish() if the measurement never completes
         self.executor.hint_sink = lambda hints: self.tools.call(
             "update_hints", {"id": dep_id, "hints": hints})
+        self.executor.fork_sink = lambda parent, runtimes: self.tools.call(
+            "expect_forks", {"id": dep_id, "parent": parent, "runtimes": runtimes})
         try:
             after = self.executor.measure()
         finally:
-            self.executor.hint_sink = None
+            self.executor.hint_sink = self.executor.fork_sink = None
         self.current = ""
         outcome = Outcome(plan, True, None, "measured", dep_id, baseline, after)
         try:

@@ -114,6 +114,11 @@ SPECS: dict[str, ToolSpec] = {s.name: s for s in [
              "whose scheduler takes them (ljf): {tgid: nanoseconds}, 0 forgets a tgid.",
              _obj({"id": _STR, "hints": {"type": "object", "additionalProperties": _INT}},
                   ("id", "hints")), ("execution",)),
+    ToolSpec("expect_forks", "Expected runtimes (nanoseconds, in birth order) of the next "
+             "children a process will fork, for a running deployment that takes hints (ljf); "
+             "an empty list stops. Send before the batch starts its jobs.",
+             _obj({"id": _STR, "parent": _INT, "runtimes": {"type": "array", "items": _INT}},
+                  ("id", "parent", "runtimes")), ("execution",)),
     ToolSpec("keep", "Keep a deployment that is on canary or passed.",
              _obj({"id": _STR}, ("id",)), ("execution",)),
     ToolSpec("revert", "Revert a deployment (default: whatever runs) to the last-known-good.",
@@ -268,6 +273,11 @@ class AgentTools:
         """Expected runtimes (tgid → ns) for jobs of a running deployment (ljf's hint map)."""
         return {"id": id, "hints": self.helper().update_hints(
             id, {int(k): int(v) for k, v in hints.items()})}
+
+    def expect_forks(self, id: str, parent: int, runtimes: list[int]) -> dict:
+        """Runtimes (ns, birth order) of a process's next children, before it forks them."""
+        return {"id": id, "parent": int(parent), "count": self.helper().expect_forks(
+            id, int(parent), [int(ns) for ns in runtimes])}
 
     def keep(self, id: str) -> dict:
         return {"id": id, "state": self.helper().keep(id)}

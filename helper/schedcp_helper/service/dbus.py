@@ -74,6 +74,9 @@ METHODS = {m.name: m for m in (
            "run a packaged scx_* scheduler"),
     Method("UpdateHints", "sa{ut}", "u", ("id", "hints"), ("count",),
            "expected runtimes (tgid → ns, 0 forgets) for the jobs of one's running deployment"),
+    Method("ExpectForks", "suat", "u", ("id", "parent", "runtimes"), ("count",),
+           "expected runtimes (ns, by birth order) of a process's next children, for one's "
+           "running deployment; [] stops"),
     Method("Keep", "s", "s", ("id",), ("state",), "keep the running deployment"),
     Method("Revert", "ss", "s", ("id", "reason"), ("state",),
            "revert a deployment ('' = whatever runs)"),
@@ -286,6 +289,7 @@ class HelperService:
             "Status": self.status, "ListSchedulers": self.list_schedulers,
             "VerifyPolicy": self.verify_policy, "VerifySource": self.verify_source,
             "Deploy": self.deploy, "Switch": self.switch, "UpdateHints": self.update_hints,
+            "ExpectForks": self.expect_forks,
             "Keep": self.keep,
             "Revert": self.revert, "History": self.history,
         }
@@ -541,6 +545,22 @@ class HelperService:
         count = await self._run(self.core.update_hints, dep_id,
                                 {int(k): int(v) for k, v in hints.items()})
         return [count]
+
+    async def expect_forks(self, msg, caller):
+        dep_id, parent, runtimes = msg.body
+        if not ID_RE.match(dep_id):
+            raise _invalid("a deployment id is 1-32 hex digits")
+        if not 0 < parent < 2**22:
+            raise _invalid("parent must be a tgid (1..4194303)")
+        if len(runtimes) > MAX_HINTS or any(not 0 <= ns <= MAX_HINT_NS for ns in runtimes):
+            raise _invalid(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
+        await self._authorize(caller, authz.SWITCH)
+        dep = await self._run(self.core.deployer.find, dep_id)
+        if dep.owner != msg.sender:
+            raise ServiceError(errors.NOT_AUTHORIZED,
+                               "only the connection that deployed it may send its hints")
+        return [await self._run(self.core.expect_forks, dep_id, int(parent),
+                                [int(ns) for ns in runtimes])]
 
     async def keep(self, msg, caller):
         (dep_id,) = msg.body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from schedcp.agent.executors import BatchExecutor, PidExecutor
 
@@ -43,7 +44,7 @@ def test_batch_executor_feeds_learned_runtimes_of_its_jobs_as_hints():
             "    end = time.process_time() + s\n"
             "    while time.process_time() < end: pass\n"
             "pids = []\n"
-            "for s in (0.05, 0.5):\n"
+            "for s in (0.05, 0.8):\n"
             "    pid = os.fork()\n"
             "    if pid == 0:\n"
             "        burn(s); os._exit(0)\n"
@@ -51,13 +52,13 @@ def test_batch_executor_feeds_learned_runtimes_of_its_jobs_as_hints():
             "for p in pids: os.waitpid(p, 0)\n")
     ex = BatchExecutor([sys.executable, "-c", code])
     ex.measure()
-    assert ex.job_cpu_s["0/1"] > 0.35 > ex.job_cpu_s["0/0"]
+    assert ex.job_cpu_s["0/1"] > 0.4 > ex.job_cpu_s["0/0"]  # sampled every 0.25 s
     sent: list[dict[int, int]] = []
     ex.hint_sink = sent.append
     ex.measure()
     hints = {t: ns for batch in sent for t, ns in batch.items() if ns}
     # the long job for sure (a short one may end before any sample saw it: no hint needed)
-    assert max(hints.values()) > 0.35e9, sent
+    assert max(hints.values()) > 0.4e9, sent
     assert sent[-1] == dict.fromkeys(hints, 0)  # cleared after the run
     assert ex.runs[-1]["hinted"] == len(hints)
 
@@ -66,3 +67,32 @@ def test_batch_executor_feeds_learned_runtimes_of_its_jobs_as_hints():
 
     ex.hint_sink = refuse  # a refusal stops the hints, not the measurement
     assert ex.measure().makespan_s > 0.4 and ex.runs[-1]["hinted"] == 0
+
+
+def test_fork_hints_are_in_place_before_the_batch_starts(tmp_path):
+    """With a fork sink, the command waits behind a barrier until its children's learned
+    runtimes (birth order) were sent for its pid; they are withdrawn after the run."""
+    stamp = tmp_path / "started"
+    code = ("import os, sys, time\n"
+            f"open({str(stamp)!r}, 'w').write(repr(time.monotonic()))\n"
+            "def burn(s):\n"
+            "    end = time.process_time() + s\n"
+            "    while time.process_time() < end: pass\n"
+            "pids = []\n"
+            "for s in (0.05, 0.8):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        burn(s); os._exit(0)\n"
+            "    pids.append(pid)\n"
+            "for p in pids: os.waitpid(p, 0)\n")
+    ex = BatchExecutor([sys.executable, "-c", code])
+    ex.measure()
+    calls: list[tuple[float, int, list[int]]] = []
+    ex.fork_sink = lambda parent, runtimes: calls.append((time.monotonic(), parent, runtimes))
+    ex.measure()
+    (t_sent, parent, runtimes), (_, parent2, cleared) = calls
+    assert float(stamp.read_text()) > t_sent  # the command ran only after the hints
+    assert parent == parent2 and cleared == []
+    # CPU time is sampled every 0.25 s: the long one shows at least 0.5 s of its 0.8 s
+    assert len(runtimes) == 2 and runtimes[1] > 0.4e9 > runtimes[0]
+    assert ex.runs[-1]["fork_hints"] == 2

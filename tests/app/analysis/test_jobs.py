@@ -14,7 +14,7 @@ def burn(s):
     end = time.process_time() + s
     while time.process_time() < end: pass
 kids = []
-for s in (0.05, 0.6, 0.05):
+for s in (0.05, 0.9, 0.05):
     pid = os.fork()
     if pid == 0:
         burn(s); os._exit(0)

@@ -28,6 +28,7 @@ CALLS = {
     "Deploy": "('Deploy', 'sa{sv}', ['x.y', {'window_s': Variant('d', 5.0)}])",
     "Switch": "('Switch', 'sa{sv}a{sv}', ['scx_simple', {}, {}])",
     "UpdateHints": "('UpdateHints', 'sa{ut}', ['abc123', {4242: 10**9}])",
+    "ExpectForks": "('ExpectForks', 'suat', ['abc123', 4242, [10**9, 0]])",
     "Keep": "('Keep', 's', ['abc123'])",
     "Revert": "('Revert', 'ss', ['', 'test'])",
     "History": "('History', 'u', [10])",
@@ -36,7 +37,8 @@ CALLS = {
 EXPECTED = {"Deploy": "org.schedcp.Helper1.Error.NoSchedExt",
             "Switch": "org.schedcp.Helper1.Error.NoSchedExt",
             "Keep": "org.schedcp.Helper1.Error.NotFound",
-            "UpdateHints": "org.schedcp.Helper1.Error.NotFound"}
+            "UpdateHints": "org.schedcp.Helper1.Error.NotFound",
+            "ExpectForks": "org.schedcp.Helper1.Error.NotFound"}
 
 
 def test_every_method_is_covered():
@@ -106,6 +108,8 @@ def test_bus_policy_refuses_other_interfaces(stack):
     ("Keep", "s", ["not-hex!"], "hex"),
     ("Revert", "ss", ["", "r" * 300], "longer than"),
     ("UpdateHints", "sa{ut}", ["abc", {0: 1}], "tgid"),
+    ("ExpectForks", "suat", ["abc", 0, [1]], "tgid"),
+    ("ExpectForks", "suat", ["abc", 5, [10**18]], "week"),
     ("UpdateHints", "sa{ut}", ["abc", {5: 10**18}], "week"),
     ("UpdateHints", "sa{ut}", ["abc", {i + 1: 1 for i in range(513)}], "at most 512"),
     ("Deploy", "sa{sv}", ["t" * 5000, {}], "longer than"),
