@@ -34,7 +34,7 @@ scalar = {
     "d": st.floats(allow_nan=True, allow_infinity=True), "x": st.integers(-2**63, 2**63 - 1),
     "t": st.integers(0, 2**64 - 1), "y": st.integers(0, 255),
     "ay": st.binary(max_size=64), "as": st.lists(text, max_size=4),
-    "au": st.lists(ints, max_size=4),
+    "au": st.lists(ints, max_size=4), "at": st.lists(st.integers(0, 2**64 - 1), max_size=4),
 }
 variant = st.one_of(*[s.map(lambda v, k=k: Variant(k, v)) for k, s in scalar.items()])
 scalar["a{sv}"] = st.dictionaries(st.one_of(text, st.sampled_from(
