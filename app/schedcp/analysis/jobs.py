@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from . import procfs
 from .events import ExecWatcher
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -27,12 +28,8 @@ TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float | None:
     """utime + stime of one process (its threads included, its children not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * TICK_S
-    except (OSError, IndexError, ValueError):
-        return None
+    ticks = procfs.cpu_ticks(pid)
+    return ticks * TICK_S if ticks >= 0 else None
 
 
 class JobTracker:

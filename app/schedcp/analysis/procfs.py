@@ -28,16 +28,26 @@ def cmdline(pid: int) -> list[str]:
 
 def exe(pid: int) -> str:
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
     except OSError:  # kernel threads, other users' processes, or already gone
         return ""
 
 
+def stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the comm field (which may hold spaces and parentheses):
+    index 0 is the state, 1 the parent, 4 the controlling tty, 11/12 utime/stime."""
+    return read_text(f"/proc/{pid}/stat").rpartition(")")[2].split()
+
+
 def ppid(pid: int) -> int:
-    """Parent from /proc/PID/stat (the comm field may hold spaces and parentheses)."""
-    stat = read_text(f"/proc/{pid}/stat")
-    tail = stat.rpartition(")")[2].split()
-    return int(tail[1]) if len(tail) > 1 else 0
+    f = stat_fields(pid)
+    return int(f[1]) if len(f) > 1 else 0
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time in clock ticks; -1 if the process is gone."""
+    f = stat_fields(pid)
+    return int(f[11]) + int(f[12]) if len(f) > 12 else -1
 
 
 def tids(pid: int) -> list[int]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
-from . import proc
+from ..analysis import procfs as proc
 
 INTERPRETERS = re.compile(r"^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|bash|sh|dash|"
                           r"zsh|lua[0-9.]*|php[0-9.]*)$")

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import proc
+from ..analysis import procfs as proc
 from .apps import AppIdentity, identify
 
 log = logging.getLogger("schedcp.desktop.foreground")

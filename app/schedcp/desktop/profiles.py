@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import proc
+from ..analysis import procfs as proc
 from .apps import INTERPRETERS, WINE_LOADERS, AppIdentity, identify
 from .procwatch import ProcChange, ProcWatch
 from .settings import GOALS, atomic_write, data_dir
