@@ -213,32 +213,27 @@ class Deployer:
     def update_hints(self, dep_id: str, hints: dict[int, int]) -> int:
         """Expected runtimes for jobs that started after the deployment (tgid → ns, 0 =
         forget): a batch's jobs get their pids only when the batch runs."""
-        with self._lock:
-            if not self.current or self.current.id != dep_id or self.running is None:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
-            update = getattr(self.running, "update_hints", None)
-            if update is None:
-                raise DeployError(f"{self.current.spec.name} takes no runtime hints")
-            try:
-                update(hints)
-            except Exception as e:
-                raise DeployError(str(e)) from None
-            return len(hints)
+        self._hint(dep_id, "update_hints", hints)
+        return len(hints)
 
     def expect_forks(self, dep_id: str, parent: int, runtimes: list[int]) -> int:
         """Hints for children not yet born (by birth order), so a batch started right after
         this call is ranked from its jobs' first slice."""
+        self._hint(dep_id, "expect_forks", parent, runtimes)
+        return len(runtimes)
+
+    def _hint(self, dep_id: str, how: str, *args) -> None:
+        """Pass hints to the running scheduler, if it is ``dep_id`` and takes them."""
         with self._lock:
             if not self.current or self.current.id != dep_id or self.running is None:
                 raise DeployError(f"deployment {dep_id!r} is not the one running")
-            expect = getattr(self.running, "expect_forks", None)
-            if expect is None:
+            feed = getattr(self.running, how, None)
+            if feed is None:
                 raise DeployError(f"{self.current.spec.name} takes no runtime hints")
             try:
-                expect(parent, runtimes)
+                feed(*args)
             except Exception as e:
                 raise DeployError(str(e)) from None
-            return len(runtimes)
 
     def keep(self, dep_id: str) -> Deployment:
         with self._lock:

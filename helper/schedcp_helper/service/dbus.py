@@ -537,14 +537,18 @@ class HelperService:
         if any(not 0 < int(k) < 2**22 or not 0 <= int(v) <= MAX_HINT_NS
                for k, v in hints.items()):
             raise _invalid("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
+        await self._hint_owner(msg, caller, dep_id)
+        count = await self._run(self.core.update_hints, dep_id,
+                                {int(k): int(v) for k, v in hints.items()})
+        return [count]
+
+    async def _hint_owner(self, msg, caller, dep_id: str) -> None:
+        """Hints are the deploying connection's: authorized, and the deployment's owner."""
         await self._authorize(caller, authz.SWITCH)
         dep = await self._run(self.core.deployer.find, dep_id)
         if dep.owner != msg.sender:
             raise ServiceError(errors.NOT_AUTHORIZED,
                                "only the connection that deployed it may send its hints")
-        count = await self._run(self.core.update_hints, dep_id,
-                                {int(k): int(v) for k, v in hints.items()})
-        return [count]
 
     async def expect_forks(self, msg, caller):
         dep_id, parent, runtimes = msg.body
@@ -554,11 +558,7 @@ class HelperService:
             raise _invalid("parent must be a tgid (1..4194303)")
         if len(runtimes) > MAX_HINTS or any(not 0 <= ns <= MAX_HINT_NS for ns in runtimes):
             raise _invalid(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
-        await self._authorize(caller, authz.SWITCH)
-        dep = await self._run(self.core.deployer.find, dep_id)
-        if dep.owner != msg.sender:
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               "only the connection that deployed it may send its hints")
+        await self._hint_owner(msg, caller, dep_id)
         return [await self._run(self.core.expect_forks, dep_id, int(parent),
                                 [int(ns) for ns in runtimes])]
 
