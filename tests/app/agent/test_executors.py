@@ -36,21 +36,27 @@ def test_pid_executor_measures_runqueue_wait_of_a_running_process():
         busy.wait()
 
 
+def forking_batch(stamp=None) -> list[str]:
+    """A batch that forks two CPU-bound jobs, 0.05 s and 0.8 s of CPU (and, given a path,
+    first writes its start time there)."""
+    start = f"open({str(stamp)!r}, 'w').write(repr(time.monotonic()))\n" if stamp else ""
+    return [sys.executable, "-c", "import os, time\n" + start + (
+        "def burn(s):\n"
+        "    end = time.process_time() + s\n"
+        "    while time.process_time() < end: pass\n"
+        "pids = []\n"
+        "for s in (0.05, 0.8):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        burn(s); os._exit(0)\n"
+        "    pids.append(pid)\n"
+        "for p in pids: os.waitpid(p, 0)\n")]
+
+
 def test_batch_executor_feeds_learned_runtimes_of_its_jobs_as_hints():
     """The first run learns each job's CPU time; while a scheduler takes hints, the next run
     sends them as the jobs appear (tgid → ns) and clears them when the batch is done."""
-    code = ("import os, time\n"
-            "def burn(s):\n"
-            "    end = time.process_time() + s\n"
-            "    while time.process_time() < end: pass\n"
-            "pids = []\n"
-            "for s in (0.05, 0.8):\n"
-            "    pid = os.fork()\n"
-            "    if pid == 0:\n"
-            "        burn(s); os._exit(0)\n"
-            "    pids.append(pid)\n"
-            "for p in pids: os.waitpid(p, 0)\n")
-    ex = BatchExecutor([sys.executable, "-c", code])
+    ex = BatchExecutor(forking_batch())
     ex.measure()
     assert ex.job_cpu_s["0/1"] > 0.4 > ex.job_cpu_s["0/0"]  # sampled every 0.25 s
     sent: list[dict[int, int]] = []
@@ -73,19 +79,7 @@ def test_fork_hints_are_in_place_before_the_batch_starts(tmp_path):
     """With a fork sink, the command waits behind a barrier until its children's learned
     runtimes (birth order) were sent for its pid; they are withdrawn after the run."""
     stamp = tmp_path / "started"
-    code = ("import os, sys, time\n"
-            f"open({str(stamp)!r}, 'w').write(repr(time.monotonic()))\n"
-            "def burn(s):\n"
-            "    end = time.process_time() + s\n"
-            "    while time.process_time() < end: pass\n"
-            "pids = []\n"
-            "for s in (0.05, 0.8):\n"
-            "    pid = os.fork()\n"
-            "    if pid == 0:\n"
-            "        burn(s); os._exit(0)\n"
-            "    pids.append(pid)\n"
-            "for p in pids: os.waitpid(p, 0)\n")
-    ex = BatchExecutor([sys.executable, "-c", code])
+    ex = BatchExecutor(forking_batch(stamp))
     ex.measure()
     calls: list[tuple[float, int, list[int]]] = []
     ex.fork_sink = lambda parent, runtimes: calls.append((time.monotonic(), parent, runtimes))
