@@ -1,7 +1,7 @@
 """Helper over D-Bus: round-trip latency of Status, of an authorized and a denied call (real
 private system bus + real polkitd), and the idle helper's CPU and RSS.
 
-    /tmp/v/bin/python bench/helper_dbus.py [--calls 2000] [--idle 30]
+    .venv/bin/python bench/helper_dbus.py [--calls 2000] [--idle 30]
 
 Targets (issue 4): Status p99 <= 20 ms; idle helper <= 0.1 % of a core and <= 60 MB RSS.
 The denied/authorized pair runs as the test users (their client runs from /opt/schedcp-test).

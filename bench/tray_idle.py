@@ -1,6 +1,6 @@
 """Idle tray: CPU and RSS of a real ``schedcp-tray`` over a window with nothing changing.
 
-    /tmp/v/bin/python bench/tray_idle.py [--seconds 60] [--profiles 0|1] [--exec-load N] [--json]
+    .venv/bin/python bench/tray_idle.py [--seconds 60] [--profiles 0|1] [--exec-load N] [--json]
 
 The tray runs as a person would run it: Qt on xcb, docked in a real XEmbed tray (Xvfb +
 openbox + trayer), the helper on a real private system bus (on a host without sched_ext it

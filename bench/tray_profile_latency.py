@@ -2,7 +2,7 @@
 Switch to a known packaged policy, no verification), and from its exit to the previous
 scheduler back.
 
-    /tmp/v/bin/python bench/tray_profile_latency.py [--repeat 5] [--host-runs 20] [--no-vm]
+    .venv/bin/python bench/tray_profile_latency.py [--repeat 5] [--host-runs 20] [--no-vm]
 
 VM (sched_ext, qemu TCG: CPU work ~25x slower than the host): tests/app/desktop/
 guest_session.py with a DesktopSession, a real helper, dunst and scx_qmap kept before; each

@@ -52,6 +52,7 @@ has_owner() {
         org.freedesktop.DBus.NameHasOwner string:org.schedcp.Helper1 | tail -1
 }
 as_user() {  # the app, CLI and tray run as a normal user
+    # not a host path: a home inside the test root
     setpriv --reuid=1500 --regid=1500 --clear-groups env HOME=/home/tester USER=tester "$@"
 }
 mkdir -p /run/dbus
@@ -161,6 +162,7 @@ def _cycle(root: DebRoot, res: Run, kit: Kit) -> None:
         shutil.copy2(d, root.path / "tmp" / "debs" / d.name)
     before = root.files()
     t = time.monotonic()
+    # not a host path
     res.install_log = root.sh("apt-get install -y -q --no-install-recommends /tmp/debs/*.deb",
                               timeout=900).stdout
     res.timings["install"] = time.monotonic() - t

@@ -25,11 +25,13 @@ def test_idle_machine():
 def test_game_under_steam_proton():
     scene = [
         *DESKTOP,
+        # not a host path
         P(100, "steam", 50, 1.5, exe="/home/u/.steam/ubuntu12_32/steam", threads=80),
         P(101, "steamwebhelper", 100, 3.0),
         P(200, "reaper", 100, 0.0, cmdline=["reaper", "SteamLaunch", "AppId=1091500"]),
         P(210, "pv-bwrap", 200, 0.0),
         P(300, "GameThread.exe", 210, 310.0, threads=90,
+          # not a host path
           exe="/home/u/.steam/steam/steamapps/common/Proton 9.0/files/bin/wine64-preloader",
           cmdline=["Z:\\games\\Cyberpunk2077.exe"]),
         P(301, "wineserver", 210, 12.0),

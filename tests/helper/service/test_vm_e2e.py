@@ -4,6 +4,7 @@ deploy → canary → revert → history, the CLI, and a client that leaves befo
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def e2e(vm_kit, tmp_path_factory):
     cfg = kit_config(vm_kit, out_dir=out, timeout=420,
                      env={"SCHEDCP_ROOT": str(ROOT), "PYTHONPATH": str(ROOT),
                           "SCHEDCP_LIBBPF": str(vm_kit.libbpf)})
-    result = run(f"/tmp/v/bin/python {SCRIPT}", cfg, chunks.append)
+    result = run(f"{sys.executable} {SCRIPT}", cfg, chunks.append)
     output = b"".join(chunks).decode(errors="replace")
     path = out / "e2e.json"
     assert path.is_file(), f"no result (rc {result.returncode}):\n{output[-4000:]}"

@@ -30,7 +30,7 @@ from .conftest import BAD, BPF
     (b"  #  include_next <vmlinux.h>\n", "#include_next"),
     (b'asm(".incbin \\"/etc/shadow\\"");', "inline assembly"),
     (b'__asm__("r0 = 1");', "inline assembly"),
-    (b"#if __has_include(</root/.ssh/id_rsa>)\n#endif\n", "__has_include"),
+    (b"#if __has_include(</root/.ssh/id_rsa>)\n#endif\n", "__has_include"),  # not a host path
     (b'#line 1 "x"\n', "#line"),
 ])
 def test_hostile_sources_are_refused_with_the_reason(source, message):
