@@ -1,12 +1,24 @@
-"""Shared fixtures. VM tests boot the real sched_ext guest; they fail (never skip) without it."""
+"""Shared fixtures. VM tests boot the real sched_ext guest; they fail (never skip) without it.
+
+Nothing a test starts may outlive it: pytest becomes a child subreaper (orphans come back to it
+instead of init), every test's new descendants are stopped after it, and a guest or a helper left
+behind fails the test that left it (anything else is reported in the summary).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
+import subprocess
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from schedcp_helper.vm import GuestResult, Kit, KitError, find_kit, kit_config, run
@@ -40,6 +52,122 @@ def _ppid(entry: Path) -> int | None:
         return None
 
 
+# -- processes: nothing a test starts outlives it ------------------------------------------------
+PR_SET_CHILD_SUBREAPER = 36
+# what a test must never leave behind: a micro-VM, or our root helper / loader
+MUST_STOP = (b"qemu-system", b"schedcp_helper", b"schedcp-helper")
+
+
+class LeftoverProcessWarning(UserWarning):
+    """A test left a process running (it was stopped after the test)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _descendants() -> dict[int, psutil.Process]:
+    try:
+        return {p.pid: p for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return {}
+
+
+def _cmdline(p: psutil.Process) -> bytes:
+    try:
+        return " ".join(p.cmdline()).encode() or p.name().encode()
+    except psutil.Error:
+        return b"?"
+
+
+def _reap_zombies(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Orphans handed to us by the subreaper are ours to reap; return the live ones."""
+    live = []
+    for p in procs:
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                if p.ppid() == os.getpid():
+                    os.waitpid(p.pid, os.WNOHANG)
+                continue
+        except (psutil.Error, ChildProcessError):
+            continue
+        live.append(p)
+    return live
+
+
+def stop_processes(procs: list[psutil.Process], grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL what is still there after ``grace`` seconds; reap our zombies."""
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _gone, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    _reap_zombies(procs)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(request: pytest.FixtureRequest):
+    """Session/module fixtures are set up before this one (higher scopes come first), so their
+    processes are in ``before``; a function fixture's are stopped by its own teardown first."""
+    before = set(_descendants())
+    yield
+    left = _reap_zombies([p for pid, p in _descendants().items() if pid not in before])
+    if not left:
+        return
+    names = [(p.pid, _cmdline(p)) for p in left]
+    stop_processes(left)
+    text = "; ".join(f"{pid} {cmd.decode(errors='replace')[:120]}" for pid, cmd in names)
+    if any(tag in cmd for _, cmd in names for tag in MUST_STOP):
+        pytest.fail(f"{request.node.nodeid} left a guest or a helper running (now stopped): "
+                    f"{text}", pytrace=False)
+    warnings.warn(LeftoverProcessWarning(f"{request.node.nodeid} left {text}"), stacklevel=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_outlives_the_session():
+    yield
+    stop_processes(_reap_zombies(list(_descendants().values())))
+
+
+@dataclass
+class Spawned:
+    """Processes a test started in sessions of their own; their whole groups are stopped at
+    teardown, pass or fail."""
+
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def __call__(self, argv: list[str], *, foreground: bool = False,
+                 **kw) -> subprocess.Popen:
+        """``foreground``: SIGINT at its default, as for a command typed at a terminal (a job
+        started with ``&`` by a non-interactive shell, as CI may start the suite, inherits
+        SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+        pre = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if foreground else None
+        p = subprocess.Popen(argv, start_new_session=True, preexec_fn=pre, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.procs:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if p.poll() is not None:
+                    break
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(5)
+
+
+@pytest.fixture
+def spawn() -> Spawned:
+    s = Spawned()
+    yield s
+    s.stop()
+
+
 @pytest.fixture(scope="session")
 def vm_kit() -> Kit:
     try:
@@ -60,7 +188,6 @@ class GuestRun:
 @pytest.fixture
 def guest(vm_kit: Kit, tmp_path: Path) -> Callable[..., GuestRun]:
     """Run a shell script in the guest; its cwd is a fresh host folder returned as ``out_dir``."""
-    import time
 
     def _run(script: str, timeout: float = 120, **kw) -> GuestRun:
         out = tmp_path / f"out{len(os.listdir(tmp_path))}"

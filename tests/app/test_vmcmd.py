@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import qemu_processes
@@ -19,9 +21,9 @@ def schedcp(*args: str, **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=180, **kw)
 
 
-def start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "schedcp", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(spawn, *args: str, cwd: Path, foreground: bool = True) -> subprocess.Popen:
+    return spawn([sys.executable, "-m", "schedcp", *args], cwd=cwd, foreground=foreground,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_line(proc: subprocess.Popen, word: str, limit: float = 90) -> None:
@@ -33,16 +35,30 @@ def wait_for_line(proc: subprocess.Popen, word: str, limit: float = 90) -> None:
             return
         if not line and proc.poll() is not None:
             break
-    pytest.fail(f"guest never printed {word!r}")
+    err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+    pytest.fail(f"guest never printed {word!r} (exit {proc.poll()}): {err[-2000:]}")
 
 
 def wait_gone(pids: list[int], limit: float = 10) -> bool:
+    """Gone, or a zombie: pytest is a child subreaper (tests/conftest.py), so a guest whose
+    parent was killed comes back to it to be reaped."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if not any(Path(f"/proc/{p}").exists() for p in pids):
+        if all(_gone(p) for p in pids):
             return True
         time.sleep(0.1)
     return False
+
+
+def _gone(pid: int) -> bool:
+    try:
+        if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            return False
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    except psutil.NoSuchProcess:
+        pass
+    return True
 
 
 @pytest.mark.vm
@@ -54,21 +70,40 @@ def test_vm_command_prints_state_and_returns_the_exit_status(vm_kit, tmp_path):
     assert (tmp_path / "f").read_text() == "out\n"
 
 
+def _interrupt(proc: subprocess.Popen, sig: int) -> float:
+    t = time.monotonic()
+    proc.send_signal(sig)
+    assert proc.wait(30) == 130
+    return time.monotonic() - t
+
+
 @pytest.mark.vm
-def test_ctrl_c_tears_the_guest_down(vm_kit, tmp_path):
-    proc = start("vm", "--", "echo ready; sleep 600", cwd=tmp_path)
+def test_ctrl_c_tears_the_guest_down(vm_kit, tmp_path, spawn):
+    proc = start(spawn, "vm", "--", "echo ready; sleep 600", cwd=tmp_path)
     wait_for_line(proc, "ready")
     guests = qemu_processes(parent=proc.pid)
     assert guests
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(15) == 130
+    print(f"Ctrl-C → exit in {_interrupt(proc, signal.SIGINT):.2f} s")
     assert "interrupted" in proc.stderr.read()
     assert wait_gone(guests)
 
 
 @pytest.mark.vm
-def test_guest_dies_with_a_killed_parent(vm_kit, tmp_path):
-    proc = start("vm", "--", "echo ready; sleep 600", cwd=tmp_path)
+def test_sigterm_tears_the_guest_down_in_a_background_job(vm_kit, tmp_path, spawn):
+    """A job a non-interactive shell starts with ``&`` (as CI may start the suite) inherits
+    SIGINT ignored; the terminal's Ctrl-C is not for it, but SIGTERM still tears it down."""
+    proc = start(spawn, "vm", "--", "echo ready; sleep 600", cwd=tmp_path, foreground=False)
+    wait_for_line(proc, "ready")
+    guests = qemu_processes(parent=proc.pid)
+    assert guests
+    print(f"SIGTERM → exit in {_interrupt(proc, signal.SIGTERM):.2f} s")
+    assert "interrupted" in proc.stderr.read()
+    assert wait_gone(guests)
+
+
+@pytest.mark.vm
+def test_guest_dies_with_a_killed_parent(vm_kit, tmp_path, spawn):
+    proc = start(spawn, "vm", "--", "echo ready; sleep 600", cwd=tmp_path)
     wait_for_line(proc, "ready")
     guests = qemu_processes(parent=proc.pid)
     assert guests
