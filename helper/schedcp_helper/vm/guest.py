@@ -135,24 +135,32 @@ _kvm: bool | None = None
 
 
 def kvm_usable() -> bool:
-    """Whether KVM really runs a vCPU. /dev/kvm may open and still fail at the first MSR write
-    (nested KVM here aborts qemu in ~30 ms), so ask qemu itself: alive after 0.5 s = usable."""
+    """Whether KVM really runs a vCPU (asked once per process)."""
     global _kvm
     if _kvm is None:
-        _kvm = False
-        if os.access("/dev/kvm", os.R_OK | os.W_OK) and shutil.which(QEMU):
-            p = subprocess.Popen(
-                [QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "64", "-S",
-                 "-display", "none", "-nodefaults", "-no-reboot"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            try:
-                p.wait(0.5)
-            except subprocess.TimeoutExpired:
-                _kvm = True
-                p.kill()
-                p.wait()
+        _kvm = probe_kvm()
     return _kvm
+
+
+def probe_kvm(timeout: float = 60.0) -> bool:
+    """/dev/kvm may open and still fail at the first MSR write (nested KVM here aborts qemu while
+    it resets the machine), so ask qemu itself: its monitor answers only after that reset. Not
+    a timer: on a busy host qemu can take seconds to get there (a 0.5 s "still alive" check
+    once picked KVM under load and the guest then died)."""
+    if not (os.access("/dev/kvm", os.R_OK | os.W_OK) and shutil.which(QEMU)):
+        return False
+    p = subprocess.Popen(
+        [QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "64", "-S",
+         "-display", "none", "-nodefaults", "-no-reboot", "-monitor", "stdio"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        out, _ = p.communicate(b"info status\nquit\n", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return False
+    return p.returncode == 0 and b"VM status" in out
 
 
 def _busybox() -> Path:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from schedcp_helper.vm import GuestConfig, GuestError, Outcome, run
-from schedcp_helper.vm.guest import check_bzimage, mttcg_safe, resolve_modules
+from schedcp_helper.vm.guest import QEMU, check_bzimage, mttcg_safe, probe_kvm, resolve_modules
 from tests.conftest import qemu_processes
 
 vm = pytest.mark.vm
@@ -105,3 +106,19 @@ def test_host_kernel_modules_resolve_in_dependency_order(tmp_path):
     assert names == ["9pnet.ko.xz", "9pnet_virtio.ko.xz", "netfs.ko.xz", "9p.ko.xz",
                      "overlay.ko.xz"]
     assert resolve_modules(tmp_path / "absent") == []
+
+
+def test_the_kvm_probe_waits_for_qemu_not_for_a_timer(spawn):
+    """Nested KVM here lets /dev/kvm open and aborts qemu while it resets the machine. The probe
+    used to call KVM usable when qemu was still alive after 0.5 s, which on a loaded host it
+    often is: the guest then died at boot. Its answer must not depend on the load."""
+    idle = probe_kvm()
+    for _ in range(2 * (os.cpu_count() or 1)):
+        spawn(["sh", "-c", "while :; do :; done"])
+    assert [probe_kvm() for _ in range(3)] == [idle] * 3
+    if os.access("/dev/kvm", os.W_OK) and not idle:
+        # the ground truth: qemu with KVM really fails here (its monitor never answers)
+        r = subprocess.run([QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "64",
+                            "-S", "-display", "none", "-nodefaults", "-monitor", "stdio"],
+                           input=b"quit\n", capture_output=True, timeout=60)
+        assert r.returncode != 0, r.stdout
