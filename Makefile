@@ -6,9 +6,10 @@ export VENV
 setup:
 	bash packaging/setup-dev.sh
 
-# The test command (CI runs exactly this).
+# The test command (CI runs exactly this): the suite with a fresh HOME, TMPDIR and XDG folders
+# and only the venv setup built (packaging/run-tests.sh says why).
 test: setup
-	$(VENV)/bin/python -m pytest
+	bash packaging/run-tests.sh
 
 # The main job: the whole observe -> plan -> execute -> learn loop inside the sched_ext micro-VM
 # (offline planner, no API key) on a batch long-tail workload; prints before/after.
