@@ -22,6 +22,10 @@ room=$(mktemp -d /var/tmp/schedcp-tests.XXXXXX)
 trap 'rm -rf "$room"' EXIT
 mkdir -p "$room"/{home,tmp,cache,config,data,state,run}
 chmod 700 "$room/run"
+# TMPDIR is a /tmp like any other: polkitd and the test users reach the private buses' sockets
+# that tests create in it
+chmod 755 "$room"
+chmod 1777 "$room/tmp"
 
 echo "run-tests: clean room $room (kit cache $kit_cache)"
 keep=()

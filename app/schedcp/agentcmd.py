@@ -66,6 +66,24 @@ def _metric(m: dict | None, goal: str) -> str:
     return f"makespan {m.get('makespan_s')}"
 
 
+def _preflight(tools) -> tuple[int, str] | None:
+    """What every plan needs — the helper, and sched_ext to deploy on — checked before the
+    baseline run spends the user's time (an exit code from helpercmd's table and why)."""
+    from .agent.tools import ToolFailure
+    from .helpercmd import EXIT
+
+    try:
+        status = tools.helper_status()
+    except ToolFailure as e:
+        return EXIT.get(e.kind, 1), f"cannot ask the SchedCP helper: {e}"
+    if not status.get("supported"):
+        return EXIT["NoSchedExt"], (
+            f"this kernel ({os.uname().release}) has no sched_ext, so no scheduler can be "
+            "deployed here and nothing was run (Linux 6.12+ built with CONFIG_SCHED_CLASS_EXT "
+            "has it); `schedcp demo` runs the whole loop in a sched_ext micro-VM")
+    return None
+
+
 def cmd_optimize(args) -> int:
     from .agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
     from .agent.executors import PidExecutor
@@ -89,6 +107,10 @@ def cmd_optimize(args) -> int:
         brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget)
     else:
         brain = OfflinePlanner(tools=tools)
+    if (problem := _preflight(tools)) is not None:
+        tools.close()
+        print(f"schedcp optimize: {problem[1]}", file=sys.stderr)
+        return problem[0]
     executor = BatchExecutor(cmd) if cmd else PidExecutor(args.pid, args.seconds)
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
