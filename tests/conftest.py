@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from schedcp_helper.vm import GuestResult, Kit, KitError, find_kit, kit_config, run
-from tests.dbus_stack import Stack, start_stack
+from tests.dbus_stack import Stack, owned_pids, start_stack
 
 
 def qemu_processes(tag: str = "schedcp-", parent: int | None = None) -> list[int]:
@@ -81,6 +81,13 @@ def _cmdline(p: psutil.Process) -> bytes:
         return b"?"
 
 
+def _has_ancestor(p: psutil.Process, pids: set[int]) -> bool:
+    try:
+        return any(a.pid in pids for a in p.parents())
+    except psutil.Error:
+        return False
+
+
 def _reap_zombies(procs: list[psutil.Process]) -> list[psutil.Process]:
     """Orphans handed to us by the subreaper are ours to reap; return the live ones."""
     live = []
@@ -115,7 +122,10 @@ def no_leftover_processes(request: pytest.FixtureRequest):
     processes are in ``before``; a function fixture's are stopped by its own teardown first."""
     before = set(_descendants())
     yield
-    left = _reap_zombies([p for pid, p in _descendants().items() if pid not in before])
+    owned = owned_pids()  # a session stack's restarted helper is the stack's, not a leak
+    left = _reap_zombies([p for pid, p in _descendants().items()
+                          if pid not in before and pid not in owned
+                          and not _has_ancestor(p, owned)])
     if not left:
         return
     names = [(p.pid, _cmdline(p)) for p in left]

@@ -115,7 +115,12 @@ def user_python() -> Path:
     return py
 
 
-@dataclass
+def owned_pids() -> set[int]:
+    """The processes open stacks own (a test may restart the helper of a session's stack)."""
+    return {p.pid for stack in OPEN for p in stack.procs.values() if p.poll() is None}
+
+
+@dataclass(eq=False)
 class Stack:
     dir: Path
     address: str
@@ -184,6 +189,8 @@ class Stack:
         return HelperClient(self.address)
 
     def close(self) -> None:
+        if self in OPEN:
+            OPEN.remove(self)
         for name in ("helper", "polkitd", "dbus"):
             p = self.procs.pop(name, None)
             if p is not None and p.poll() is None:
@@ -239,6 +246,9 @@ def _install(src_text: str, dest: Path, stack: Stack) -> None:
     _INSTALLED.append(dest)
 
 
+OPEN: list[Stack] = []
+
+
 def start_stack(helper: bool = True) -> Stack:
     """dbus-daemon + polkitd (+ the helper). Callers must ``close()`` it."""
     if os.geteuid() != 0:
@@ -253,6 +263,7 @@ def start_stack(helper: bool = True) -> Stack:
     sock = d / "system_bus_socket"
     state = d / "state"
     stack = Stack(d, f"unix:path={sock}", state)
+    OPEN.append(stack)
     try:
         stack.uid_yes, stack.uid_no = ensure_user(USER_YES), ensure_user(USER_NO)
         stack.python = user_python()
