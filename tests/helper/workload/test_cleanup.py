@@ -41,7 +41,7 @@ def alive(pid: int) -> bool:
 def start_and_collect(argv: tuple[str, ...], want: int) -> tuple[subprocess.Popen, set[int]]:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: set[int] = set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a loaded machine is slow to start them; idle: ~0.1 s
     while len(seen) < want and time.monotonic() < deadline:
         seen |= descendants(proc.pid)
         time.sleep(0.02)
@@ -73,9 +73,11 @@ def test_signal_mid_overload_kills_every_worker_and_grandchild(probe, sig):
 
 def test_own_timeout_ends_a_run_and_its_workers(probe, tmp_path):
     never = tmp_path / "never"  # a barrier that never appears: the tasks wait for the timeout
-    argv = invocation(Batch(tasks=5, start_barrier=str(never), timeout_s=1.0), probe).argv
+    # 5 s: long enough for every worker to start on a loaded machine (at 1 s, with a hog per
+    # core, the run could end before the last one was seen)
+    argv = invocation(Batch(tasks=5, start_barrier=str(never), timeout_s=5.0), probe).argv
     proc, seen = start_and_collect(argv, want=5)
-    out, _ = proc.communicate(timeout=15)
+    out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 124
     assert json.loads(out)["status"] == "timeout"
     assert_all_gone(seen)
