@@ -18,14 +18,15 @@ py="$PWD/$VENV/bin/python"
 
 kit_cache=$("$py" -c 'from schedcp_helper.vm.kit import cache_dir; print(cache_dir())')
 debroot_cache=${SCHEDCP_DEBROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schedcp/debroot}
-room=$(mktemp -d /var/tmp/schedcp-tests.XXXXXX)
+# short: Unix socket paths (≤ 108 bytes) are made below it
+room=$(mktemp -d "${TMPDIR:-/tmp}/sct-XXXXXX")
 trap 'rm -rf "$room"' EXIT
-mkdir -p "$room"/{home,tmp,cache,config,data,state,run}
+mkdir -p "$room"/{home,t,cache,config,data,state,run}
 chmod 700 "$room/run"
 # TMPDIR is a /tmp like any other: polkitd and the test users reach the private buses' sockets
 # that tests create in it
 chmod 755 "$room"
-chmod 1777 "$room/tmp"
+chmod 1777 "$room/t"
 
 echo "run-tests: clean room $room (kit cache $kit_cache)"
 keep=()
@@ -34,7 +35,7 @@ for var in CI TERM SCHEDCP_SHARED_VM; do
 done
 env -i "${keep[@]}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 HOME="$room/home" TMPDIR="$room/tmp" \
+    LANG=C.UTF-8 HOME="$room/home" TMPDIR="$room/t" \
     XDG_CACHE_HOME="$room/cache" XDG_CONFIG_HOME="$room/config" XDG_DATA_HOME="$room/data" \
     XDG_STATE_HOME="$room/state" XDG_RUNTIME_DIR="$room/run" \
     SCHEDCP_VM_CACHE="$kit_cache" SCHEDCP_DEBROOT_CACHE="$debroot_cache" \

@@ -437,8 +437,11 @@ def secret_service(bus: str, home: Path, password: str = "schedcp-test"
     env = {"DBUS_SESSION_BUS_ADDRESS": bus, "HOME": str(home), "XDG_RUNTIME_DIR": str(run),
            "XDG_DATA_HOME": str(home / ".local" / "share")}
     log = home / "gnome-keyring.log"
+    # its control socket in a short folder of its own: under a deep test folder the path
+    # passes the 108 bytes a Unix socket address holds and the daemon cannot bind it
+    control = Path(tempfile.mkdtemp(prefix="kr-"))
     p = _spawn(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets",
-                f"--control-directory={run / 'keyring'}"], env, stdin=subprocess.PIPE,
+                f"--control-directory={control}"], env, stdin=subprocess.PIPE,
                stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         p.stdin.write(password.encode())
@@ -448,6 +451,7 @@ def secret_service(bus: str, home: Path, password: str = "schedcp-test"
         yield env
     finally:
         _kill(p)
+        shutil.rmtree(control, ignore_errors=True)
 
 
 # -- small X helpers the tests share -----------------------------------------------------------
