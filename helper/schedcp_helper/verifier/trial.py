@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,7 +141,10 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="schedcp-trial-") as d:
         os.chmod(d, 0o755)
         reqf, resf = Path(d) / "request.json", Path(d) / "result.json"
-        reqf.write_text(json.dumps(asdict(req)))
+        obj = Path(d) / "sched.bpf.o"  # the guest needs nothing of the host's state folder
+        shutil.copyfile(req.object, obj)
+        obj.chmod(0o644)
+        reqf.write_text(json.dumps({**asdict(req), "object": str(obj)}))
         argv = [sys.executable, "-m", "schedcp_helper.verifier.trial", str(reqf), str(resf)]
         t0 = time.monotonic()
         if target.direct:

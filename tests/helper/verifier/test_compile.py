@@ -124,7 +124,7 @@ def test_a_crashing_compiler_leaves_no_dump_behind(vm_kit):
 def test_only_the_allowed_headers_are_in_the_sandbox(vm_kit):
     assert (vm_kit.include / "bpf" / "libbpf.h").is_file()  # in the kit, not allowed
     src = b'#include "schedcp.bpf.h"\n%:include "bpf/libbpf.h"\n'
-    with pytest.raises(CompileError, match="not found|outside"):
+    with pytest.raises(CompileError, match=r"not found|outside"):
         compile_source(src, [vm_kit.include], [BPF / "schedcp.bpf.h"])
 
 
