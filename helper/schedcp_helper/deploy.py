@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -27,6 +28,9 @@ from typing import Protocol
 from .scxstate import kernel_events, last_seq, read_state
 
 HISTORY_LIMIT = 200
+STATE_VERSION = 1
+MAX_STATE_BYTES = 4 * 1024 * 1024
+log = logging.getLogger(__name__)
 GUARD_POLL_S = 1.0  # after the canary: one sysfs read a second
 SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
 
@@ -82,6 +86,42 @@ class Deployment:
         return cls(**d)
 
 
+def _spec(d: object) -> Spec:
+    """A Spec from untrusted JSON, every field type-checked."""
+    if not isinstance(d, dict) or set(d) - {"kind", "name", "tunables", "artifact", "hints"}:
+        raise ValueError("a spec is not an object of known fields")
+    spec = Spec(kind=d["kind"], name=d["name"], tunables=d.get("tunables", {}),
+                artifact=d.get("artifact", ""),
+                hints={int(k): int(v) for k, v in dict(d.get("hints", {})).items()})
+    if spec.kind not in ("bpf", "scx") or not isinstance(spec.name, str) or not spec.name:
+        raise ValueError(f"bad spec kind/name {spec.kind!r}/{spec.name!r}")
+    if not isinstance(spec.tunables, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float | bool | str)
+            for k, v in spec.tunables.items()):
+        raise ValueError("bad tunables")
+    if not isinstance(spec.artifact, str) or (spec.artifact and (
+            len(spec.artifact) != 64 or set(spec.artifact) - set("0123456789abcdef"))):
+        raise ValueError("bad artifact id")
+    if spec.kind == "bpf" and not spec.artifact:
+        raise ValueError("a bpf spec without an artifact")
+    return spec
+
+
+def _deployment(d: object) -> Deployment:
+    if not isinstance(d, dict):
+        raise ValueError("a history entry is not an object")
+    dep = Deployment(
+        id=str(d["id"]), spec=_spec(d["spec"]), uid=int(d["uid"]), owner=str(d.get("owner", "")),
+        state=str(d.get("state", "")), ops=str(d.get("ops", "")),
+        started=float(d.get("started", 0.0)), ended=float(d.get("ended", 0.0)),
+        reason=str(d.get("reason", "")),
+        previous=_spec(d["previous"]) if d.get("previous") else None,
+        metrics=[m for m in d.get("metrics", []) if isinstance(m, dict)])
+    if dep.state not in ("canary", "passed", "kept", "reverted", "failed", "replaced"):
+        raise ValueError(f"unknown deployment state {dep.state!r}")
+    return dep
+
+
 class Running(Protocol):
     ops: str
 
@@ -102,19 +142,46 @@ class Store:
         state_dir.mkdir(parents=True, exist_ok=True)
 
     def load(self) -> tuple[Spec | None, list[Deployment]]:
+        """The kept spec and the history; a file of the wrong shape or version is set aside with
+        a logged warning (never a crash at start-up, never dropped silently)."""
         try:
-            data = json.loads(self.path.read_text())
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None, []
-        except ValueError:  # a torn file cannot happen with rename; a hand-edited one can
-            bad = self.path.with_suffix(f".corrupt-{int(time.time())}")
+        except OSError as e:
+            return self._set_aside(f"unreadable: {e}")
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(MAX_STATE_BYTES + 1)
+        if len(raw) > MAX_STATE_BYTES:
+            return self._set_aside(f"larger than {MAX_STATE_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError(f"not a version {STATE_VERSION} state document")
+            kept = _spec(data["kept"]) if data.get("kept") is not None else None
+            history = data.get("history", [])
+            if not isinstance(history, list):
+                raise ValueError("history is not a list")
+        except (ValueError, KeyError, TypeError) as e:
+            return self._set_aside(str(e)[:200])
+        good = []
+        for d in history[-HISTORY_LIMIT:]:
+            try:
+                good.append(_deployment(d))
+            except (ValueError, KeyError, TypeError) as e:
+                log.warning("state.json: dropping a malformed history entry: %s", e)
+        return kept, good
+
+    def _set_aside(self, why: str) -> tuple[None, list]:
+        bad = self.path.with_suffix(f".corrupt-{int(time.time())}")
+        with contextlib.suppress(OSError):
             self.path.rename(bad)
-            return None, []
-        kept = Spec(**data["kept"]) if data.get("kept") else None
-        return kept, [Deployment.from_dict(d) for d in data.get("history", [])]
+        log.warning("state.json %s; set aside as %s, starting from the kernel default",
+                    why, bad.name)
+        return None, []
 
     def save(self, kept: Spec | None, history: list[Deployment]) -> None:
-        data = {"version": 1, "kept": asdict(kept) if kept else None,
+        data = {"version": STATE_VERSION, "kept": asdict(kept) if kept else None,
                 "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("w") as f:

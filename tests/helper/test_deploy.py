@@ -172,6 +172,41 @@ def test_corrupt_state_file_is_set_aside(tmp_path):
     assert [p.name.startswith("state.corrupt-") for p in state.iterdir()] == [True]
 
 
+@pytest.mark.parametrize("content, why", [
+    ("[]", "not a version 1"),
+    ('{"version": 1, "kept": "fifo"}', "not an object"),
+    ('{"version": 1, "kept": {"kind": "bpf", "name": "x", "artifact": "../../etc"}}',
+     "bad artifact id"),
+    ('{"version": 1, "kept": null, "history": {"a": 1}}', "not a list"),
+    ('{"version": 7, "kept": null, "history": []}', "not a version 1"),
+])
+def test_a_state_file_of_the_wrong_shape_is_set_aside_with_a_warning(tmp_path, caplog, content,
+                                                                     why):
+    """A wrong shape crashed start-up (a restart loop) or was dropped silently."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.json").write_text(content)
+    with caplog.at_level("WARNING", logger="schedcp_helper.deploy"):
+        d = Deployer(state, lambda spec: None)
+    assert d.kept is None and d.history == []
+    assert [p.name.startswith("state.corrupt-") for p in state.iterdir()] == [True]
+    assert any(why in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+
+
+def test_a_malformed_history_entry_is_dropped_and_the_rest_kept(tmp_path, caplog):
+    state = tmp_path / "state"
+    state.mkdir()
+    spec = {"kind": "bpf", "name": "fifo", "artifact": "ab" * 32, "hints": {"12": 5}}
+    good = {"id": "1", "spec": spec, "uid": 0, "state": "kept"}
+    (state / "state.json").write_text(json.dumps(
+        {"version": 1, "kept": spec, "history": [good, {"id": "2", "spec": 3, "uid": 0}]}))
+    with caplog.at_level("WARNING", logger="schedcp_helper.deploy"):
+        d = Deployer(state, lambda spec: None)
+    assert d.kept == Spec("bpf", "fifo", {}, "ab" * 32, {12: 5})
+    assert [h.id for h in d.history] == ["1"]
+    assert any("malformed history entry" in r.getMessage() for r in caplog.records)
+
+
 def test_scx_child_dies_with_its_parent_even_when_a_short_lived_thread_started_it(tmp_path):
     """PR_SET_PDEATHSIG fires when the forking *thread* exits: the spawner thread must live."""
     code = textwrap.dedent("""
