@@ -133,7 +133,12 @@ class Verifier:
         progress("kernel-verifier", "started")
         trial = run_trial(self.target, TrialRequest(
             object=str(obj_path), tunables=report.tunables, hints=req.hints), progress)
-        for s in judge(trial):
+        try:
+            judged = judge(trial)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:  # hostile guest output
+            judged = [StageReport("kernel-verifier", "fail", 0.0,
+                                  f"the trial's result is malformed ({type(e).__name__})")]
+        for s in judged:
             report.stages.append(s)
             progress(s.name, "passed" if s.passed else "failed")
             if not s.passed:

@@ -23,6 +23,7 @@ from pathlib import Path
 PROBE_TIMEOUT = 60.0
 HINT_MAP = "expected_runtime"
 STAGE_MARK = "@@schedcp-stage "  # progress lines the guest prints for the host to relay
+PKG_ROOT = Path(__file__).resolve().parents[2]  # the folder holding schedcp_helper
 
 
 def _mark(stage: str, message: str) -> None:
@@ -119,6 +120,7 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
     """Run the trial on ``target`` (a verifier.target.Target): here if we are the guest, else in
     a micro-VM. Returns the result dict; a guest that died yields {"guest_error": ...}."""
     from ..vm import guest
+    from ..vm.guestfiles import GuestFileError, read_bounded
     from ..workload.run import Mixed, invocation
 
     if not req.probe_argv:
@@ -150,20 +152,43 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
         if target.direct:
             rc, message = _run_direct(argv, {**os.environ, **env}, relay)
         else:
-            cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env)
+            root, python = trial_root(target, Path(req.probe_argv[0]))
+            argv = [str(python), "-S", "-m", "schedcp_helper.verifier.trial", str(reqf), str(resf)]
+            env["PYTHONPATH"] = str(PKG_ROOT)
+            cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env, root=root)
             r = guest.run(" ".join(argv), cfg, relay)
             rc, message = r.returncode, r.message
         relay(b"\n")
         failure = None if rc == 0 else (
             f"{message or f'trial exited {rc}'}; output: " + "\n".join(tail)[-2000:])
         wall = round(time.monotonic() - t0, 3)
-        if not resf.is_file():
-            return {"guest_error": failure or "the trial wrote no result", "wall": wall}
-        res = json.loads(resf.read_text())
+        try:  # guest output is hostile: no symlinks, no fifos, bounded, well-formed
+            res = json.loads(read_bounded(resf))
+            if not isinstance(res, dict):
+                raise ValueError("not an object")
+        except GuestFileError as e:
+            return {"guest_error": failure or f"the trial wrote no usable result: {e}",
+                    "wall": wall}
+        except ValueError as e:
+            return {"guest_error": failure or f"the trial's result is malformed: {e}",
+                    "wall": wall}
         res["wall"] = wall
         if failure:
             res["guest_error"] = failure
         return res
+
+
+def trial_root(target, probe: Path) -> tuple[Path, Path]:
+    """The minimal read-only root a trial guest sees, and the interpreter in it: Python's
+    standard library, this package, the kit's libbpf, the probe and their libraries only."""
+    from ..vm import guest, guestroot
+
+    python, trees = guestroot.python_files()
+    trees.append(PKG_ROOT / "schedcp_helper")
+    files = [python, probe]
+    if target.libbpf:
+        trees.append(Path(target.libbpf).parent)
+    return guestroot.build(files, trees, guest._busybox()), python
 
 
 def _run_direct(argv: list[str], env: dict, relay) -> tuple[int, str]:

@@ -38,6 +38,8 @@ QEMU = "qemu-system-x86_64"
 # Modules a distribution kernel needs in the initramfs to reach the host root (dependency order
 # is taken from modules.dep); built-ins are simply absent there.
 HOST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+# qemu's seccomp filter: a guest that escapes into qemu cannot exec, setuid, or change limits
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 
 GUEST_MARK = "schedcp.guest=1"  # on the guest's kernel command line: "you are the micro-VM"
@@ -77,6 +79,7 @@ class GuestConfig:
     env: dict[str, str] = field(default_factory=dict)
     verbose: bool = False  # show the kernel's console messages
     modules_dir: Path | None = None  # /lib/modules/<release> for a distribution kernel
+    root: Path = Path("/")  # the read-only tree the guest sees as its root (see guestroot)
 
 
 @dataclass
@@ -268,12 +271,13 @@ def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str
         "-smp", str(cfg.cpus), "-m", cfg.memory,
         "-kernel", str(cfg.kernel), "-initrd", str(initrd),
         "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic rdinit=/init {GUEST_MARK}",
-        "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+        "-fsdev", f"local,id=hostroot,path={cfg.root},security_model=none,readonly=on,"
+        "multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
         "-fsdev", f"local,id=out,path={out},security_model=none",
         "-device", "virtio-9p-pci,fsdev=out,mount_tag=out",
         "-nic", "none", "-display", "none", "-vga", "none", "-monitor", "none",
-        "-serial", "stdio", "-no-reboot",
+        "-serial", "stdio", "-no-reboot", "-sandbox", SANDBOX,
     ], accel.split(",")[0]
 
 
