@@ -102,8 +102,6 @@ def _spec(d: object) -> Spec:
     if not isinstance(spec.artifact, str) or (spec.artifact and (
             len(spec.artifact) != 64 or set(spec.artifact) - set("0123456789abcdef"))):
         raise ValueError("bad artifact id")
-    if spec.kind == "bpf" and not spec.artifact:
-        raise ValueError("a bpf spec without an artifact")
     return spec
 
 
@@ -312,6 +310,20 @@ class Deployer:
             self._save()
         self.listener("kept", dep)
         return dep
+
+    def kept_owner(self, dep_id: str | None = None) -> int | None:
+        """The uid whose kept choice a revert would end (None: it ends nothing kept). A kept
+        scheduler with no kept deployment on record counts as root's."""
+        with self._lock:
+            dep = self.current
+            if dep is not None and (not dep_id or dep.id == dep_id):
+                return dep.uid if dep.state == "kept" else None
+            if dep_id or self.kept is None:
+                return None
+            for d in reversed(self.history):
+                if d.state == "kept" and d.spec == self.kept:
+                    return d.uid
+            return 0
 
     def revert(self, reason: str = "requested", dep_id: str | None = None) -> Deployment | None:
         """Stop what runs and bring back the last-known-good (or the kernel default)."""

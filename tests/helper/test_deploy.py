@@ -101,6 +101,33 @@ def test_report_after_the_canary_window_still_trips_the_breaker(fake):
     assert events[-1] == ("reverted", "new", "reverted")
 
 
+def test_kept_owner_names_whose_kept_choice_a_revert_would_end(fake):
+    """Revert('') by any active user ended an admin's kept scheduler; the service asks for
+    an administrator when this names someone else."""
+    d, _world, _ = fake
+    assert d.kept_owner() is None  # nothing runs, nothing kept
+    dep = d.deploy(Spec("bpf", "mine"), CanaryParams(window_s=30), uid=1000)
+    assert d.kept_owner() is None  # a canary is not a kept choice
+    d.keep(dep.id)
+    assert d.kept_owner() == 1000 and d.kept_owner(dep.id) == 1000
+    assert d.kept_owner("0123abcd") is None  # not the running one: revert refuses anyway
+    d.current = None  # as after a restart: only the kept spec and the history remain
+    assert d.kept_owner() == 1000
+    d.history.clear()
+    assert d.kept_owner() == 0  # kept with no record of who: an administrator's
+
+
+def test_revert_needs_an_admin_only_for_someone_elses_kept_choice():
+    from schedcp_helper.service import authz
+    from schedcp_helper.service.dbus import revert_action
+
+    assert revert_action(1000, None) == authz.REVERT
+    assert revert_action(1000, 1000) == authz.REVERT
+    assert revert_action(0, 1000) == authz.REVERT
+    assert revert_action(1001, 1000) == authz.REVERT_OTHER
+    assert revert_action(1001, 0) == authz.REVERT_OTHER
+
+
 def test_a_keep_racing_the_breaker_wins_cleanly(fake):
     d, world, _ = fake
     dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=0)

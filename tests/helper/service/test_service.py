@@ -220,3 +220,38 @@ def test_killed_helper_restarts_and_recovers_state(stack):
     assert any(d["state"] == "failed" and "last-known-good" in d["reason"]
                for d in hist.values())
     print(f"helper restart to ready: {restart_s:.2f} s")
+
+
+def test_one_audit_line_per_privileged_call(per_user, stack):
+    """Who, what, artifact, outcome: one journal line per privileged call, none for reads."""
+    import pwd
+
+    lines = [ln for ln in stack.log.read_text().splitlines() if "AUDIT " in ln]
+    for user in (USER_YES, USER_NO):
+        uid = pwd.getpwnam(user).pw_uid
+        mine = [ln for ln in lines if f"AUDIT uid={uid} " in ln]
+        for method in CALLS:
+            hits = [ln for ln in mine if f" method={method} " in ln]
+            if method in ("Status", "ListSchedulers", "History"):
+                assert hits == [], hits
+                continue
+            assert hits, f"no audit line for {user} {method}"
+            if user == USER_NO:
+                assert all(ln.endswith("outcome=NotAuthorized") for ln in hits), hits
+    yes = pwd.getpwnam(USER_YES).pw_uid
+    verify = next(ln for ln in lines if f"AUDIT uid={yes} " in ln and "VerifySource" in ln)
+    assert "name=bad" in verify and "verdict=compile" in verify and "outcome=ok" in verify
+
+
+def test_deploy_new_asks_an_admin_every_time_and_names_what_runs():
+    import xml.etree.ElementTree as ElementTree
+
+    from tests.dbus_stack import POLICY_SRC
+
+    actions = {a.get("id"): a for a in ElementTree.parse(POLICY_SRC).getroot().iter("action")}
+    new = actions["org.schedcp.helper.deploy-new"]
+    assert {d.tag: d.text for d in new.find("defaults")} == {
+        "allow_any": "auth_admin", "allow_inactive": "auth_admin", "allow_active": "auth_admin"}
+    assert "$(name)" in new.find("message").text and "$(artifact)" in new.find("message").text
+    other = actions["org.schedcp.helper.revert-other"]
+    assert other.find("defaults").find("allow_active").text == "auth_admin"
