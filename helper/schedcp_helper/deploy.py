@@ -243,9 +243,10 @@ class Deployer:
                 self.running = self.launch(spec)
             except Exception as e:
                 dep.state, dep.ended, dep.reason = "failed", time.time(), str(e)
+                self._restore(self.kept, "restored after a failed deployment")
                 self.history.append(dep)
-                self._restore(self.kept)
-                self._save()
+                with contextlib.suppress(OSError):
+                    self._save()
                 self.listener("failed", dep)
                 raise DeployError(f"could not start {spec.name}: {e}") from e
             dep.ops = self.running.ops
@@ -253,12 +254,17 @@ class Deployer:
             self.history.append(dep)
             self._reports = []
             self._canary = canary
-            self._save()
-            self._stop_watch = threading.Event()
-            self._watcher = threading.Thread(
-                target=self._watch, args=(dep, canary, baseline, seq, self._stop_watch),
-                name=f"canary-{dep.id}", daemon=True)
-            self._watcher.start()
+            try:  # all or nothing: recorded and guarded, or the previous state is back
+                self._save()
+            except OSError as e:
+                self._end_current("failed", f"could not record the deployment: {e}")
+                self._restore(self.kept, "restored after a deployment could not be recorded")
+                with contextlib.suppress(OSError):
+                    self._save()
+                self.listener("failed", dep)
+                raise DeployError(f"could not record the deployment of {spec.name} ({e}); "
+                                  "the previous scheduler is back") from e
+            self._start_watch(dep, canary, baseline, seq)
         self.listener("deployed", dep)
         return dep
 
@@ -305,9 +311,15 @@ class Deployer:
             dep = self.current
             if not dep or dep.id != dep_id:
                 raise DeployError(f"deployment {dep_id!r} is not the one running")
+            before = (dep.state, dep.owner, self.kept)
             dep.state, dep.owner = "kept", ""  # the watcher stays on as an ejection guard
             self.kept = dep.spec
-            self._save()
+            try:
+                self._save()
+            except OSError as e:  # not recorded: not kept (the canary and the hold go on)
+                dep.state, dep.owner, self.kept = before
+                raise DeployError(f"could not record the keep ({e}); it still runs on its "
+                                  "canary") from e
         self.listener("kept", dep)
         return dep
 
@@ -344,8 +356,11 @@ class Deployer:
         if dep.state == "kept":  # reverting a kept one falls back to what it replaced
             self.kept = dep.previous
         self._end_current("reverted", reason)
-        self._restore(self.kept)
-        self._save()
+        self._restore(self.kept, f"restored after {dep.id} was reverted")
+        try:
+            self._save()
+        except OSError as e:  # the safe direction happened; only its record is missing
+            log.warning("could not record the revert of %s: %s", dep.id, e)
 
     def _trip(self, dep: Deployment, reason: str, even_kept: bool = False) -> None:
         """The breaker: revert ``dep`` unless it was kept, replaced or reverted meanwhile
@@ -396,8 +411,11 @@ class Deployer:
                 if d.state in ("canary", "passed"):
                     d.state, d.ended = "reverted", d.ended or time.time()
                     d.reason = d.reason or "the helper restarted before it was kept"
-            self._restore(self.kept)
-            self._save()
+            self._restore(self.kept, "restored at helper start")
+            try:
+                self._save()
+            except OSError as e:  # what runs is guarded either way; say it was not recorded
+                log.warning("could not record the state after restart: %s", e)
             return self.kept
 
     def shutdown(self) -> None:
@@ -423,7 +441,7 @@ class Deployer:
             dep.ended, dep.reason = time.time(), reason
         self._stop_running()
 
-    def _restore(self, spec: Spec | None) -> None:
+    def _restore(self, spec: Spec | None, reason: str = "") -> None:
         if spec is None:
             return
         try:
@@ -433,6 +451,22 @@ class Deployer:
             self.history.append(Deployment(
                 id=secrets.token_hex(6), spec=spec, uid=0, state="failed", started=time.time(),
                 ended=time.time(), reason=f"could not restore the last-known-good: {e}"))
+            return
+        if reason:  # restored as the current kept deployment, under the same ejection guard
+            owner = self.kept_owner()
+            dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=owner or 0, state="kept",
+                             ops=self.running.ops, started=time.time(), reason=reason)
+            self.current = dep
+            self.history.append(dep)
+            self._start_watch(dep, CanaryParams(window_s=0.0), {}, last_seq())
+
+    def _start_watch(self, dep: Deployment, canary: CanaryParams, baseline: dict[int, float],
+                     seq: int | None) -> None:
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(dep, canary, baseline, seq, self._stop_watch),
+            name=f"canary-{dep.id}", daemon=True)
+        self._watcher.start()
 
     def _wait_baseline(self, canary: CanaryParams) -> dict[int, float]:
         """Runqueue-wait share of each target over a short window under the current scheduler."""

@@ -7,6 +7,7 @@ its JSON. vtime is verified on the host first (that boots its own guest for the 
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
@@ -163,6 +164,74 @@ def test_ejection_is_noticed_and_a_failed_launch_restores_the_previous(fake):
     with pytest.raises(DeployError, match="could not start broken: no such object"):
         d.deploy(Spec("bpf", "broken"), CanaryParams(), uid=0)
     assert world["ops"] == "ops_good" and d.history[-1].state == "failed"
+
+
+def _disk_full(monkeypatch):
+    """The state folder's disk fills up: every save fails as a full disk does."""
+    def full(self, kept, history):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(deploy_mod.Store, "save", full)
+
+
+def test_a_failed_save_after_attaching_leaves_the_previous_state(fake, monkeypatch):
+    """It left the new scheduler running with no canary, no guard and no client-exit revert,
+    and the caller saw "internal error"."""
+    d, world, events = fake
+    good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
+    d.keep(good.id)
+    _disk_full(monkeypatch)
+    with pytest.raises(DeployError, match=r"could not record the deployment of new.*No space"):
+        d.deploy(Spec("bpf", "new"), CanaryParams(window_s=30), uid=1000, owner=":1.7")
+    assert world["ops"] == "ops_good"  # the previous scheduler is back...
+    assert d.current is not None and d.current.spec.name == "good"  # ...as the kept one
+    assert d.current.state == "kept" and d._watcher.is_alive()  # ...under its guard
+    assert events[-1] == ("failed", "new", "failed")
+    failed = [h for h in d.history if h.spec.name == "new"]
+    assert [h.state for h in failed] == ["failed"]
+
+
+def test_a_failed_keep_is_not_a_keep(fake, monkeypatch):
+    d, world, _ = fake
+    dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=1000, owner=":1.9")
+    _disk_full(monkeypatch)
+    with pytest.raises(DeployError, match="could not record the keep"):
+        d.keep(dep.id)
+    assert dep.state == "canary" and dep.owner == ":1.9" and d.kept is None
+    d.owner_vanished(":1.9")  # the client-exit revert still applies
+    assert dep.state == "reverted" and world["ops"] == ""
+
+
+def test_a_failed_save_during_revert_still_reverts(fake, monkeypatch):
+    d, world, _ = fake
+    dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=0)
+    _disk_full(monkeypatch)
+    d.revert("test", dep.id)
+    assert dep.state == "reverted" and world["ops"] == ""
+
+
+def test_a_kept_scheduler_restored_at_start_is_guarded(tmp_path, monkeypatch):
+    """recover() restarted the kept scheduler with nothing watching it."""
+    monkeypatch.setattr(deploy_mod, "GUARD_POLL_S", 0.01)
+    world = {"state": "disabled", "ops": ""}
+    monkeypatch.setattr(deploy_mod, "read_state", lambda: ScxState(True, world["state"],
+                                                                     world["ops"]))
+    monkeypatch.setattr(deploy_mod, "last_seq", lambda: None)
+    monkeypatch.setattr(deploy_mod, "kernel_events", lambda seq=None: [])
+    first = Deployer(tmp_path / "state", lambda spec: FakeRunning(world, spec))
+    good = first.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=1000)
+    first.keep(good.id)
+    first._stop_watch.set()  # the helper dies; its threads with it
+    world.update(state="disabled", ops="")
+    d = Deployer(tmp_path / "state", lambda spec: FakeRunning(world, spec))
+    try:
+        assert d.recover() == good.spec and world["ops"] == "ops_good"
+        restored = d.current
+        assert restored.state == "kept" and restored.uid == 1000
+        world.update(state="disabled", ops="")  # ejected later
+        assert _wait(lambda: restored.state == "reverted")
+        assert "no longer runs it" in restored.reason
+    finally:
+        d.shutdown()
 
 
 def test_a_kept_scheduler_ejected_later_brings_back_what_it_replaced(fake, monkeypatch):
