@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ MAX_HINTS = 512
 MAX_HINT_NS = 7 * 24 * 3600 * 10**9  # a week: longer is no hint
 MAX_HISTORY = 200
 MAX_PENDING_VERIFY = 4
+# per-uid token buckets (burst, seconds per refill) for the calls that cost CPU, disk or kernel
+# changes; verify needs no password for an active user, so this is what bounds a runaway agent.
+# root is not limited (the root CLI, the admin).
+RATE_LIMITS = {"VerifySource": (6, 60.0), "VerifyPolicy": (12, 30.0), "Deploy": (10, 30.0),
+               "Switch": (10, 30.0)}
 KEY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ID_RE = re.compile(r"^[0-9a-f]{1,32}$")
@@ -68,6 +74,34 @@ def _audit_value(v) -> str:
     text = str(v)
     return text if re.fullmatch(r"[\w.:/@+-]{0,80}", text) else json.dumps(text[:80])
 
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """Token buckets per (uid, method); a refused call costs nothing and says when to retry."""
+
+    def __init__(self, limits: dict[str, tuple[int, float]], clock=time.monotonic):
+        self.limits, self.clock = limits, clock
+        self.buckets: dict[tuple[int, str], Bucket] = {}
+
+    def take(self, uid: int, method: str) -> float:
+        """0 if allowed (a token is used), else the seconds until the next token."""
+        if uid == 0 or method not in self.limits:
+            return 0.0
+        burst, per = self.limits[method]
+        now = self.clock()
+        b = self.buckets.setdefault((uid, method), Bucket(float(burst), now))
+        b.tokens = min(float(burst), b.tokens + (now - b.stamp) / per)
+        b.stamp = now
+        if b.tokens >= 1.0:
+            b.tokens -= 1.0
+            return 0.0
+        return (1.0 - b.tokens) * per
 
 def revert_action(caller_uid: int, kept_by: int | None) -> str:
     """Revert is free for what the caller (or nobody) kept; another user's kept deployment
@@ -306,6 +340,7 @@ class HelperService:
         self.ops = ThreadPoolExecutor(4, thread_name_prefix="ops")
         self.verifies = ThreadPoolExecutor(1, thread_name_prefix="verify")
         self.pending_verify = 0
+        self.rates = RateLimiter(RATE_LIMITS)
         self.book = ArtifactBook(core.state_dir / "artifacts-book.json")
         self.holds: set[str] = set()
         self.requested_reverts: set[str] = set()
@@ -366,6 +401,7 @@ class HelperService:
             outcome = mapped.name.rsplit(".", 1)[-1]
         if msg.member in METHODS and msg.member not in UNAUDITED and msg.path == OBJECT_PATH:
             caller = note.pop("caller", None)
+            note.pop("method", None)
             extra = " ".join(f"{k}={_audit_value(v)}" for k, v in sorted(note.items()))
             audit_log.info("AUDIT uid=%s pid=%s sender=%s method=%s %soutcome=%s",
                            caller.uid if caller else "?", caller.pid if caller else "?",
@@ -401,7 +437,7 @@ class HelperService:
             caller = await self.authority.caller(msg.sender)
         except LookupError as e:
             raise ServiceError(errors.FAILED, str(e)) from None
-        _note(caller=caller)
+        _note(caller=caller, method=member)
         body = await self.handlers[member](msg, caller)
         return method.out_sig, body
 
@@ -423,6 +459,11 @@ class HelperService:
         if not await self.authority.check(caller, action, details=details):
             raise ServiceError(errors.NOT_AUTHORIZED,
                                f"uid {caller.uid} is not authorized for {action} (polkit)")
+        method = AUDIT.get({}).get("method")
+        wait = self.rates.take(caller.uid, method) if method else 0.0
+        if wait:
+            raise ServiceError(errors.BUSY, f"rate limit: too many {method} calls from uid "
+                               f"{caller.uid}; retry in {wait:.0f} s")
 
     async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
         return await self.loop.run_in_executor(pool or self.ops, fn, *args)

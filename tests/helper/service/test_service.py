@@ -255,3 +255,39 @@ def test_deploy_new_asks_an_admin_every_time_and_names_what_runs():
     assert "$(name)" in new.find("message").text and "$(artifact)" in new.find("message").text
     other = actions["org.schedcp.helper.revert-other"]
     assert other.find("defaults").find("allow_active").text == "auth_admin"
+
+
+def test_verify_source_is_rate_limited_per_user(stack):
+    """Verify needs no password for an active user: a burst is allowed, then Busy with when
+    to retry; root is not limited; a fresh helper starts with full buckets."""
+    from schedcp_helper.service.dbus import RATE_LIMITS
+
+    stack.stop_helper()
+    stack.start_helper()
+    try:
+        burst = RATE_LIMITS["VerifySource"][0]
+        call = "('VerifySource', 'aysa{sv}a{sv}', [b'int x = ;', 'bad', {}, {}])"
+        rs = stack.as_user(USER_YES, "[" + ", ".join([call] * (burst + 2)) + "]")
+        assert all(r["ok"] for r in rs[:burst]), rs[:burst]
+        assert [r["error"] for r in rs[burst:]] == ["org.schedcp.Helper1.Error.Busy"] * 2
+        assert "rate limit" in rs[-1]["message"] and "retry in" in rs[-1]["message"]
+        root = stack.as_user("root", "[" + ", ".join([call] * (burst + 1)) + "]")
+        assert all(r["ok"] for r in root)
+    finally:
+        stack.stop_helper()
+        stack.start_helper()
+
+
+def test_token_buckets_refill():
+    from schedcp_helper.service.dbus import RateLimiter
+
+    now = [0.0]
+    rl = RateLimiter({"Deploy": (2, 10.0)}, clock=lambda: now[0])
+    assert rl.take(1000, "Deploy") == 0 and rl.take(1000, "Deploy") == 0
+    assert rl.take(1000, "Deploy") == pytest.approx(10.0)
+    assert rl.take(1001, "Deploy") == 0  # per uid
+    assert rl.take(1000, "Keep") == 0 and rl.take(0, "Deploy") == 0
+    now[0] = 5.0
+    assert rl.take(1000, "Deploy") == pytest.approx(5.0)
+    now[0] = 10.0
+    assert rl.take(1000, "Deploy") == 0
