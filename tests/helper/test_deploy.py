@@ -389,7 +389,10 @@ def test_b_reported_regression_reverts_to_last_known_good_fast(scenarios):
     assert s["dep"]["state"] == s["history"]["state"] == "reverted"
     assert s["dep"]["reason"] == "reported metric regressed: 100 vs baseline 50"
     assert s["restored"] == {"state": "enabled", "ops": "schedcp_vtime"}
-    assert s["status_current"] is None
+    # issue 15: the restored last-known-good runs under the same ejection guard, as the
+    # current (kept) deployment, rather than unwatched with no current deployment
+    cur = s["status_current"]
+    assert cur and cur["state"] == "kept" and cur["reason"].startswith("restored after "), cur
     assert s["late_passed"] and s["late_dep"]["state"] == "reverted"  # after the window too
     assert s["late_restored"]["ops"] == "schedcp_vtime"
     times = (s["revert_s"], s["late_revert_s"])

@@ -64,3 +64,20 @@ def test_the_trial_guest_sees_neither_host_secrets_nor_the_token_key(guest, tmp_
     assert "shadow" not in (r.out_dir / "listing.txt").read_text()
     with pytest.raises(GuestFileError):  # what a guest plants is not followed on the host
         read_bounded(r.out_dir / "planted.json")
+
+
+@pytest.mark.vm
+def test_a_scheduler_cannot_tell_it_is_on_trial_by_hostname_or_cmdline(guest):
+    """BPF reads the UTS nodename and the boot command line easily: neither may say
+    "schedcp" (it was hostname schedcp-guest and schedcp.guest=1 on the cmdline)."""
+    import platform
+    import sys
+
+    r = guest("cat /proc/cmdline\nuname -n\n"
+              f"{sys.executable} -c 'from schedcp_helper.vm.guest import in_guest; "
+              "print(in_guest())'\n")
+    assert r.result.returncode == 0, r.output
+    cmdline, nodename, inside = r.output.splitlines()[:3]
+    assert "schedcp" not in cmdline.lower() and "rdinit" not in cmdline
+    assert nodename == (platform.node() or "localhost")
+    assert inside == "True"  # our own code still knows
