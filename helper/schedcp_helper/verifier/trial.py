@@ -155,7 +155,8 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
             root, python = trial_root(target, Path(req.probe_argv[0]))
             argv = [str(python), "-S", "-m", "schedcp_helper.verifier.trial", str(reqf), str(resf)]
             env["PYTHONPATH"] = str(PKG_ROOT)
-            cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env, root=root)
+            cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env, root=root,
+                                      cpus=trial_cpus(os.cpu_count() or 2, guest.kvm_usable()))
             r = guest.run(" ".join(argv), cfg, relay)
             rc, message = r.returncode, r.message
         relay(b"\n")
@@ -176,6 +177,16 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
         if failure:
             res["guest_error"] = failure
         return res
+
+
+TCG_CPU_CAP = 4  # each TCG vCPU is a host thread: more than this crawls on small hosts
+KVM_CPU_CAP = 16
+
+
+def trial_cpus(host_cpus: int, kvm: bool) -> int:
+    """The trial runs on as many CPUs as the machine it is for (capped): a scheduler that only
+    misbehaves with more CPUs than the guest had would otherwise pass."""
+    return max(2, min(host_cpus, KVM_CPU_CAP if kvm else TCG_CPU_CAP))
 
 
 def trial_root(target, probe: Path) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ import pytest
 
 from schedcp_helper.verifier.target import Target
 from schedcp_helper.verifier.token import load_secret
-from schedcp_helper.verifier.trial import PKG_ROOT, trial_root
+from schedcp_helper.verifier.trial import PKG_ROOT, trial_cpus, trial_root
 from schedcp_helper.vm import Outcome
 from schedcp_helper.vm.guestfiles import GuestFileError, read_bounded
 from schedcp_helper.workload.run import Mixed, invocation
@@ -81,3 +81,10 @@ def test_a_scheduler_cannot_tell_it_is_on_trial_by_hostname_or_cmdline(guest):
     assert "schedcp" not in cmdline.lower() and "rdinit" not in cmdline
     assert nodename == (platform.node() or "localhost")
     assert inside == "True"  # our own code still knows
+
+
+def test_the_trial_gets_the_machines_cpu_count_capped_for_tcg():
+    assert trial_cpus(2, kvm=False) == 2
+    assert trial_cpus(1, kvm=False) == 2  # never fewer than two: SMP paths must run
+    assert trial_cpus(32, kvm=False) == 4 and trial_cpus(32, kvm=True) == 16
+    assert trial_cpus(8, kvm=True) == 8
