@@ -13,6 +13,7 @@ or any error.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import hashlib
@@ -136,11 +137,23 @@ def mttcg_safe(kernel_config: Path | None) -> bool:
 _kvm: bool | None = None
 
 
+KVM_PROBE_S = 3.0
+
+
 def kvm_usable() -> bool:
     """Whether KVM really runs a vCPU. /dev/kvm may open and still fail at the first MSR write
-    (nested KVM here aborts qemu in ~30 ms), so ask qemu itself: alive after 0.5 s = usable."""
+    (nested KVM here aborts qemu in ~0.3 s; on a loaded host later), so ask qemu itself: alive
+    after KVM_PROBE_S = usable. The answer holds until the host reboots: cached per boot id."""
     global _kvm
     if _kvm is None:
+        try:
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            boot = ""
+        cached = cache_dir() / f"kvm-usable-{boot}" if boot else None
+        if cached is not None and cached.is_file():
+            _kvm = cached.read_text().strip() == "1"
+            return _kvm
         _kvm = False
         if os.access("/dev/kvm", os.R_OK | os.W_OK) and shutil.which(QEMU):
             p = subprocess.Popen(
@@ -149,11 +162,17 @@ def kvm_usable() -> bool:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             try:
-                p.wait(0.5)
+                p.wait(KVM_PROBE_S)
             except subprocess.TimeoutExpired:
                 _kvm = True
                 p.kill()
                 p.wait()
+        if cached is not None:
+            with contextlib.suppress(OSError):
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text("1" if _kvm else "0")
+                tmp.replace(cached)
     return _kvm
 
 
