@@ -182,11 +182,16 @@ class Store:
         data = {"version": STATE_VERSION, "kept": asdict(kept) if kept else None,
                 "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        try:
+            with tmp.open("w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(self.path)
+        except OSError:  # full disk, read-only folder: the previous file stays as it was
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 def read_schedstat(pid: int) -> tuple[int, int] | None:
