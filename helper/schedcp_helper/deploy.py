@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -181,12 +182,16 @@ class Store:
     def save(self, kept: Spec | None, history: list[Deployment]) -> None:
         data = {"version": STATE_VERSION, "kept": asdict(kept) if kept else None,
                 "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        # a temp file of its own: two writers sharing one name (same pid) could rename the
+        # other's half-written file into place — the fault campaign found an empty state.json
+        fd, name = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
+        tmp = Path(name)
         try:
-            with tmp.open("w") as f:
+            with os.fdopen(fd, "w") as f:
                 json.dump(data, f)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
             tmp.replace(self.path)
         except OSError:  # full disk, read-only folder: the previous file stays as it was
             with contextlib.suppress(OSError):
