@@ -6,9 +6,10 @@ digraphs, line splices, char literals that fool a comment stripper), so the deci
 what clang really did: clang runs as ``nobody`` in a root-owned folder holding only root-owned
 copies of the allowed headers, with ``-nostdinc``, without network, under CPU, memory, file-size
 and wall-time limits and ``-fno-crash-diagnostics``. Its ``-MD`` dependency list (which names
-``#embed``-ed files too) must stay inside that folder, and the assembly it generated must hold
-no inline assembly beyond empty compiler barriers (``.incbin`` is expanded there). Diagnostics
-are scrubbed to the lines about the source and the allowed headers before the caller sees them.
+``#embed``-ed files too) must stay inside that folder, and its LLVM IR must hold no inline
+assembly beyond empty compiler barriers (file-scope ``asm`` with ``.incbin`` shows there).
+Diagnostics are scrubbed to the lines about the source and the allowed headers before the
+caller sees them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ ALLOWED_INCLUDES = frozenset({
 HEADER_FILES = ("vmlinux.h", "bpf/bpf_helpers.h", "bpf/bpf_helper_defs.h", "bpf/bpf_tracing.h",
                 "bpf/bpf_core_read.h")
 SOURCE = "sched.bpf.c"
+MODULE_ASM_RE = re.compile(r'^module asm "(?:[^"\\]|\\.)*"', re.M)
+INLINE_ASM_RE = re.compile(r'\basm (?:sideeffect )?(?:alignstack )?(?:inteldialect )?(?:unwind )?'
+                           r'"((?:[^"\\]|\\.)*)"')
 DIAG_RE = re.compile(r"^(?:In file included from )?([^\s:]+):\d+(?::\d+)?[:,]")
 COMMENT_RE = re.compile(r'"(?:\\.|[^"\\\n])*"|//[^\n]*|/\*.*?\*/', re.S)
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
@@ -140,17 +144,11 @@ def _outside(root: Path, deps: list[str]) -> list[str]:
     return bad
 
 
-def _foreign_asm(asm: str) -> list[str]:
-    """Non-empty inline assembly in clang's generated assembly (function or file scope)."""
-    found, inside = [], False
-    for line in asm.splitlines():
-        stripped = line.strip()
-        if stripped in ("#APP", "# Start of file scope inline assembly"):
-            inside = True
-        elif stripped in ("#NO_APP", "# End of file scope inline assembly"):
-            inside = False
-        elif inside and stripped and not stripped.startswith("#"):
-            found.append(stripped[:60])
+def _foreign_asm(ir: str) -> list[str]:
+    """Inline assembly in clang's LLVM IR: any file-scope ``module asm`` (``.incbin`` lives
+    there) and any asm statement whose template is not empty (empty = a compiler barrier)."""
+    found = [m[0][:60] for m in MODULE_ASM_RE.finditer(ir)]
+    found += [m[0][:60] for m in INLINE_ASM_RE.finditer(ir) if m[1]]
     return found
 
 
@@ -191,9 +189,9 @@ def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[
                    ) -> CompiledObject:
     """Check and compile ``source`` in the sandbox; headers are copied in, nothing else is seen.
 
-    Three clang runs, all boxed: preprocess with ``-MD`` (what files it read), compile to
-    assembly (what inline assembly it saw), compile to the object. The folder and the headers
-    are root's; only ``out/`` is writable by clang.
+    Two clang runs, both boxed: the front end alone with ``-MD`` (what files it read) to LLVM IR
+    (what inline assembly it saw), then the object. The folder and the headers are root's;
+    only ``out/`` is writable by clang.
     """
     text = check_source(source)
     clang = find_clang()
@@ -227,7 +225,10 @@ def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[
                                    ) from None
             return r.returncode, r.stderr.replace(str(root) + "/", "")
 
-        rc, log = clang_run("-E", "-MD", "-MF", "out/deps", SOURCE, "-o", "out/sched.i")
+        # pass 1, the front end only (no optimisation, no code generation): the files it read
+        # (-MD, written even when it fails) and the inline assembly it saw (LLVM IR)
+        rc, log = clang_run("-S", "-emit-llvm", "-g0", "-Xclang", "-disable-llvm-passes",
+                            "-MD", "-MF", "out/deps", SOURCE, "-o", "out/sched.ll")
         deps_file = out / "deps"
         if deps_file.is_file() and not deps_file.is_symlink():
             if bad := _outside(root, _deps(deps_file.read_text(errors="replace")[:1 << 20])):
@@ -238,17 +239,14 @@ def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[
             raise CompileError("clang wrote no dependency list", scrub(log))
         if rc != 0:
             raise CompileError(_first_error(scrub(log)), scrub(log))
-        rc, log = clang_run("-S", "-g0", SOURCE, "-o", "out/sched.s")  # -g0: small
-        asm = out / "sched.s"
-        if rc == 0 and asm.is_file() and not asm.is_symlink():
-            if found := _foreign_asm(asm.read_text(errors="replace")):
-                raise CompileError(f"inline assembly is not allowed ({len(found)} line(s); "
-                                   "only empty compiler barriers)")
-            asm.unlink()
-        elif rc == 0:
+        ir = out / "sched.ll"
+        if ir.is_symlink() or not ir.is_file():
             raise CompileError("compiler output missing", scrub(log))
-        if rc != 0:
-            raise CompileError(_first_error(scrub(log)), scrub(log))
+        if found := _foreign_asm(ir.read_text(errors="replace")):
+            raise CompileError(f"inline assembly is not allowed ({len(found)} statement(s); "
+                               "only empty compiler barriers)")
+        ir.unlink()
+        # pass 2: the object, from the same source and headers
         rc, log = clang_run("-c", SOURCE, "-o", "out/sched.bpf.o")
         log = scrub(log)
         if rc != 0:
