@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: setup test demo bench lint deb
+.PHONY: setup test demo bench lint deb soak
 setup:
 	bash packaging/setup-dev.sh
 
@@ -31,3 +31,8 @@ deb: setup
 
 lint: setup
 	$(VENV)/bin/ruff check app helper tests bench
+
+# issue 15's fault campaign: kill -9 at each step of deploy/keep/revert/recover, on a normal,
+# full and read-only state folder, 20 trials each (root: it mounts small tmpfs folders)
+soak: setup
+	$(VENV)/bin/python -m schedcp_helper.soak 20

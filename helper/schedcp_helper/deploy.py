@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,9 @@ from typing import Protocol
 from .scxstate import kernel_events, last_seq, read_state
 
 HISTORY_LIMIT = 200
+STATE_VERSION = 1
+MAX_STATE_BYTES = 4 * 1024 * 1024
+log = logging.getLogger(__name__)
 GUARD_POLL_S = 1.0  # after the canary: one sysfs read a second
 SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
 
@@ -82,6 +87,40 @@ class Deployment:
         return cls(**d)
 
 
+def _spec(d: object) -> Spec:
+    """A Spec from untrusted JSON, every field type-checked."""
+    if not isinstance(d, dict) or set(d) - {"kind", "name", "tunables", "artifact", "hints"}:
+        raise ValueError("a spec is not an object of known fields")
+    spec = Spec(kind=d["kind"], name=d["name"], tunables=d.get("tunables", {}),
+                artifact=d.get("artifact", ""),
+                hints={int(k): int(v) for k, v in dict(d.get("hints", {})).items()})
+    if spec.kind not in ("bpf", "scx") or not isinstance(spec.name, str) or not spec.name:
+        raise ValueError(f"bad spec kind/name {spec.kind!r}/{spec.name!r}")
+    if not isinstance(spec.tunables, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float | bool | str)
+            for k, v in spec.tunables.items()):
+        raise ValueError("bad tunables")
+    if not isinstance(spec.artifact, str) or (spec.artifact and (
+            len(spec.artifact) != 64 or set(spec.artifact) - set("0123456789abcdef"))):
+        raise ValueError("bad artifact id")
+    return spec
+
+
+def _deployment(d: object) -> Deployment:
+    if not isinstance(d, dict):
+        raise ValueError("a history entry is not an object")
+    dep = Deployment(
+        id=str(d["id"]), spec=_spec(d["spec"]), uid=int(d["uid"]), owner=str(d.get("owner", "")),
+        state=str(d.get("state", "")), ops=str(d.get("ops", "")),
+        started=float(d.get("started", 0.0)), ended=float(d.get("ended", 0.0)),
+        reason=str(d.get("reason", "")),
+        previous=_spec(d["previous"]) if d.get("previous") else None,
+        metrics=[m for m in d.get("metrics", []) if isinstance(m, dict)])
+    if dep.state not in ("canary", "passed", "kept", "reverted", "failed", "replaced"):
+        raise ValueError(f"unknown deployment state {dep.state!r}")
+    return dep
+
+
 class Running(Protocol):
     ops: str
 
@@ -102,26 +141,62 @@ class Store:
         state_dir.mkdir(parents=True, exist_ok=True)
 
     def load(self) -> tuple[Spec | None, list[Deployment]]:
+        """The kept spec and the history; a file of the wrong shape or version is set aside with
+        a logged warning (never a crash at start-up, never dropped silently)."""
         try:
-            data = json.loads(self.path.read_text())
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None, []
-        except ValueError:  # a torn file cannot happen with rename; a hand-edited one can
-            bad = self.path.with_suffix(f".corrupt-{int(time.time())}")
+        except OSError as e:
+            return self._set_aside(f"unreadable: {e}")
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(MAX_STATE_BYTES + 1)
+        if len(raw) > MAX_STATE_BYTES:
+            return self._set_aside(f"larger than {MAX_STATE_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError(f"not a version {STATE_VERSION} state document")
+            kept = _spec(data["kept"]) if data.get("kept") is not None else None
+            history = data.get("history", [])
+            if not isinstance(history, list):
+                raise ValueError("history is not a list")
+        except (ValueError, KeyError, TypeError) as e:
+            return self._set_aside(str(e)[:200])
+        good = []
+        for d in history[-HISTORY_LIMIT:]:
+            try:
+                good.append(_deployment(d))
+            except (ValueError, KeyError, TypeError) as e:
+                log.warning("state.json: dropping a malformed history entry: %s", e)
+        return kept, good
+
+    def _set_aside(self, why: str) -> tuple[None, list]:
+        bad = self.path.with_suffix(f".corrupt-{int(time.time())}")
+        with contextlib.suppress(OSError):
             self.path.rename(bad)
-            return None, []
-        kept = Spec(**data["kept"]) if data.get("kept") else None
-        return kept, [Deployment.from_dict(d) for d in data.get("history", [])]
+        log.warning("state.json %s; set aside as %s, starting from the kernel default",
+                    why, bad.name)
+        return None, []
 
     def save(self, kept: Spec | None, history: list[Deployment]) -> None:
-        data = {"version": 1, "kept": asdict(kept) if kept else None,
+        data = {"version": STATE_VERSION, "kept": asdict(kept) if kept else None,
                 "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        # a temp file of its own: two writers sharing one name (same pid) could rename the
+        # other's half-written file into place — the fault campaign found an empty state.json
+        fd, name = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            tmp.replace(self.path)
+        except OSError:  # full disk, read-only folder: the previous file stays as it was
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 def read_schedstat(pid: int) -> tuple[int, int] | None:
@@ -178,9 +253,10 @@ class Deployer:
                 self.running = self.launch(spec)
             except Exception as e:
                 dep.state, dep.ended, dep.reason = "failed", time.time(), str(e)
+                self._restore(self.kept, "restored after a failed deployment")
                 self.history.append(dep)
-                self._restore(self.kept)
-                self._save()
+                with contextlib.suppress(OSError):
+                    self._save()
                 self.listener("failed", dep)
                 raise DeployError(f"could not start {spec.name}: {e}") from e
             dep.ops = self.running.ops
@@ -188,12 +264,17 @@ class Deployer:
             self.history.append(dep)
             self._reports = []
             self._canary = canary
-            self._save()
-            self._stop_watch = threading.Event()
-            self._watcher = threading.Thread(
-                target=self._watch, args=(dep, canary, baseline, seq, self._stop_watch),
-                name=f"canary-{dep.id}", daemon=True)
-            self._watcher.start()
+            try:  # all or nothing: recorded and guarded, or the previous state is back
+                self._save()
+            except OSError as e:
+                self._end_current("failed", f"could not record the deployment: {e}")
+                self._restore(self.kept, "restored after a deployment could not be recorded")
+                with contextlib.suppress(OSError):
+                    self._save()
+                self.listener("failed", dep)
+                raise DeployError(f"could not record the deployment of {spec.name} ({e}); "
+                                  "the previous scheduler is back") from e
+            self._start_watch(dep, canary, baseline, seq)
         self.listener("deployed", dep)
         return dep
 
@@ -240,11 +321,31 @@ class Deployer:
             dep = self.current
             if not dep or dep.id != dep_id:
                 raise DeployError(f"deployment {dep_id!r} is not the one running")
+            before = (dep.state, dep.owner, self.kept)
             dep.state, dep.owner = "kept", ""  # the watcher stays on as an ejection guard
             self.kept = dep.spec
-            self._save()
+            try:
+                self._save()
+            except OSError as e:  # not recorded: not kept (the canary and the hold go on)
+                dep.state, dep.owner, self.kept = before
+                raise DeployError(f"could not record the keep ({e}); it still runs on its "
+                                  "canary") from e
         self.listener("kept", dep)
         return dep
+
+    def kept_owner(self, dep_id: str | None = None) -> int | None:
+        """The uid whose kept choice a revert would end (None: it ends nothing kept). A kept
+        scheduler with no kept deployment on record counts as root's."""
+        with self._lock:
+            dep = self.current
+            if dep is not None and (not dep_id or dep.id == dep_id):
+                return dep.uid if dep.state == "kept" else None
+            if dep_id or self.kept is None:
+                return None
+            for d in reversed(self.history):
+                if d.state == "kept" and d.spec == self.kept:
+                    return d.uid
+            return 0
 
     def revert(self, reason: str = "requested", dep_id: str | None = None) -> Deployment | None:
         """Stop what runs and bring back the last-known-good (or the kernel default)."""
@@ -265,8 +366,11 @@ class Deployer:
         if dep.state == "kept":  # reverting a kept one falls back to what it replaced
             self.kept = dep.previous
         self._end_current("reverted", reason)
-        self._restore(self.kept)
-        self._save()
+        self._restore(self.kept, f"restored after {dep.id} was reverted")
+        try:
+            self._save()
+        except OSError as e:  # the safe direction happened; only its record is missing
+            log.warning("could not record the revert of %s: %s", dep.id, e)
 
     def _trip(self, dep: Deployment, reason: str, even_kept: bool = False) -> None:
         """The breaker: revert ``dep`` unless it was kept, replaced or reverted meanwhile
@@ -317,8 +421,11 @@ class Deployer:
                 if d.state in ("canary", "passed"):
                     d.state, d.ended = "reverted", d.ended or time.time()
                     d.reason = d.reason or "the helper restarted before it was kept"
-            self._restore(self.kept)
-            self._save()
+            self._restore(self.kept, "restored at helper start")
+            try:
+                self._save()
+            except OSError as e:  # what runs is guarded either way; say it was not recorded
+                log.warning("could not record the state after restart: %s", e)
             return self.kept
 
     def shutdown(self) -> None:
@@ -344,7 +451,7 @@ class Deployer:
             dep.ended, dep.reason = time.time(), reason
         self._stop_running()
 
-    def _restore(self, spec: Spec | None) -> None:
+    def _restore(self, spec: Spec | None, reason: str = "") -> None:
         if spec is None:
             return
         try:
@@ -354,6 +461,22 @@ class Deployer:
             self.history.append(Deployment(
                 id=secrets.token_hex(6), spec=spec, uid=0, state="failed", started=time.time(),
                 ended=time.time(), reason=f"could not restore the last-known-good: {e}"))
+            return
+        if reason:  # restored as the current kept deployment, under the same ejection guard
+            owner = self.kept_owner()
+            dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=owner or 0, state="kept",
+                             ops=self.running.ops, started=time.time(), reason=reason)
+            self.current = dep
+            self.history.append(dep)
+            self._start_watch(dep, CanaryParams(window_s=0.0), {}, last_seq())
+
+    def _start_watch(self, dep: Deployment, canary: CanaryParams, baseline: dict[int, float],
+                     seq: int | None) -> None:
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(dep, canary, baseline, seq, self._stop_watch),
+            name=f"canary-{dep.id}", daemon=True)
+        self._watcher.start()
 
     def _wait_baseline(self, canary: CanaryParams) -> dict[int, float]:
         """Runqueue-wait share of each target over a short window under the current scheduler."""

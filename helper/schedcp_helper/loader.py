@@ -236,11 +236,14 @@ class BpfScheduler:
         return m
 
     def _struct_ops_map(self) -> int:
-        obj, m = self._need_obj(), None
+        obj, m, found = self._need_obj(), None, []
         while m := self.lib.bpf_object__next_map(obj, m):
             if self.lib.bpf_map__type(m) == lb.BPF_MAP_TYPE_STRUCT_OPS:
-                return m
-        raise LoaderError(f"{os.path.basename(self.path)} defines no struct_ops map")
+                found.append(m)
+        if len(found) != 1:  # the verifier checked one; never guess which one to attach
+            raise LoaderError(f"{os.path.basename(self.path)} defines {len(found)} struct_ops "
+                              "maps; exactly one is allowed")
+        return found[0]
 
     def _rodata_bytes(self) -> bytes:
         m = self.lib.bpf_object__find_map_by_name(self._need_obj(), RODATA.encode())

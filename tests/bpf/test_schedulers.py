@@ -133,6 +133,8 @@ def test_bad_fixtures_declare_a_stage_and_fail_or_build_as_claimed(
     stages = {p.name: stage_of(p)[0] for p in files}
     assert set(stages.values()) == STAGES, stages
     for path in files[:-1]:
+        if path.name.startswith("bypass_"):  # refused by what the sandboxed clang read or saw
+            continue  # (test_compile.py); a plain clang may well build them
         built = (objs / path.name.replace(".bpf.c", ".bpf.o")).is_file()
         assert built == (stages[path.name] != "compile"), path.name
     r = compile_bpf(vm_kit, BAD_DIR / "compile_error.bpf.c", tmp_path / "x.o")

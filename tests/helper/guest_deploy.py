@@ -182,7 +182,8 @@ def _(out):
     out["restored"] = state()
     out["dep"] = entry(dep)
     out["history"] = hist(core, dep.id)
-    out["status_current"] = (core.status()["current"] or {}).get("id")
+    cur = core.status()["current"] or {}
+    out["status_current"] = {k: cur.get(k) for k in ("id", "state", "reason")} if cur else None
     # past the canary window (passed, not kept) reports still trip the breaker
     dep = core.switch("scx_simple", {}, 0, CanaryParams(window_s=0.5, poll_s=0.05))
     out["late_passed"] = wait_event(dep.id, "canary-passed", 10) is not None

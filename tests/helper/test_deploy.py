@@ -7,6 +7,7 @@ its JSON. vtime is verified on the host first (that boots its own guest for the 
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
@@ -101,6 +102,33 @@ def test_report_after_the_canary_window_still_trips_the_breaker(fake):
     assert events[-1] == ("reverted", "new", "reverted")
 
 
+def test_kept_owner_names_whose_kept_choice_a_revert_would_end(fake):
+    """Revert('') by any active user ended an admin's kept scheduler; the service asks for
+    an administrator when this names someone else."""
+    d, _world, _ = fake
+    assert d.kept_owner() is None  # nothing runs, nothing kept
+    dep = d.deploy(Spec("bpf", "mine"), CanaryParams(window_s=30), uid=1000)
+    assert d.kept_owner() is None  # a canary is not a kept choice
+    d.keep(dep.id)
+    assert d.kept_owner() == 1000 and d.kept_owner(dep.id) == 1000
+    assert d.kept_owner("0123abcd") is None  # not the running one: revert refuses anyway
+    d.current = None  # as after a restart: only the kept spec and the history remain
+    assert d.kept_owner() == 1000
+    d.history.clear()
+    assert d.kept_owner() == 0  # kept with no record of who: an administrator's
+
+
+def test_revert_needs_an_admin_only_for_someone_elses_kept_choice():
+    from schedcp_helper.service import authz
+    from schedcp_helper.service.dbus import revert_action
+
+    assert revert_action(1000, None) == authz.REVERT
+    assert revert_action(1000, 1000) == authz.REVERT
+    assert revert_action(0, 1000) == authz.REVERT
+    assert revert_action(1001, 1000) == authz.REVERT_OTHER
+    assert revert_action(1001, 0) == authz.REVERT_OTHER
+
+
 def test_a_keep_racing_the_breaker_wins_cleanly(fake):
     d, world, _ = fake
     dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=0)
@@ -138,6 +166,74 @@ def test_ejection_is_noticed_and_a_failed_launch_restores_the_previous(fake):
     assert world["ops"] == "ops_good" and d.history[-1].state == "failed"
 
 
+def _disk_full(monkeypatch):
+    """The state folder's disk fills up: every save fails as a full disk does."""
+    def full(self, kept, history):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(deploy_mod.Store, "save", full)
+
+
+def test_a_failed_save_after_attaching_leaves_the_previous_state(fake, monkeypatch):
+    """It left the new scheduler running with no canary, no guard and no client-exit revert,
+    and the caller saw "internal error"."""
+    d, world, events = fake
+    good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
+    d.keep(good.id)
+    _disk_full(monkeypatch)
+    with pytest.raises(DeployError, match=r"could not record the deployment of new.*No space"):
+        d.deploy(Spec("bpf", "new"), CanaryParams(window_s=30), uid=1000, owner=":1.7")
+    assert world["ops"] == "ops_good"  # the previous scheduler is back...
+    assert d.current is not None and d.current.spec.name == "good"  # ...as the kept one
+    assert d.current.state == "kept" and d._watcher.is_alive()  # ...under its guard
+    assert events[-1] == ("failed", "new", "failed")
+    failed = [h for h in d.history if h.spec.name == "new"]
+    assert [h.state for h in failed] == ["failed"]
+
+
+def test_a_failed_keep_is_not_a_keep(fake, monkeypatch):
+    d, world, _ = fake
+    dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=1000, owner=":1.9")
+    _disk_full(monkeypatch)
+    with pytest.raises(DeployError, match="could not record the keep"):
+        d.keep(dep.id)
+    assert dep.state == "canary" and dep.owner == ":1.9" and d.kept is None
+    d.owner_vanished(":1.9")  # the client-exit revert still applies
+    assert dep.state == "reverted" and world["ops"] == ""
+
+
+def test_a_failed_save_during_revert_still_reverts(fake, monkeypatch):
+    d, world, _ = fake
+    dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=0)
+    _disk_full(monkeypatch)
+    d.revert("test", dep.id)
+    assert dep.state == "reverted" and world["ops"] == ""
+
+
+def test_a_kept_scheduler_restored_at_start_is_guarded(tmp_path, monkeypatch):
+    """recover() restarted the kept scheduler with nothing watching it."""
+    monkeypatch.setattr(deploy_mod, "GUARD_POLL_S", 0.01)
+    world = {"state": "disabled", "ops": ""}
+    monkeypatch.setattr(deploy_mod, "read_state", lambda: ScxState(True, world["state"],
+                                                                     world["ops"]))
+    monkeypatch.setattr(deploy_mod, "last_seq", lambda: None)
+    monkeypatch.setattr(deploy_mod, "kernel_events", lambda seq=None: [])
+    first = Deployer(tmp_path / "state", lambda spec: FakeRunning(world, spec))
+    good = first.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=1000)
+    first.keep(good.id)
+    first._stop_watch.set()  # the helper dies; its threads with it
+    world.update(state="disabled", ops="")
+    d = Deployer(tmp_path / "state", lambda spec: FakeRunning(world, spec))
+    try:
+        assert d.recover() == good.spec and world["ops"] == "ops_good"
+        restored = d.current
+        assert restored.state == "kept" and restored.uid == 1000
+        world.update(state="disabled", ops="")  # ejected later
+        assert _wait(lambda: restored.state == "reverted")
+        assert "no longer runs it" in restored.reason
+    finally:
+        d.shutdown()
+
+
 def test_a_kept_scheduler_ejected_later_brings_back_what_it_replaced(fake, monkeypatch):
     monkeypatch.setattr(deploy_mod, "GUARD_POLL_S", 0.01)
     d, world, _ = fake
@@ -170,6 +266,41 @@ def test_corrupt_state_file_is_set_aside(tmp_path):
     d = Deployer(state, lambda spec: None)
     assert d.kept is None and d.history == []
     assert [p.name.startswith("state.corrupt-") for p in state.iterdir()] == [True]
+
+
+@pytest.mark.parametrize("content, why", [
+    ("[]", "not a version 1"),
+    ('{"version": 1, "kept": "fifo"}', "not an object"),
+    ('{"version": 1, "kept": {"kind": "bpf", "name": "x", "artifact": "../../etc"}}',
+     "bad artifact id"),
+    ('{"version": 1, "kept": null, "history": {"a": 1}}', "not a list"),
+    ('{"version": 7, "kept": null, "history": []}', "not a version 1"),
+])
+def test_a_state_file_of_the_wrong_shape_is_set_aside_with_a_warning(tmp_path, caplog, content,
+                                                                     why):
+    """A wrong shape crashed start-up (a restart loop) or was dropped silently."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.json").write_text(content)
+    with caplog.at_level("WARNING", logger="schedcp_helper.deploy"):
+        d = Deployer(state, lambda spec: None)
+    assert d.kept is None and d.history == []
+    assert [p.name.startswith("state.corrupt-") for p in state.iterdir()] == [True]
+    assert any(why in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+
+
+def test_a_malformed_history_entry_is_dropped_and_the_rest_kept(tmp_path, caplog):
+    state = tmp_path / "state"
+    state.mkdir()
+    spec = {"kind": "bpf", "name": "fifo", "artifact": "ab" * 32, "hints": {"12": 5}}
+    good = {"id": "1", "spec": spec, "uid": 0, "state": "kept"}
+    (state / "state.json").write_text(json.dumps(
+        {"version": 1, "kept": spec, "history": [good, {"id": "2", "spec": 3, "uid": 0}]}))
+    with caplog.at_level("WARNING", logger="schedcp_helper.deploy"):
+        d = Deployer(state, lambda spec: None)
+    assert d.kept == Spec("bpf", "fifo", {}, "ab" * 32, {12: 5})
+    assert [h.id for h in d.history] == ["1"]
+    assert any("malformed history entry" in r.getMessage() for r in caplog.records)
 
 
 def test_scx_child_dies_with_its_parent_even_when_a_short_lived_thread_started_it(tmp_path):
@@ -258,7 +389,10 @@ def test_b_reported_regression_reverts_to_last_known_good_fast(scenarios):
     assert s["dep"]["state"] == s["history"]["state"] == "reverted"
     assert s["dep"]["reason"] == "reported metric regressed: 100 vs baseline 50"
     assert s["restored"] == {"state": "enabled", "ops": "schedcp_vtime"}
-    assert s["status_current"] is None
+    # issue 15: the restored last-known-good runs under the same ejection guard, as the
+    # current (kept) deployment, rather than unwatched with no current deployment
+    cur = s["status_current"]
+    assert cur and cur["state"] == "kept" and cur["reason"].startswith("restored after "), cur
     assert s["late_passed"] and s["late_dep"]["state"] == "reverted"  # after the window too
     assert s["late_restored"]["ops"] == "schedcp_vtime"
     times = (s["revert_s"], s["late_revert_s"])

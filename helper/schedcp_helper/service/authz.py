@@ -25,7 +25,8 @@ VERIFY = "org.schedcp.helper.verify"
 SWITCH = "org.schedcp.helper.switch"
 DEPLOY_NEW = "org.schedcp.helper.deploy-new"
 REVERT = "org.schedcp.helper.revert"
-ACTIONS = (READ_STATUS, VERIFY, SWITCH, DEPLOY_NEW, REVERT)
+REVERT_OTHER = "org.schedcp.helper.revert-other"  # another user's kept deployment
+ACTIONS = (READ_STATUS, VERIFY, SWITCH, DEPLOY_NEW, REVERT, REVERT_OTHER)
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,17 @@ class Authority:
     def forget(self, sender: str) -> None:
         self._callers.pop(sender, None)
 
-    async def check(self, caller: Caller, action: str, interactive: bool = True) -> bool:
-        """Whether polkit grants ``action`` to ``caller`` (uid 0 only if polkit is unreachable)."""
+    async def check(self, caller: Caller, action: str, interactive: bool = True,
+                    details: dict[str, str] | None = None) -> bool:
+        """Whether polkit grants ``action`` to ``caller`` (uid 0 only if polkit is unreachable).
+        ``details`` reach the authentication dialog ($(key) in the action's message)."""
         subject = ["system-bus-name", {"name": Variant("s", caller.sender)}]
         try:
             reply = await self.bus.call(Message(
                 destination=POLKIT_NAME, path=POLKIT_PATH, interface=POLKIT_IFACE,
                 member="CheckAuthorization", signature="(sa{sv})sa{ss}us",
-                body=[subject, action, {}, ALLOW_USER_INTERACTION if interactive else 0, ""]))
+                body=[subject, action, {k: str(v)[:128] for k, v in (details or {}).items()},
+                      ALLOW_USER_INTERACTION if interactive else 0, ""]))
         except Exception as e:  # the connection itself failed
             log.warning("polkit unreachable (%s): only uid 0 is allowed", e)
             return caller.uid == 0

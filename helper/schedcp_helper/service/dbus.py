@@ -16,10 +16,12 @@ programs that want them whole, where a D-Bus struct would be a brittle ten-field
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +35,10 @@ from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
 from .errors import ServiceError
 
 log = logging.getLogger("schedcp.helper.service")
+audit_log = logging.getLogger("schedcp.helper.audit")
+# one audit line per privileged call: who, what, which artifact, outcome (to the journal)
+AUDIT: contextvars.ContextVar[dict] = contextvars.ContextVar("schedcp_audit")
+UNAUDITED = frozenset({"Status", "ListSchedulers", "History"})  # read-status only
 
 VERSION = "1"
 MAX_SOURCE = 128 * 1024
@@ -45,11 +51,64 @@ MAX_HINTS = 512
 MAX_HINT_NS = 7 * 24 * 3600 * 10**9  # a week: longer is no hint
 MAX_HISTORY = 200
 MAX_PENDING_VERIFY = 4
+# per-uid token buckets (burst, seconds per refill) for the calls that cost CPU, disk or kernel
+# changes; verify needs no password for an active user, so this is what bounds a runaway agent.
+# root is not limited (the root CLI, the admin).
+RATE_LIMITS = {"VerifySource": (6, 60.0), "VerifyPolicy": (12, 30.0), "Deploy": (10, 30.0),
+               "Switch": (10, 30.0)}
 KEY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ID_RE = re.compile(r"^[0-9a-f]{1,32}$")
 INT_SIGS = frozenset("ynqiuxt")
 
+
+
+def _note(**kw) -> None:
+    """Add facts to this call's audit line (no-op outside a dispatched call)."""
+    note = AUDIT.get(None)
+    if note is not None:
+        note.update(kw)
+
+
+def _audit_value(v) -> str:
+    text = str(v)
+    return text if re.fullmatch(r"[\w.:/@+-]{0,80}", text) else json.dumps(text[:80])
+
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """Token buckets per (uid, method); a refused call costs nothing and says when to retry."""
+
+    def __init__(self, limits: dict[str, tuple[int, float]], clock=time.monotonic):
+        self.limits, self.clock = limits, clock
+        self.buckets: dict[tuple[int, str], Bucket] = {}
+
+    def take(self, uid: int, method: str) -> float:
+        """0 if allowed (a token is used), else the seconds until the next token."""
+        if uid == 0 or method not in self.limits:
+            return 0.0
+        burst, per = self.limits[method]
+        now = self.clock()
+        b = self.buckets.setdefault((uid, method), Bucket(float(burst), now))
+        b.tokens = min(float(burst), b.tokens + (now - b.stamp) / per)
+        b.stamp = now
+        if b.tokens >= 1.0:
+            b.tokens -= 1.0
+            return 0.0
+        return (1.0 - b.tokens) * per
+
+def revert_action(caller_uid: int, kept_by: int | None) -> str:
+    """Revert is free for what the caller (or nobody) kept; another user's kept deployment
+    needs an administrator."""
+    if kept_by is None or caller_uid in (0, kept_by):
+        return authz.REVERT
+    return authz.REVERT_OTHER
 
 @dataclass(frozen=True)
 class Method:
@@ -281,6 +340,7 @@ class HelperService:
         self.ops = ThreadPoolExecutor(4, thread_name_prefix="ops")
         self.verifies = ThreadPoolExecutor(1, thread_name_prefix="verify")
         self.pending_verify = 0
+        self.rates = RateLimiter(RATE_LIMITS)
         self.book = ArtifactBook(core.state_dir / "artifacts-book.json")
         self.holds: set[str] = set()
         self.requested_reverts: set[str] = set()
@@ -323,17 +383,29 @@ class HelperService:
             self.bus.send(reply)
 
     async def _dispatch(self, msg: Message) -> None:
+        note: dict = {}
+        AUDIT.set(note)  # this task's own context: handlers add the artifact and name
+        outcome = "ok"
         try:
             sig, body = await self._call(msg)
             reply = Message.new_method_return(msg, sig, body)
         except ServiceError as e:
             reply = Message.new_error(msg, e.name, errors.scrub(e.message))
+            outcome = e.name.rsplit(".", 1)[-1]
         except Exception as e:
             mapped = errors.from_exception(e)
             if mapped is None:
                 log.exception("%s.%s failed", msg.interface, msg.member)
                 mapped = ServiceError(errors.FAILED, "internal error in the helper (see its log)")
             reply = Message.new_error(msg, mapped.name, errors.scrub(mapped.message))
+            outcome = mapped.name.rsplit(".", 1)[-1]
+        if msg.member in METHODS and msg.member not in UNAUDITED and msg.path == OBJECT_PATH:
+            caller = note.pop("caller", None)
+            note.pop("method", None)
+            extra = " ".join(f"{k}={_audit_value(v)}" for k, v in sorted(note.items()))
+            audit_log.info("AUDIT uid=%s pid=%s sender=%s method=%s %soutcome=%s",
+                           caller.uid if caller else "?", caller.pid if caller else "?",
+                           msg.sender, msg.member, f"{extra} " if extra else "", outcome)
         try:
             self._reply(msg, reply)
         except Exception:
@@ -365,6 +437,7 @@ class HelperService:
             caller = await self.authority.caller(msg.sender)
         except LookupError as e:
             raise ServiceError(errors.FAILED, str(e)) from None
+        _note(caller=caller, method=member)
         body = await self.handlers[member](msg, caller)
         return method.out_sig, body
 
@@ -380,10 +453,17 @@ class HelperService:
             raise ServiceError("org.freedesktop.DBus.Error.PropertyReadOnly", "read-only")
         raise ServiceError(errors.INVALID_ARGS, "Get(ss), GetAll(s) or Set(ssv)")
 
-    async def _authorize(self, caller: authz.Caller, action: str) -> None:
-        if not await self.authority.check(caller, action):
+    async def _authorize(self, caller: authz.Caller, action: str,
+                         details: dict[str, str] | None = None) -> None:
+        _note(action=action)
+        if not await self.authority.check(caller, action, details=details):
             raise ServiceError(errors.NOT_AUTHORIZED,
                                f"uid {caller.uid} is not authorized for {action} (polkit)")
+        method = AUDIT.get({}).get("method")
+        wait = self.rates.take(caller.uid, method) if method else 0.0
+        if wait:
+            raise ServiceError(errors.BUSY, f"rate limit: too many {method} calls from uid "
+                               f"{caller.uid}; retry in {wait:.0f} s")
 
     async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
         return await self.loop.run_in_executor(pool or self.ops, fn, *args)
@@ -442,6 +522,7 @@ class HelperService:
             raise ServiceError(errors.NOT_FOUND, f"no policy named {name!r}")
         report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
             name, tunables, caller.uid, progress))
+        _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
         if report.ok and report.artifact:
             self.book.record(report.artifact, name, shipped=True)
         return [json.dumps(report.to_dict())]
@@ -455,6 +536,7 @@ class HelperService:
         await self._authorize(caller, authz.VERIFY)
         report = await self._verify(msg, options, lambda progress: self.core.verify_source(
             bytes(source), tunables, caller.uid, name, progress))
+        _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
         if report.ok and report.artifact:
             self.book.record(report.artifact, name, shipped=False)
         return [json.dumps(report.to_dict())]
@@ -491,9 +573,13 @@ class HelperService:
             pass
         entry = self.book.get(grant.artifact) if grant else None
         shipped = bool(entry and entry.get("shipped") and self._within_metadata(entry, grant))
-        await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW)
-        self._need_sched_ext()
         name = entry["name"] if entry else ""
+        artifact = grant.artifact if grant else ""
+        _note(name=name, artifact=artifact)
+        # the admin's dialog says what will run: the scheduler's name and the artifact's hash
+        await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW,
+                              {"name": name or "(unknown)", "artifact": artifact or "(none)"})
+        self._need_sched_ext()
         dep = await self._run(lambda: self.core.deploy(
             text, caller.uid, CanaryParams(**kw), msg.sender, hints, name))
         await self._hold(msg.sender)
@@ -517,6 +603,7 @@ class HelperService:
         check_name(name)
         tunables = check_tunables(raw_tunables)
         kw, _ = check_canary(raw_canary)
+        _note(name=name)
         await self._authorize(caller, authz.SWITCH)
         policy = self.core.policies.get(name)
         if policy is None or policy.kind != "scx":
@@ -566,6 +653,7 @@ class HelperService:
         (dep_id,) = msg.body
         if not ID_RE.match(dep_id):
             raise _invalid("a deployment id is 1-32 hex digits")
+        _note(deployment=dep_id)
         await self._authorize(caller, authz.SWITCH)
         dep = await self._run(self.core.deployer.find, dep_id)
         if caller.uid not in (0, dep.uid):
@@ -579,7 +667,10 @@ class HelperService:
         if dep_id and not ID_RE.match(dep_id):
             raise _invalid("a deployment id is 1-32 hex digits (or '' for whatever runs)")
         check_string(reason, "reason", MAX_REASON)
-        await self._authorize(caller, authz.REVERT)
+        owner = await self._run(self.core.deployer.kept_owner, dep_id or None)
+        _note(deployment=dep_id or "current", kept_by=owner if owner is not None else "-")
+        # going back is the safe direction, but someone else's kept choice is theirs
+        await self._authorize(caller, revert_action(caller.uid, owner))
         reason = f"{reason or 'requested'} (uid {caller.uid})"
         if dep_id:
             self.requested_reverts.add(dep_id)

@@ -1,10 +1,15 @@
 """Stage (a): input checks and a sandboxed ``clang -target bpf``.
 
-Source text may come from an AI or a user: the helper treats it as hostile. Before clang sees it
-the text must be small, plain UTF-8, include only the BPF headers we ship, and use no inline
-assembly or file-probing directives. clang then runs as ``nobody`` in a private folder holding
-only copies of those headers, without network, under CPU, memory, file-size and wall-time
-limits, so a crafted source can neither read host files into an error message nor hog the host.
+Source text may come from an AI or a user: the helper treats it as hostile. The text checks
+below are a cheap first filter, and text filters can be talked around (computed includes,
+digraphs, line splices, char literals that fool a comment stripper), so the decision is made by
+what clang really did: clang runs as ``nobody`` in a root-owned folder holding only root-owned
+copies of the allowed headers, with ``-nostdinc``, without network, under CPU, memory, file-size
+and wall-time limits and ``-fno-crash-diagnostics``. Its ``-MD`` dependency list (which names
+``#embed``-ed files too) must stay inside that folder, and its LLVM IR must hold no inline
+assembly beyond empty compiler barriers (file-scope ``asm`` with ``.incbin`` shows there).
+Diagnostics are scrubbed to the lines about the source and the allowed headers before the
+caller sees them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pwd
 import re
 import resource
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +35,14 @@ ALLOWED_INCLUDES = frozenset({
     "schedcp.bpf.h", "vmlinux.h", "bpf_helpers.h", "bpf_tracing.h", "bpf_core_read.h",
     "bpf/bpf_helpers.h", "bpf/bpf_tracing.h", "bpf/bpf_core_read.h",
 })
+# the header files copied into the sandbox (bpf_helper_defs.h: included by bpf_helpers.h)
+HEADER_FILES = ("vmlinux.h", "bpf/bpf_helpers.h", "bpf/bpf_helper_defs.h", "bpf/bpf_tracing.h",
+                "bpf/bpf_core_read.h")
+SOURCE = "sched.bpf.c"
+MODULE_ASM_RE = re.compile(r'^module asm "(?:[^"\\]|\\.)*"', re.M)
+INLINE_ASM_RE = re.compile(r'\basm (?:sideeffect )?(?:alignstack )?(?:inteldialect )?(?:unwind )?'
+                           r'"((?:[^"\\]|\\.)*)"')
+DIAG_RE = re.compile(r"^(?:In file included from )?([^\s:]+):\d+(?::\d+)?[:,]")
 COMMENT_RE = re.compile(r'"(?:\\.|[^"\\\n])*"|//[^\n]*|/\*.*?\*/', re.S)
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 FORBIDDEN = [
@@ -113,9 +127,72 @@ def _sandbox(uid: int | None, gid: int | None):
     return setup
 
 
+def _deps(text: str) -> list[str]:
+    """The prerequisites of a make rule as clang writes it (``out: a b \\`` lines)."""
+    body = text.replace("\\\n", " ").split(":", 1)[1] if ":" in text else ""
+    return [p.replace("\\ ", " ") for p in re.split(r"(?<!\\)\s+", body.strip()) if p]
+
+
+def _outside(root: Path, deps: list[str]) -> list[str]:
+    inc = (root / "include").resolve()
+    src = (root / SOURCE).resolve()
+    bad = []
+    for dep in deps:
+        real = (root / dep).resolve()
+        if real != src and not real.is_relative_to(inc):
+            bad.append(dep)
+    return bad
+
+
+def _foreign_asm(ir: str) -> list[str]:
+    """Inline assembly in clang's LLVM IR: any file-scope ``module asm`` (``.incbin`` lives
+    there) and any asm statement whose template is not empty (empty = a compiler barrier)."""
+    found = [m[0][:60] for m in MODULE_ASM_RE.finditer(ir)]
+    found += [m[0][:60] for m in INLINE_ASM_RE.finditer(ir) if m[1]]
+    return found
+
+
+def scrub(log: str) -> str:
+    """Keep only diagnostics located in the source or the allowed headers (with their snippet
+    lines): a diagnostic inside any other file could quote that file's contents."""
+    kept, keep = [], True
+    for line in log.splitlines():
+        m = DIAG_RE.match(line)
+        if m:
+            where = m[1]
+            keep = where == SOURCE or where.startswith("include/")
+        elif line.startswith(("clang", "error:")) or re.match(r"\d+ (?:error|warning)", line):
+            keep = True
+        if keep:
+            kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def _copy_headers(inc: Path, include_dirs: list[Path], extra_headers: list[Path]) -> None:
+    (inc / "bpf").mkdir(parents=True)
+    for name in HEADER_FILES:
+        for d in include_dirs:
+            for candidate in (d / name, d / Path(name).name):
+                if candidate.is_file():
+                    shutil.copyfile(candidate, inc / name)
+                    break
+            else:
+                continue
+            break
+    for header in extra_headers:
+        shutil.copyfile(header, inc / header.name)
+    for p in [inc, *inc.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
 def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[Path] = ()
                    ) -> CompiledObject:
-    """Check and compile ``source`` in the sandbox; headers are copied in, nothing else is seen."""
+    """Check and compile ``source`` in the sandbox; headers are copied in, nothing else is seen.
+
+    Two clang runs, both boxed: the front end alone with ``-MD`` (what files it read) to LLVM IR
+    (what inline assembly it saw), then the object. The folder and the headers are root's;
+    only ``out/`` is writable by clang.
+    """
     text = check_source(source)
     clang = find_clang()
     uid = gid = None
@@ -124,30 +201,69 @@ def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[
         uid, gid = nobody.pw_uid, nobody.pw_gid
     with tempfile.TemporaryDirectory(prefix="schedcp-cc-") as d:
         root = Path(d)
-        inc = root / "include"
-        for src in include_dirs:
-            shutil.copytree(src, inc, dirs_exist_ok=True, symlinks=False)
-        for header in extra_headers:
-            shutil.copy(header, inc / header.name)
-        (root / "sched.bpf.c").write_text(text)
+        root.chmod(0o755)
+        _copy_headers(root / "include", include_dirs, extra_headers)
+        (root / SOURCE).write_text(text)
+        (root / SOURCE).chmod(0o644)
+        out = root / "out"
+        out.mkdir(mode=0o700)
         if uid is not None:
-            for p in [root, *root.rglob("*")]:
-                os.chown(p, uid, gid)
+            os.chown(out, uid, gid)
         # the sandbox path must not leak into the object: same source, same artifact hash
-        argv = [clang, "-target", "bpf", "-O2", "-g", "-Wall", "-D__TARGET_ARCH_x86",
-                f"-ffile-prefix-map={root}=/schedcp",
-                "-I", "include", "-I", "include/bpf", "-c", "sched.bpf.c", "-o", "sched.bpf.o"]
+        flags = ["-target", "bpf", "-O2", "-g", "-Wall", "-D__TARGET_ARCH_x86", "-nostdinc",
+                 "-fno-crash-diagnostics", f"-ffile-prefix-map={root}=/schedcp",
+                 "-I", "include", "-I", "include/bpf"]
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C", "TMPDIR": str(out), "HOME": str(out)}
+
+        def clang_run(*args: str) -> tuple[int, str]:
+            try:
+                r = subprocess.run([clang, *flags, *args], cwd=root, capture_output=True,
+                                   text=True, errors="replace", timeout=WALL_SECONDS, env=env,
+                                   preexec_fn=_sandbox(uid, gid))
+            except subprocess.TimeoutExpired:
+                raise CompileError(f"clang took longer than {WALL_SECONDS} s and was killed"
+                                   ) from None
+            return r.returncode, r.stderr.replace(str(root) + "/", "")
+
+        # pass 1, the front end only (no optimisation, no code generation): the files it read
+        # (-MD, written even when it fails) and the inline assembly it saw (LLVM IR)
+        rc, log = clang_run("-S", "-emit-llvm", "-g0", "-Xclang", "-disable-llvm-passes",
+                            "-MD", "-MF", "out/deps", SOURCE, "-o", "out/sched.ll")
+        deps_file = out / "deps"
+        if deps_file.is_file() and not deps_file.is_symlink():
+            if bad := _outside(root, _deps(deps_file.read_text(errors="replace")[:1 << 20])):
+                raise CompileError(f"the source reads {len(bad)} file(s) outside the allowed "
+                                   "headers (#include/#embed); only "
+                                   f"{', '.join(sorted(ALLOWED_INCLUDES))}")
+        elif rc == 0:
+            raise CompileError("clang wrote no dependency list", scrub(log))
+        if rc != 0:
+            raise CompileError(_first_error(scrub(log)), scrub(log))
+        ir = out / "sched.ll"
+        if ir.is_symlink() or not ir.is_file():
+            raise CompileError("compiler output missing", scrub(log))
+        if found := _foreign_asm(ir.read_text(errors="replace")):
+            raise CompileError(f"inline assembly is not allowed ({len(found)} statement(s); "
+                               "only empty compiler barriers)")
+        ir.unlink()
+        # pass 2: the object, from the same source and headers
+        rc, log = clang_run("-c", SOURCE, "-o", "out/sched.bpf.o")
+        log = scrub(log)
+        if rc != 0:
+            raise CompileError(_first_error(log), log)
+        obj = out / "sched.bpf.o"
         try:
-            r = subprocess.run(argv, cwd=root, capture_output=True, text=True,
-                               timeout=WALL_SECONDS, env={"PATH": "/usr/bin:/bin", "LANG": "C"},
-                               preexec_fn=_sandbox(uid, gid))
-        except subprocess.TimeoutExpired:
-            raise CompileError(f"clang took longer than {WALL_SECONDS} s and was killed") from None
-        log = r.stderr.replace(str(root) + "/", "")
-        if r.returncode != 0:
-            first = next((ln for ln in log.splitlines() if "error:" in ln), log.strip()[:200])
-            raise CompileError(f"compile failed: {first}", log)
-        obj = root / "sched.bpf.o"
-        if not obj.is_file() or obj.stat().st_size >= MAX_OBJECT_BYTES:
-            raise CompileError("compiler output missing or over the size limit", log)
-        return CompiledObject(obj.read_bytes(), log)
+            fd = os.open(obj, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            raise CompileError("compiler output missing", log) from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size >= MAX_OBJECT_BYTES:
+                raise CompileError("compiler output missing or over the size limit", log)
+            data = f.read(MAX_OBJECT_BYTES)
+        return CompiledObject(data, log)
+
+
+def _first_error(log: str) -> str:
+    first = next((ln for ln in log.splitlines() if "error:" in ln), log.strip()[:200])
+    return f"compile failed: {first}"

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..policy import Policy, PolicyError
-from . import static, token
-from .bpfobj import ObjectError, parse_object
+from . import token
+from .bpfobj import ObjectError
 from .compile import CompileError, InputError, check_source, compile_source
+from .objcheck import check_object
 from .report import StageReport, VerifyReport
+from .staticbox import STATIC_SECONDS, StaticTimeout, run_static
 from .target import Target
 from .trial import TrialRequest, judge, run_trial
 
@@ -44,6 +47,7 @@ class Verifier:
     include_dirs: list[Path]
     extra_headers: list[Path] = field(default_factory=list)
     token_ttl: float = token.DEFAULT_TTL
+    static_budget: float = STATIC_SECONDS
 
     @property
     def artifacts(self) -> Path:
@@ -93,39 +97,53 @@ class Verifier:
             report.stages += [StageReport(**s) for s in cached["stages"]]
             report.cached = True
             if all(s.verdict != "fail" for s in report.stages):
+                self._store(report.artifact, compiled["data"])
                 self._sign(report, req.uid)
             return report
-        obj_path = self._store(report.artifact, compiled["data"])
+        # the object lives in a private folder until it passes: refused objects are never kept
+        with tempfile.TemporaryDirectory(prefix="schedcp-verify-") as d:
+            obj_path = Path(d) / f"{report.artifact}.bpf.o"
+            obj_path.write_bytes(compiled["data"])
+            self._check_and_trial(req, report, key, obj_path, progress, stage)
+        if all(s.verdict != "fail" for s in report.stages):
+            self._store(report.artifact, compiled["data"])
+            self._sign(report, req.uid)
+        return report
 
+    def _check_and_trial(self, req: VerifyRequest, report: VerifyReport, key: str,
+                         obj_path: Path, progress: Progress, stage) -> None:
         def do_static():
             try:
-                info = parse_object(obj_path, self.target.bpftool)
-            except ObjectError as e:
+                shape = check_object(obj_path.read_bytes())  # before anything parses it
+                ints = {k: int(v) for k, v in report.tunables.items() if not isinstance(v, str)}
+                ops, findings = run_static(obj_path, self.target.bpftool,
+                                           self.target.functions(), ints, self.static_budget)
+            except (ObjectError, StaticTimeout) as e:
                 return False, str(e), []
-            ints = {k: int(v) for k, v in report.tunables.items() if not isinstance(v, str)}
-            findings = static.analyse(info, self.target.functions(), ints)
             bad = [f for f in findings if f.severe and not f.ok]
             details = [f"{'ok  ' if f.ok else 'FAIL'} {f.check}: {f.message}" for f in findings]
             if bad:
                 return False, "; ".join(f"{f.check}: {f.message}" for f in bad), details
-            return True, f"{len(findings)} checks passed (ops {info.ops_name!r})", details
+            return True, (f"{len(findings)} checks passed (ops {ops!r}, {shape.functions} "
+                          "functions)"), details
 
         if not stage("static", do_static):
             self._remember(key, report)
-            return report
-
+            return
         progress("kernel-verifier", "started")
         trial = run_trial(self.target, TrialRequest(
             object=str(obj_path), tunables=report.tunables, hints=req.hints), progress)
-        for s in judge(trial):
+        try:
+            judged = judge(trial)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:  # hostile guest output
+            judged = [StageReport("kernel-verifier", "fail", 0.0,
+                                  f"the trial's result is malformed ({type(e).__name__})")]
+        for s in judged:
             report.stages.append(s)
             progress(s.name, "passed" if s.passed else "failed")
             if not s.passed:
                 break
         self._remember(key, report)
-        if all(s.verdict != "fail" for s in report.stages):
-            self._sign(report, req.uid)
-        return report
 
     def _sign(self, report: VerifyReport, uid: int) -> None:
         t0 = time.monotonic()
@@ -160,7 +178,8 @@ class Verifier:
         tmp.replace(path)
 
     def _store(self, artifact: str, data: bytes) -> Path:
-        """Verified objects are kept by hash: deploy loads exactly the bytes that were checked."""
+        """Verified objects are kept by hash: deploy loads exactly the bytes that were checked.
+        Only objects that passed are stored, so refused requests cost no disk."""
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = self.artifacts / f"{artifact}.bpf.o"
         if not path.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 PROBE_TIMEOUT = 60.0
 HINT_MAP = "expected_runtime"
 STAGE_MARK = "@@schedcp-stage "  # progress lines the guest prints for the host to relay
+PKG_ROOT = Path(__file__).resolve().parents[2]  # the folder holding schedcp_helper
 
 
 def _mark(stage: str, message: str) -> None:
@@ -118,6 +120,7 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
     """Run the trial on ``target`` (a verifier.target.Target): here if we are the guest, else in
     a micro-VM. Returns the result dict; a guest that died yields {"guest_error": ...}."""
     from ..vm import guest
+    from ..vm.guestfiles import GuestFileError, read_bounded
     from ..workload.run import Mixed, invocation
 
     if not req.probe_argv:
@@ -140,26 +143,63 @@ def run_trial(target, req: TrialRequest, progress=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="schedcp-trial-") as d:
         os.chmod(d, 0o755)
         reqf, resf = Path(d) / "request.json", Path(d) / "result.json"
-        reqf.write_text(json.dumps(asdict(req)))
+        obj = Path(d) / "sched.bpf.o"  # the guest needs nothing of the host's state folder
+        shutil.copyfile(req.object, obj)
+        obj.chmod(0o644)
+        reqf.write_text(json.dumps({**asdict(req), "object": str(obj)}))
         argv = [sys.executable, "-m", "schedcp_helper.verifier.trial", str(reqf), str(resf)]
         t0 = time.monotonic()
         if target.direct:
             rc, message = _run_direct(argv, {**os.environ, **env}, relay)
         else:
-            cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env)
+            root, python = trial_root(target, Path(req.probe_argv[0]))
+            argv = [str(python), "-S", "-m", "schedcp_helper.verifier.trial", str(reqf), str(resf)]
+            env["PYTHONPATH"] = str(PKG_ROOT)
+            cfg = target.guest_config(out_dir=Path(d), timeout=240, env=env, root=root,
+                                      cpus=trial_cpus(os.cpu_count() or 2, guest.kvm_usable()))
             r = guest.run(" ".join(argv), cfg, relay)
             rc, message = r.returncode, r.message
         relay(b"\n")
         failure = None if rc == 0 else (
             f"{message or f'trial exited {rc}'}; output: " + "\n".join(tail)[-2000:])
         wall = round(time.monotonic() - t0, 3)
-        if not resf.is_file():
-            return {"guest_error": failure or "the trial wrote no result", "wall": wall}
-        res = json.loads(resf.read_text())
+        try:  # guest output is hostile: no symlinks, no fifos, bounded, well-formed
+            res = json.loads(read_bounded(resf))
+            if not isinstance(res, dict):
+                raise ValueError("not an object")
+        except GuestFileError as e:
+            return {"guest_error": failure or f"the trial wrote no usable result: {e}",
+                    "wall": wall}
+        except ValueError as e:
+            return {"guest_error": failure or f"the trial's result is malformed: {e}",
+                    "wall": wall}
         res["wall"] = wall
         if failure:
             res["guest_error"] = failure
         return res
+
+
+TCG_CPU_CAP = 4  # each TCG vCPU is a host thread: more than this crawls on small hosts
+KVM_CPU_CAP = 16
+
+
+def trial_cpus(host_cpus: int, kvm: bool) -> int:
+    """The trial runs on as many CPUs as the machine it is for (capped): a scheduler that only
+    misbehaves with more CPUs than the guest had would otherwise pass."""
+    return max(2, min(host_cpus, KVM_CPU_CAP if kvm else TCG_CPU_CAP))
+
+
+def trial_root(target, probe: Path) -> tuple[Path, Path]:
+    """The minimal read-only root a trial guest sees, and the interpreter in it: Python's
+    standard library, this package, the kit's libbpf, the probe and their libraries only."""
+    from ..vm import guest, guestroot
+
+    python, trees = guestroot.python_files()
+    trees.append(PKG_ROOT / "schedcp_helper")
+    files = [python, probe]
+    if target.libbpf:
+        trees.append(Path(target.libbpf).parent)
+    return guestroot.build(files, trees, guest._busybox()), python
 
 
 def _run_direct(argv: list[str], env: dict, relay) -> tuple[int, str]:

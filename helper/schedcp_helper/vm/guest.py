@@ -38,17 +38,18 @@ QEMU = "qemu-system-x86_64"
 # Modules a distribution kernel needs in the initramfs to reach the host root (dependency order
 # is taken from modules.dep); built-ins are simply absent there.
 HOST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+# qemu's seccomp filter: a guest that escapes into qemu cannot exec, setuid, or change limits
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 
-GUEST_MARK = "schedcp.guest=1"  # on the guest's kernel command line: "you are the micro-VM"
+# "you are the micro-VM": a file init writes, not a kernel argument nor the hostname, so a
+# scheduler under test cannot tell from BPF (which reads both easily) that it is on trial
+GUEST_MARK = Path("/run/schedcp/micro-vm")
 
 
 def in_guest() -> bool:
     """Whether this process runs inside a SchedCP micro-VM (never nest VMs: TCG in TCG crawls)."""
-    try:
-        return GUEST_MARK in Path("/proc/cmdline").read_text().split()
-    except OSError:
-        return False
+    return GUEST_MARK.is_file()
 
 
 class Outcome(enum.Enum):
@@ -77,6 +78,7 @@ class GuestConfig:
     env: dict[str, str] = field(default_factory=dict)
     verbose: bool = False  # show the kernel's console messages
     modules_dir: Path | None = None  # /lib/modules/<release> for a distribution kernel
+    root: Path = Path("/")  # the read-only tree the guest sees as its root (see guestroot)
 
 
 @dataclass
@@ -275,13 +277,14 @@ def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str
         QEMU, "-name", name, "-accel", accel, "-machine", "q35", "-cpu", cpu,
         "-smp", str(cfg.cpus), "-m", cfg.memory,
         "-kernel", str(cfg.kernel), "-initrd", str(initrd),
-        "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic rdinit=/init {GUEST_MARK}",
-        "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+        "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic",
+        "-fsdev", f"local,id=hostroot,path={cfg.root},security_model=none,readonly=on,"
+        "multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
         "-fsdev", f"local,id=out,path={out},security_model=none",
         "-device", "virtio-9p-pci,fsdev=out,mount_tag=out",
         "-nic", "none", "-display", "none", "-vga", "none", "-monitor", "none",
-        "-serial", "stdio", "-no-reboot",
+        "-serial", "stdio", "-no-reboot", "-sandbox", SANDBOX,
     ], accel.split(",")[0]
 
 
@@ -302,6 +305,7 @@ def run(command: str, cfg: GuestConfig, on_output: Callable[[bytes], None]) -> G
         out = str(cfg.out_dir.resolve())
         (run_root / "schedcp" / "params").write_text(
             f"NONCE={nonce}\nOUTPATH={shlex.quote(out)}\nCWD={shlex.quote(out)}\n"
+            f"NODENAME={shlex.quote(platform.node() or 'localhost')}\n"
         )
         (run_root / "schedcp" / "run.sh").write_text(_run_script(command, cfg.env))
         per_run = Path(d) / "run.cpio"

@@ -8,7 +8,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-. /schedcp/params   # NONCE, OUTPATH, CWD
+. /schedcp/params   # NONCE, OUTPATH, CWD, NODENAME
 
 finish() { echo "SCHEDCP_RC_${NONCE}=$1"; sync; poweroff -f; }
 die() { echo "schedcp-guest: $*"; finish 254; }
@@ -43,7 +43,8 @@ if [ -n "$OUTPATH" ]; then  # the output folder also appears at its host path
     mkdir -p "$R$OUTPATH" && mount -o bind $R/mnt/out "$R$OUTPATH"
 fi
 mkdir -p $R/run/schedcp && cp /schedcp/run.sh $R/run/schedcp/run.sh
-hostname schedcp-guest
+: > $R/run/schedcp/micro-vm  # in_guest(); the hostname is the host's: nothing says "trial"
+hostname "${NODENAME:-localhost}"
 
 SH=/bin/bash; [ -x $R$SH ] || SH=/bin/sh
 chroot $R /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \

@@ -220,3 +220,74 @@ def test_killed_helper_restarts_and_recovers_state(stack):
     assert any(d["state"] == "failed" and "last-known-good" in d["reason"]
                for d in hist.values())
     print(f"helper restart to ready: {restart_s:.2f} s")
+
+
+def test_one_audit_line_per_privileged_call(per_user, stack):
+    """Who, what, artifact, outcome: one journal line per privileged call, none for reads."""
+    import pwd
+
+    lines = [ln for ln in stack.log.read_text().splitlines() if "AUDIT " in ln]
+    for user in (USER_YES, USER_NO):
+        uid = pwd.getpwnam(user).pw_uid
+        mine = [ln for ln in lines if f"AUDIT uid={uid} " in ln]
+        for method in CALLS:
+            hits = [ln for ln in mine if f" method={method} " in ln]
+            if method in ("Status", "ListSchedulers", "History"):
+                assert hits == [], hits
+                continue
+            assert hits, f"no audit line for {user} {method}"
+            if user == USER_NO:
+                assert all(ln.endswith("outcome=NotAuthorized") for ln in hits), hits
+    yes = pwd.getpwnam(USER_YES).pw_uid
+    verify = next(ln for ln in lines if f"AUDIT uid={yes} " in ln and "VerifySource" in ln)
+    assert "name=bad" in verify and "verdict=compile" in verify and "outcome=ok" in verify
+
+
+def test_deploy_new_asks_an_admin_every_time_and_names_what_runs():
+    import xml.etree.ElementTree as ElementTree
+
+    from tests.dbus_stack import POLICY_SRC
+
+    actions = {a.get("id"): a for a in ElementTree.parse(POLICY_SRC).getroot().iter("action")}
+    new = actions["org.schedcp.helper.deploy-new"]
+    assert {d.tag: d.text for d in new.find("defaults")} == {
+        "allow_any": "auth_admin", "allow_inactive": "auth_admin", "allow_active": "auth_admin"}
+    assert "$(name)" in new.find("message").text and "$(artifact)" in new.find("message").text
+    other = actions["org.schedcp.helper.revert-other"]
+    assert other.find("defaults").find("allow_active").text == "auth_admin"
+
+
+def test_verify_source_is_rate_limited_per_user(stack):
+    """Verify needs no password for an active user: a burst is allowed, then Busy with when
+    to retry; root is not limited; a fresh helper starts with full buckets."""
+    from schedcp_helper.service.dbus import RATE_LIMITS
+
+    stack.stop_helper()
+    stack.start_helper()
+    try:
+        burst = RATE_LIMITS["VerifySource"][0]
+        call = "('VerifySource', 'aysa{sv}a{sv}', [b'int x = ;', 'bad', {}, {}])"
+        rs = stack.as_user(USER_YES, "[" + ", ".join([call] * (burst + 2)) + "]")
+        assert all(r["ok"] for r in rs[:burst]), rs[:burst]
+        assert [r["error"] for r in rs[burst:]] == ["org.schedcp.Helper1.Error.Busy"] * 2
+        assert "rate limit" in rs[-1]["message"] and "retry in" in rs[-1]["message"]
+        root = stack.as_user("root", "[" + ", ".join([call] * (burst + 1)) + "]")
+        assert all(r["ok"] for r in root)
+    finally:
+        stack.stop_helper()
+        stack.start_helper()
+
+
+def test_token_buckets_refill():
+    from schedcp_helper.service.dbus import RateLimiter
+
+    now = [0.0]
+    rl = RateLimiter({"Deploy": (2, 10.0)}, clock=lambda: now[0])
+    assert rl.take(1000, "Deploy") == 0 and rl.take(1000, "Deploy") == 0
+    assert rl.take(1000, "Deploy") == pytest.approx(10.0)
+    assert rl.take(1001, "Deploy") == 0  # per uid
+    assert rl.take(1000, "Keep") == 0 and rl.take(0, "Deploy") == 0
+    now[0] = 5.0
+    assert rl.take(1000, "Deploy") == pytest.approx(5.0)
+    now[0] = 10.0
+    assert rl.take(1000, "Deploy") == 0

@@ -6,6 +6,8 @@ import importlib.util
 import os
 import pwd
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from schedcp_helper.verifier.compile import (
     _sandbox,
     check_source,
     compile_source,
+    scrub,
 )
 
 from .conftest import BAD, BPF
@@ -91,3 +94,49 @@ def test_the_sandbox_drops_to_nobody_without_network_or_privileges():
     assert net == "101"  # ENETUNREACH: a fresh network namespace has not even loopback up
     assert int(cpu) == 60
     assert nnp.strip() == "1"
+
+
+BYPASSES = sorted(BAD.glob("bypass_*.bpf.c"))
+PASSWD_LINES = [ln for ln in Path("/etc/passwd").read_text().splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize("path", BYPASSES, ids=lambda p: p.stem)
+def test_text_filter_bypasses_are_refused_by_what_clang_did(vm_kit, path):
+    """Each of these passes the text filter; clang's dependency list or its generated assembly
+    gives it away, and nothing of the host file reaches the caller."""
+    check_source(path.read_bytes())  # the text filter alone is talked around
+    with pytest.raises(CompileError) as e:
+        compile_source(path.read_bytes(), [vm_kit.include], [BPF / "schedcp.bpf.h"])
+    said = f"{e.value}\n{e.value.log}"
+    assert "outside the allowed headers" in said or "inline assembly is not allowed" in said
+    assert not any(line in said for line in PASSWD_LINES), said
+
+
+def test_a_crashing_compiler_leaves_no_dump_behind(vm_kit):
+    tmp = Path(tempfile.gettempdir())
+
+    def dumps() -> set[Path]:  # clang names them after the input: sched-<hex>.c and .sh
+        return {p for p in tmp.glob("sched-*") if p.suffix in (".c", ".sh")}
+
+    before = dumps()
+    src = b'#include "schedcp.bpf.h"\n#pragma clang __debug crash\nint x;\n'
+    with pytest.raises(CompileError):
+        compile_source(src, [vm_kit.include], [BPF / "schedcp.bpf.h"])
+    assert dumps() == before
+
+
+def test_only_the_allowed_headers_are_in_the_sandbox(vm_kit):
+    assert (vm_kit.include / "bpf" / "libbpf.h").is_file()  # in the kit, not allowed
+    src = b'#include "schedcp.bpf.h"\n%:include "bpf/libbpf.h"\n'
+    with pytest.raises(CompileError, match=r"not found|outside"):
+        compile_source(src, [vm_kit.include], [BPF / "schedcp.bpf.h"])
+
+
+def test_scrub_keeps_only_the_source_and_allowed_headers():
+    log = ("In file included from sched.bpf.c:4:\n/etc/passwd:1:5: error: unknown type\n"
+           "    1 | root:x:0:0:root:/root:/bin/bash\n      |     ^\n"
+           "sched.bpf.c:7:1: warning: unused\n    7 | int y;\n1 error generated.\n")
+    out = scrub(log)
+    assert "root:x" not in out and "/etc/passwd" not in out
+    assert "sched.bpf.c:7:1: warning: unused" in out and "int y;" in out
+    assert "1 error generated." in out

@@ -79,6 +79,12 @@ def test_each_bad_scheduler_is_stopped_at_its_stage(verifier, path):
         assert again.failed_stage == stage and again.cached
     elif stage == "dynamic":  # may be a loaded host's noise: never cached
         assert not list((verifier.state_dir / "verdicts").glob("*.json"))
+    if stage != "dynamic" or not report.ok:  # refused objects are never stored
+        assert not list(verifier.artifacts.glob("*.bpf.o")), "a refused object was stored"
+    if path.stem == "two_struct_ops":
+        assert "2 struct_ops maps" in failing.message
+    if path.stem == "btf_section_data":
+        assert "placed in section '.BTF'" in failing.message
     if path.stem == "hidden_stall":
         assert "runnable task stall" in failing.message
     if path.stem == "starve_niced":
@@ -96,3 +102,13 @@ def test_a_huge_source_and_bad_tunables_stop_at_input(verifier, tmp_path):
     assert report.failed_stage == "input" and "outside" in report.stages[0].message
     report = verify_policy(verifier, "vtime", {"no_such_knob": 1})
     assert report.failed_stage == "input" and "unknown tunable" in report.stages[0].message
+
+
+def test_the_static_stage_has_a_time_budget(verifier):
+    """A static stage over its budget is killed (with bpftool) and fails; nothing is stored."""
+    verifier.static_budget = 0.05
+    report = verify_policy(verifier, "fifo")
+    assert report.failed_stage == "static", report.render()
+    assert "took longer than 0.05 s" in report.stages[-1].message
+    assert not verifier.artifacts.exists() or not list(verifier.artifacts.iterdir())
+
