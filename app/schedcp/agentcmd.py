@@ -86,7 +86,15 @@ def cmd_optimize(args) -> int:
             print("schedcp optimize: --brain claude needs ANTHROPIC_API_KEY or a keyring "
                   "entry (service schedcp, user anthropic)", file=sys.stderr)
             return 2
-        brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget)
+        from .pricing import Price
+
+        try:
+            price = Price.parse(args.price) if args.price else None
+        except ValueError as e:
+            print(f"schedcp optimize: --price: {e}", file=sys.stderr)
+            return 2
+        brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
+                            iteration_budget_usd=args.iteration_budget, effort=args.effort)
     else:
         brain = OfflinePlanner(tools=tools)
     executor = BatchExecutor(cmd) if cmd else PidExecutor(args.pid, args.seconds)
@@ -106,12 +114,20 @@ def cmd_optimize(args) -> int:
     finally:
         tools.close()
     if not args.json and result.accounting:
-        total = result.accounting["total"]
-        print(f"cost: ${total['cost_usd']:.4f} ({int(total['input_tokens'])} in, "
-              f"{int(total['output_tokens'])} out, {int(total['cache_read_input_tokens'])} "
-              "cached)")
+        print(cost_line(result.accounting, result.iterations))
     return 0 if result.stop_reason in ("converged", "target", "max_iterations",
                                        "exhausted", "budget") else 1
+
+
+def cost_line(acct: dict, iterations: int) -> str:
+    """Tokens always; dollars (total and per iteration) only when the model has a price."""
+    total = acct["total"]
+    tokens = (f"{int(total['input_tokens'])} in, {int(total['output_tokens'])} out, "
+              f"{int(total['cache_read_input_tokens'])} cached")
+    if not acct.get("priced", True):
+        return f"cost: unknown (no price for {acct.get('model')}; --price IN,OUT): {tokens}"
+    per = total["cost_usd"] / iterations if iterations else 0.0
+    return f"cost: ${total['cost_usd']:.4f}, ${per:.4f} per iteration ({tokens})"
 
 
 def cmd_mcp(args) -> int:
@@ -121,14 +137,22 @@ def cmd_mcp(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from .pricing import DEFAULT_MODEL
+
     o = sub.add_parser("optimize", help="find, verify, deploy and keep the best scheduler for "
                        "a command or a process", description=cmd_optimize.__doc__)
     o.add_argument("--goal", choices=sorted(GOALS), default="throughput")
     o.add_argument("--pid", type=int, help="optimize a running process (and its children)")
     o.add_argument("--seconds", type=float, default=5.0, help="measurement window for --pid")
     o.add_argument("--brain", choices=("offline", "claude"), default="offline")
-    o.add_argument("--model", default="claude-sonnet-5-5", help="Claude model for --brain claude")
+    o.add_argument("--model", default=DEFAULT_MODEL, help="Claude model for --brain claude "
+                   f"(default {DEFAULT_MODEL})")
     o.add_argument("--budget", type=float, default=0.50, help="USD cap per optimization")
+    o.add_argument("--iteration-budget", type=float, help="USD cap per planning iteration")
+    o.add_argument("--price", metavar="IN,OUT[,CW,CR]", help="USD per million tokens (input, "
+                   "output, cache write, cache read) for a model the built-in table lacks")
+    o.add_argument("--effort", choices=("low", "medium", "high", "xhigh", "max"),
+                   default="medium", help="how hard the model thinks (adaptive thinking)")
     o.add_argument("--max-iterations", type=int, default=8)
     o.add_argument("--patience", type=int, default=3, help="stop after N iterations without "
                    "a new best")

@@ -1,6 +1,8 @@
 """A tiny local server that speaks enough of the Messages API for the real anthropic SDK:
 POST /v1/messages answers with the next scripted reply (a dict, or a function of the request
-body returning one) and keeps every request for the test to inspect."""
+body returning one) and keeps every request for the test to inspect. Replies can carry what
+current models send: thinking and redacted-thinking blocks (with opaque signatures the client
+must return unchanged), a ``max_tokens`` stop and a ``pause_turn``."""
 
 from __future__ import annotations
 
@@ -26,6 +28,22 @@ def tool_use(name: str, args: dict, text: str = "", use: dict | None = None) -> 
     content = ([{"type": "text", "text": text}] if text else []) + [
         {"type": "tool_use", "id": f"toolu_{next(_ids):04d}", "name": name, "input": args}]
     return message(content, "tool_use", use)
+
+
+def thinking(text: str) -> dict:
+    """A thinking block with a signature the real API would verify when it comes back."""
+    return {"type": "thinking", "thinking": text, "signature": f"sig-{next(_ids):04d}-" + "A" * 40}
+
+
+def redacted(data: str = "") -> dict:
+    return {"type": "redacted_thinking", "data": data or f"enc-{next(_ids):04d}-" + "Z" * 40}
+
+
+def thought_tool_use(name: str, args: dict, thoughts: list[dict],
+                     use: dict | None = None) -> dict:
+    """Thinking (and/or redacted thinking) first, then the tool call: a current model's turn."""
+    return message([*thoughts, {"type": "tool_use", "id": f"toolu_{next(_ids):04d}",
+                                "name": name, "input": args}], "tool_use", use)
 
 
 def end_turn(text: str, use: dict | None = None) -> dict:
