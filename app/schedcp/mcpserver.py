@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from . import __version__
 from .agent.tools import SPECS, AgentTools, ToolFailure, ToolSpec, error_text
@@ -31,9 +31,8 @@ _TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boole
 
 
 def _pytype(prop: dict) -> Any:
-    """The Python type the mcp SDK turns back into this JSON schema."""
-    if "enum" in prop:
-        return Literal[tuple(prop["enum"])]
+    """The Python type the mcp SDK turns back into this JSON schema (enums stay plain: our
+    tools check them and answer with "did you mean", not a pydantic dump)."""
     kind = prop.get("type")
     if kind == "array":
         return list[_pytype(prop.get("items", {}))]
@@ -48,7 +47,7 @@ def _signature(spec: ToolSpec) -> inspect.Signature:
     required = set(spec.schema.get("required", ()))
     params = []
     for name, prop in spec.schema["properties"].items():
-        extra = {k: prop[k] for k in ("minimum", "maximum") if k in prop}
+        extra = {k: prop[k] for k in ("minimum", "maximum", "enum") if k in prop}
         field = Field(description=prop.get("description"),
                       json_schema_extra=extra or None)
         t = _pytype(prop)

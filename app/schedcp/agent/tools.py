@@ -462,8 +462,9 @@ class AgentTools:
     def record_lesson(self, workload_key: str, policy: str, outcome: str,
                       tunables: dict | None = None, score: float | None = None,
                       note: str = "") -> dict:
-        if outcome not in ("improved", "neutral", "regressed", "refused", "failed"):
-            raise ToolFailure(f"outcome {outcome!r}: improved|neutral|regressed|refused|failed")
+        if outcome not in OUTCOMES:
+            raise ToolFailure(f"outcome {outcome!r}{did_you_mean(outcome, OUTCOMES)}: "
+                              "improved|neutral|regressed|refused|failed", "InvalidArgs")
         lesson = Lesson(workload_key, policy, tunables or {}, outcome, score, note)
         self.repository().record(lesson)
         return {"recorded": jsonable(lesson)}
