@@ -78,7 +78,8 @@ class OfflinePlanner:
     def _entries(self, profile: WorkloadProfile) -> list[tuple[float, Any]]:
         repo = self.tools.repository()
         query = profile.description or f"{profile.kind} workload, goal {profile.goal}"
-        retrieval = {h.name: float(h.score) for h in repo.search(query, k=self.search_k)}
+        retrieval = {h.name: float(h.score)
+                     for h in repo.search(query, k=self.search_k, kind="bpf,scx,custom")}
         names = set(retrieval)
         for (kind, goal), prefs in RULES.items():
             if goal == profile.goal and kind in (profile.kind, "*"):

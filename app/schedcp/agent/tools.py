@@ -336,10 +336,13 @@ class AgentTools:
     def details(self, what: str, pid: int | None = None, seconds: float = 1.0) -> dict:
         from ..analysis import details
 
+        if what not in DETAILS:
+            raise ToolFailure(f"unknown detail {what!r}{did_you_mean(what, DETAILS)}; one of "
+                              f"{', '.join(DETAILS)}", "InvalidArgs")
         if what == "topology":
             return jsonable(details.topology())
         if pid is None:
-            raise ToolFailure(f"details {what!r} needs a pid")
+            raise ToolFailure(f"details {what!r} needs a pid", "InvalidArgs")
         if what == "process_tree":
             return jsonable(details.process_tree(int(pid)))
         if what == "schedstats":
@@ -348,8 +351,7 @@ class AgentTools:
             return {"taskstats": jsonable(details.taskstats(int(pid)))}
         if what == "perf_stat":
             return {"perf_stat": jsonable(details.perf_stat(int(pid), float(seconds)))}
-        raise ToolFailure(f"unknown detail {what!r}{did_you_mean(what, DETAILS)}; one of "
-                          f"{', '.join(DETAILS)}", "InvalidArgs")
+        raise AssertionError(what)  # DETAILS and the branches above list the same names
 
     def feedback(self, pids: list[int], seconds: float = 2.0) -> dict:
         from ..analysis import measure
