@@ -69,6 +69,7 @@ def _metric(m: dict | None, goal: str) -> str:
 def cmd_optimize(args) -> int:
     from .agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
     from .agent.executors import PidExecutor
+    from .pricing import DEFAULT_MODEL
 
     cmd = list(args.cmd or [])
     if cmd and cmd[0] == "--":
@@ -95,6 +96,23 @@ def cmd_optimize(args) -> int:
             return 2
         brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
                             iteration_budget_usd=args.iteration_budget, effort=args.effort)
+    elif args.brain == "openai":
+        from .agent.openai_compat import OpenAIBrain
+        from .pricing import Price
+
+        try:
+            price = Price.parse(args.price) if args.price else None
+        except ValueError as e:
+            print(f"schedcp optimize: --price: {e}", file=sys.stderr)
+            return 2
+        if args.model == DEFAULT_MODEL:
+            print("schedcp optimize: --brain openai needs --model (the local server's model "
+                  "name, e.g. qwen3:8b)", file=sys.stderr)
+            return 2
+        brain = OpenAIBrain(tools, args.model, base_url=args.base_url,
+                            api_key=os.environ.get("OPENAI_API_KEY", "local"),
+                            budget_usd=args.budget, budget_tokens=args.budget_tokens,
+                            price=price, iteration_budget_usd=args.iteration_budget)
     else:
         brain = OfflinePlanner(tools=tools)
     executor = BatchExecutor(cmd) if cmd else PidExecutor(args.pid, args.seconds)
@@ -144,7 +162,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--goal", choices=sorted(GOALS), default="throughput")
     o.add_argument("--pid", type=int, help="optimize a running process (and its children)")
     o.add_argument("--seconds", type=float, default=5.0, help="measurement window for --pid")
-    o.add_argument("--brain", choices=("offline", "claude"), default="offline")
+    o.add_argument("--brain", choices=("offline", "claude", "openai"), default="offline",
+                   help="offline (no key), claude, or openai: any OpenAI-compatible server, "
+                   "e.g. a local Ollama or llama.cpp")
+    o.add_argument("--base-url", default="http://127.0.0.1:11434/v1",
+                   help="endpoint for --brain openai (default: a local Ollama)")
+    o.add_argument("--budget-tokens", type=int, help="token cap per optimization (the "
+                   "budget for models without a price)")
     o.add_argument("--model", default=DEFAULT_MODEL, help="Claude model for --brain claude "
                    f"(default {DEFAULT_MODEL})")
     o.add_argument("--budget", type=float, default=0.50, help="USD cap per optimization")

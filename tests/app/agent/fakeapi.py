@@ -57,6 +57,8 @@ def message(content: list, stop_reason: str, use: dict | None = None) -> dict:
 
 
 class FakeMessagesAPI:
+    path = "/v1/messages"
+
     def __init__(self) -> None:
         self.script: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
@@ -79,7 +81,7 @@ class FakeMessagesAPI:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 api.requests.append(body)
                 api.headers.append(dict(self.headers))
-                if self.path.rstrip("/") != "/v1/messages" or not api.script:
+                if self.path.rstrip("/") != api.path or not api.script:
                     self._send(500, {"type": "error", "error": {
                         "type": "api_error", "message": f"unscripted call to {self.path}"}})
                     return
@@ -101,3 +103,29 @@ class FakeMessagesAPI:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class FakeChatCompletionsAPI(FakeMessagesAPI):
+    """The same server speaking OpenAI's Chat Completions (what Ollama and llama.cpp's
+    llama-server offer at /v1/chat/completions), for the real ``openai`` client."""
+
+    path = "/v1/chat/completions"
+
+
+def chat_tool_call(name: str, args: dict | str, text: str = "", prompt: int = 100,
+                   completion: int = 20, cached: int = 0) -> dict:
+    arguments = args if isinstance(args, str) else json.dumps(args)
+    return chat_message({"role": "assistant", "content": text or None, "tool_calls": [
+        {"id": f"call_{next(_ids):04d}", "type": "function",
+         "function": {"name": name, "arguments": arguments}}]}, "tool_calls", prompt,
+        completion, cached)
+
+
+def chat_message(msg: dict, finish: str, prompt: int = 100, completion: int = 20,
+                 cached: int = 0) -> dict:
+    return {"id": f"chatcmpl-{next(_ids):04d}", "object": "chat.completion", "created": 0,
+            "model": "qwen3:8b", "choices": [{"index": 0, "message": msg,
+                                              "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion,
+                      "prompt_tokens_details": {"cached_tokens": cached}}}
