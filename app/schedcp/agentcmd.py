@@ -101,6 +101,13 @@ def cmd_optimize(args) -> int:
         from .pricing import Price
 
         try:
+            import openai  # noqa: F401
+        except ImportError:
+            print("schedcp optimize: --brain openai needs the openai package "
+                  "(pip install 'schedcp[local]')", file=sys.stderr)
+            return 2
+
+        try:
             price = Price.parse(args.price) if args.price else None
         except ValueError as e:
             print(f"schedcp optimize: --price: {e}", file=sys.stderr)
