@@ -130,3 +130,25 @@ def test_tools_are_described_annotated_and_errors_say_did_you_mean(repo):  # noq
     # a validation error from the SDK (the enum) or ours: either way one prefix, and a hint
     assert detail.is_error and "process_tree" in text(detail)
     assert "ValueError: ValueError" not in text(detail)
+
+
+def test_installed_schedulers_and_deployment_status_ask_the_helper(repo, stack):  # noqa: F811
+    client = stack.client()
+    try:
+        server = build_server(AgentTools(repo=repo, client=client))
+        _, (installed, status, missing) = call_all(server, [
+            ("installed_schedulers", {}),
+            ("deployment_status", {}),
+            ("deployment_status", {"id": "000000000000"}),
+        ])
+        direct = {s["name"] for s in client.list_schedulers()}
+    finally:
+        client.close()
+    rows = {r["name"]: r for r in payload(installed)["schedulers"]}
+    assert set(rows) == direct and {"ljf", "fifo"} <= set(rows)
+    assert rows["ljf"]["available"] and rows["ljf"]["kind"] == "bpf"
+    assert rows["ljf"]["summary"] == repo.get("ljf").summary
+    st = payload(status)
+    assert st["sched_ext"]["supported"] is False  # this host: no sched_ext
+    assert st["running"] is False and st["output"] == ""
+    assert missing.is_error and "NotFound: no deployment '000000000000'" in text(missing)
