@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -308,8 +309,9 @@ class AgentTools:
             raise ToolFailure(f"unknown tool {name!r}{did_you_mean(name, SPECS)}", "NotFound")
         args = dict(args or {})
         props = SPECS[name].schema["properties"]
+        accepted = inspect.signature(getattr(self, name)).parameters  # + internal ones
         for arg in args:
-            if arg not in props:
+            if arg not in accepted:
                 raise ToolFailure(f"{name} has no argument {arg!r}{did_you_mean(arg, props)}; "
                                   f"it takes {', '.join(props) or 'none'}", "InvalidArgs")
         try:

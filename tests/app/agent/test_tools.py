@@ -66,3 +66,17 @@ def test_every_spec_says_when_what_and_how_long():
             assert prop.get("description"), f"{spec.name}.{pname}"
         assert set(spec.example) <= set(spec.schema["properties"]), spec.name
         assert set(spec.schema["required"]) <= set(spec.example) or not spec.example
+
+
+def test_internal_arguments_still_pass(repo):
+    """Execution names generated code when it verifies it (``name``, not in the schema the
+    models see): the unknown-argument check must not refuse it (the VM test caught that)."""
+    import inspect
+
+    tools = AgentTools(repo=repo)
+    assert "name" in inspect.signature(tools.verify_source).parameters
+    assert "name" not in SPECS["verify_source"].schema["properties"]
+    with pytest.raises(ToolFailure) as e:  # gets past the argument check to the helper
+        tools.client_factory = lambda: (_ for _ in ()).throw(OSError("no bus here"))
+        tools.call("verify_source", {"source": "x", "name": "gen_x"})
+    assert "no bus here" in str(e.value)
