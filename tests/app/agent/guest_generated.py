@@ -31,6 +31,8 @@ R: dict = {"runs": {}, "timings": {}, "errors": []}
 OUT = Path("generated.json")
 PROBE = os.environ["SCHEDCP_PROBE"]
 TASKS = os.environ.get("SCHEDCP_TASKS", "24")
+# which parts run (all by default): "claude" and/or "composer"
+PARTS = set(os.environ.get("SCHEDCP_PARTS", "claude,composer").split(","))
 
 
 def save() -> None:
@@ -124,9 +126,12 @@ def main() -> None:
     sdk = anthropic.Anthropic(base_url=api.url, api_key="dummy", max_retries=0)
     workload = [PROBE, "batch", "--tasks", TASKS, "--calibrate", "none"]
     try:
-        run("claude", ClaudeBrain(tools, "dummy", client=sdk, budget_usd=1.0), workload, 2)
-        R["fake_api_requests"] = api.requests
-        run("claude_next", OfflinePlanner(tools=tools), workload, 1)
+        if "claude" in PARTS:
+            run("claude", ClaudeBrain(tools, "dummy", client=sdk, budget_usd=1.0), workload, 2)
+            R["fake_api_requests"] = api.requests
+            run("claude_next", OfflinePlanner(tools=tools), workload, 1)
+        if "composer" not in PARTS:
+            return
         other = work / "longtail-probe"  # another executable name: another workload key
         shutil.copy2(PROBE, other)
         workload2 = [str(other), "batch", "--tasks", TASKS, "--calibrate", "none"]
