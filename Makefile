@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: setup test demo bench lint deb soak
+.PHONY: setup test test-long demo bench lint deb soak
 setup:
 	bash packaging/setup-dev.sh
 
@@ -10,6 +10,10 @@ setup:
 # and only the venv setup built (packaging/run-tests.sh says why).
 test: setup
 	bash packaging/run-tests.sh
+
+# Tests too long for every run (generated schedulers through the whole loop in the VM).
+test-long: setup
+	SCHEDCP_LONG_VM=1 bash packaging/run-tests.sh tests/app/agent/test_generated_vm.py
 
 # The main job: the whole observe -> plan -> execute -> learn loop inside the sched_ext micro-VM
 # (offline planner, no API key) on a batch long-tail workload; prints before/after.

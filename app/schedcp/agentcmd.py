@@ -87,6 +87,7 @@ def _preflight(tools) -> tuple[int, str] | None:
 def cmd_optimize(args) -> int:
     from .agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
     from .agent.executors import PidExecutor
+    from .pricing import DEFAULT_MODEL
 
     cmd = list(args.cmd or [])
     if cmd and cmd[0] == "--":
@@ -104,7 +105,39 @@ def cmd_optimize(args) -> int:
             print("schedcp optimize: --brain claude needs ANTHROPIC_API_KEY or a keyring "
                   "entry (service schedcp, user anthropic)", file=sys.stderr)
             return 2
-        brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget)
+        from .pricing import Price
+
+        try:
+            price = Price.parse(args.price) if args.price else None
+        except ValueError as e:
+            print(f"schedcp optimize: --price: {e}", file=sys.stderr)
+            return 2
+        brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
+                            iteration_budget_usd=args.iteration_budget, effort=args.effort)
+    elif args.brain == "openai":
+        from .agent.openai_compat import OpenAIBrain
+        from .pricing import Price
+
+        try:
+            import openai  # noqa: F401
+        except ImportError:
+            print("schedcp optimize: --brain openai needs the openai package "
+                  "(pip install 'schedcp[local]')", file=sys.stderr)
+            return 2
+
+        try:
+            price = Price.parse(args.price) if args.price else None
+        except ValueError as e:
+            print(f"schedcp optimize: --price: {e}", file=sys.stderr)
+            return 2
+        if args.model == DEFAULT_MODEL:
+            print("schedcp optimize: --brain openai needs --model (the local server's model "
+                  "name, e.g. qwen3:8b)", file=sys.stderr)
+            return 2
+        brain = OpenAIBrain(tools, args.model, base_url=args.base_url,
+                            api_key=os.environ.get("OPENAI_API_KEY", "local"),
+                            budget_usd=args.budget, budget_tokens=args.budget_tokens,
+                            price=price, iteration_budget_usd=args.iteration_budget)
     else:
         brain = OfflinePlanner(tools=tools)
     if (problem := _preflight(tools)) is not None:
@@ -128,12 +161,20 @@ def cmd_optimize(args) -> int:
     finally:
         tools.close()
     if not args.json and result.accounting:
-        total = result.accounting["total"]
-        print(f"cost: ${total['cost_usd']:.4f} ({int(total['input_tokens'])} in, "
-              f"{int(total['output_tokens'])} out, {int(total['cache_read_input_tokens'])} "
-              "cached)")
+        print(cost_line(result.accounting, result.iterations))
     return 0 if result.stop_reason in ("converged", "target", "max_iterations",
                                        "exhausted", "budget") else 1
+
+
+def cost_line(acct: dict, iterations: int) -> str:
+    """Tokens always; dollars (total and per iteration) only when the model has a price."""
+    total = acct["total"]
+    tokens = (f"{int(total['input_tokens'])} in, {int(total['output_tokens'])} out, "
+              f"{int(total['cache_read_input_tokens'])} cached")
+    if not acct.get("priced", True):
+        return f"cost: unknown (no price for {acct.get('model')}; --price IN,OUT): {tokens}"
+    per = total["cost_usd"] / iterations if iterations else 0.0
+    return f"cost: ${total['cost_usd']:.4f}, ${per:.4f} per iteration ({tokens})"
 
 
 def cmd_mcp(args) -> int:
@@ -143,14 +184,28 @@ def cmd_mcp(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from .pricing import DEFAULT_MODEL
+
     o = sub.add_parser("optimize", help="find, verify, deploy and keep the best scheduler for "
                        "a command or a process", description=cmd_optimize.__doc__)
     o.add_argument("--goal", choices=sorted(GOALS), default="throughput")
     o.add_argument("--pid", type=int, help="optimize a running process (and its children)")
     o.add_argument("--seconds", type=float, default=5.0, help="measurement window for --pid")
-    o.add_argument("--brain", choices=("offline", "claude"), default="offline")
-    o.add_argument("--model", default="claude-sonnet-5-5", help="Claude model for --brain claude")
+    o.add_argument("--brain", choices=("offline", "claude", "openai"), default="offline",
+                   help="offline (no key), claude, or openai: any OpenAI-compatible server, "
+                   "e.g. a local Ollama or llama.cpp")
+    o.add_argument("--base-url", default="http://127.0.0.1:11434/v1",
+                   help="endpoint for --brain openai (default: a local Ollama)")
+    o.add_argument("--budget-tokens", type=int, help="token cap per optimization (the "
+                   "budget for models without a price)")
+    o.add_argument("--model", default=DEFAULT_MODEL, help="Claude model for --brain claude "
+                   f"(default {DEFAULT_MODEL})")
     o.add_argument("--budget", type=float, default=0.50, help="USD cap per optimization")
+    o.add_argument("--iteration-budget", type=float, help="USD cap per planning iteration")
+    o.add_argument("--price", metavar="IN,OUT[,CW,CR]", help="USD per million tokens (input, "
+                   "output, cache write, cache read) for a model the built-in table lacks")
+    o.add_argument("--effort", choices=("low", "medium", "high", "xhigh", "max"),
+                   default="medium", help="how hard the model thinks (adaptive thinking)")
     o.add_argument("--max-iterations", type=int, default=8)
     o.add_argument("--patience", type=int, default=3, help="stop after N iterations without "
                    "a new best")

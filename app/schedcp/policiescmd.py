@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = psub.add_parser("search", help="entries closest in meaning to QUERY")
     s.add_argument("query", nargs="+", help="what the workload is or what you want")
     s.add_argument("--goal", choices=GOALS, help="only entries that list this goal")
-    s.add_argument("--kind", help="bpf, scx, custom or primitive (comma-separated for several)")
+    s.add_argument("--kind", default="bpf,scx,custom", help="bpf, scx, custom or primitive "
+                   "(comma-separated for several; default: all but the code primitives)")
     s.add_argument("-k", type=int, default=5, help="how many (default 5)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_search)

@@ -231,7 +231,17 @@ class Deployer:
                 "supported": st.supported, "state": st.state, "ops": st.ops,
                 "current": self.current.to_dict() if self.current else None,
                 "last_known_good": asdict(self.kept) if self.kept else None,
+                "output": self._output(),
             }
+
+    def _output(self, limit: int = 4000) -> str:
+        """The last ``limit`` characters the running scheduler printed (scx_* children; our
+        BPF policies print nothing). Untrusted text: shown, never interpreted."""
+        try:
+            out = getattr(self.running, "output", "") if self.running is not None else ""
+        except Exception:  # a child that just died: no output rather than no status
+            return ""
+        return str(out or "")[-limit:]
 
     def find(self, dep_id: str) -> Deployment:
         with self._lock:

@@ -92,3 +92,63 @@ def test_schedcp_mcp_speaks_stdio(tmp_path):
     assert names == set(SPECS)
     assert not entry.is_error and payload(entry)["goals"] == ["battery"]
     assert (tmp_path / "schedcp" / "policies.db").is_file()  # XDG honoured: home untouched
+
+
+def test_tools_are_described_annotated_and_errors_say_did_you_mean(repo):  # noqa: F811
+    from mcp import Client
+
+    from schedcp import __version__
+
+    server = build_server(AgentTools(repo=repo))
+
+    async def go():
+        async with Client(server) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            typo = await c.call_tool("get_policy", {"name": "ljff"})
+            detail = await c.call_tool("details", {"what": "process_tre", "pid": 1})
+            return c.server_info, tools, typo, detail
+
+    info, tools, typo, detail = asyncio.run(go())
+    assert info.name == "schedcp" and info.version == __version__
+    for name, spec in SPECS.items():
+        t = tools[name]
+        assert "Takes:" in t.description and "Side effects:" in t.description
+        assert "Example:" in t.description and len(t.description) > 80
+        a = t.annotations
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint) == (
+            spec.read_only, spec.destructive, spec.idempotent)
+        for pname, prop in t.input_schema["properties"].items():
+            assert prop.get("description"), f"{name}.{pname} has no description"
+    assert tools["get_policy"].annotations.read_only_hint
+    assert all(tools[n].annotations.destructive_hint for n in ("deploy", "switch", "revert"))
+    assert "boots a micro-VM" in tools["verify_source"].description
+    assert tools["details"].input_schema["properties"]["what"]["enum"][0] == "process_tree"
+    assert tools["workload_profile"].input_schema["properties"]["goal"]["enum"] == [
+        "responsiveness", "throughput", "battery", "balanced"]
+    assert typo.is_error and "did you mean 'ljf'" in text(typo)
+    assert text(typo).count("NotFound") == 1
+    # a validation error from the SDK (the enum) or ours: either way one prefix, and a hint
+    assert detail.is_error and "process_tree" in text(detail)
+    assert "ValueError: ValueError" not in text(detail)
+
+
+def test_installed_schedulers_and_deployment_status_ask_the_helper(repo, stack):  # noqa: F811
+    client = stack.client()
+    try:
+        server = build_server(AgentTools(repo=repo, client=client))
+        _, (installed, status, missing) = call_all(server, [
+            ("installed_schedulers", {}),
+            ("deployment_status", {}),
+            ("deployment_status", {"id": "000000000000"}),
+        ])
+        direct = {s["name"] for s in client.list_schedulers()}
+    finally:
+        client.close()
+    rows = {r["name"]: r for r in payload(installed)["schedulers"]}
+    assert set(rows) == direct and {"ljf", "fifo"} <= set(rows)
+    assert rows["ljf"]["available"] and rows["ljf"]["kind"] == "bpf"
+    assert rows["ljf"]["summary"] == repo.get("ljf").summary
+    st = payload(status)
+    assert st["sched_ext"]["supported"] is False  # this host: no sched_ext
+    assert st["running"] is False and st["output"] == ""
+    assert missing.is_error and "NotFound: no deployment '000000000000'" in text(missing)

@@ -97,8 +97,9 @@ class OptimizationLoop:
                 plan = self.planning.plan(ctx)
                 self._record(iteration, "planning", time.perf_counter() - t,
                              brain=self.brain.name, plan=plan)
-                if plan is None:
-                    reason, message = "exhausted", "the planner has nothing left to try"
+                if plan is None:  # a model brain names a stop that is not "nothing to try"
+                    reason, message = (getattr(self.brain, "no_plan", None)
+                                       or ("exhausted", "the planner has nothing left to try"))
                     break
                 if self.cancel.is_set():
                     reason, message = "cancelled", "cancelled by the user"

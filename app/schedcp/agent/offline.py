@@ -7,6 +7,10 @@ Three sources, in this order of trust:
    (verifiable, hint-aware) before packaged ones, plus a few explicit preferences;
 3. retrieval: the repository's semantic score for the profile's description breaks ties.
 
+When no shipped policy lists both the workload's kind and the goal, a scheduler composed
+from the code primitives (``composer``) joins the arms, first: the verifier checks it like
+any generated code, and Learning promotes it when it wins, so the next run finds it by name.
+
 Candidates become arms — (policy, preset) — and a UCB1 bandit over the improvement they
 measured picks among them: every arm once in prior order, then the best mean plus an
 exploration bonus that shrinks as an arm is tried. Same inputs, same plans.
@@ -21,6 +25,8 @@ from typing import Any
 
 from ..model import Lesson, Outcome, Plan, WorkloadProfile
 from .brain import PlanContext
+from .composer import compose, template_for
+from .tools import custom_name
 
 # Explicit preferences per (kind, goal); "*" matches any kind. Earlier = stronger.
 RULES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -53,6 +59,8 @@ class Arm:
     n: int = 0
     total: float = 0.0
     banned: str = ""  # why it must not be proposed
+    source: str | None = None  # composed code (its policy is custom_name(source))
+    why: str = ""  # what the arm is, for the plan's rationale
 
     @property
     def key(self) -> str:
@@ -69,6 +77,7 @@ class OfflinePlanner:
     max_policies: int = 3
     exploration: float = 0.1  # UCB constant, scaled to rewards: improvement fractions ~0..0.5
     search_k: int = 8
+    compose: str = "auto"  # auto: when no shipped policy fits | always | never
     tools: Any = None  # AgentTools (search_policies / get_policy through its repository)
     arms: dict[str, Arm] = field(default_factory=dict)
     _profile_key: str = ""
@@ -78,7 +87,8 @@ class OfflinePlanner:
     def _entries(self, profile: WorkloadProfile) -> list[tuple[float, Any]]:
         repo = self.tools.repository()
         query = profile.description or f"{profile.kind} workload, goal {profile.goal}"
-        retrieval = {h.name: float(h.score) for h in repo.search(query, k=self.search_k)}
+        retrieval = {h.name: float(h.score)
+                     for h in repo.search(query, k=self.search_k, kind="bpf,scx,custom")}
         names = set(retrieval)
         for (kind, goal), prefs in RULES.items():
             if goal == profile.goal and kind in (profile.kind, "*"):
@@ -127,6 +137,7 @@ class OfflinePlanner:
             picked += 1
             if picked >= self.max_policies:
                 break
+        self._add_composed(ctx)
         for lesson in ctx.history:  # earlier runs count as pulls
             arm = self._arm_for(lesson.policy, lesson.tunables, prior=0.0)
             if lesson.outcome in NOT_AGAIN:
@@ -138,6 +149,21 @@ class OfflinePlanner:
         for lesson in ctx.antipatterns:
             self._arm_for(lesson.policy, lesson.tunables, 0.0).banned = (
                 f"antipattern: {lesson.outcome}")
+
+    def _add_composed(self, ctx: PlanContext) -> None:
+        tmpl = template_for(ctx.profile.kind, ctx.goal) if self.compose != "never" else None
+        if tmpl is None:
+            return
+        repo = self.tools.repository()
+        fits = any(ctx.profile.kind in (e.workloads or ()) and ctx.goal in (e.goals or ())
+                   for e in (repo.get(n) for n in repo.names("bpf,scx")))
+        if fits and self.compose != "always":
+            return
+        source = compose(tmpl, repo)
+        top = max((a.prior for a in self.arms.values()), default=0.0)
+        arm = Arm(custom_name(source), {}, f"composed:{tmpl.name}", top + 1.0, source=source,
+                  why=tmpl.summary)
+        self.arms.setdefault(arm.key, arm)
 
     def _arm_for(self, policy: str, tunables: dict, prior: float) -> Arm:
         key = _key(policy, tunables or {})
@@ -173,6 +199,8 @@ class OfflinePlanner:
 
     def _plan(self, arm: Arm, why: str) -> Plan:
         self._tried_run.add(arm.key)
+        if arm.source:  # the rationale becomes the promoted policy's description
+            return Plan(arm.policy, dict(arm.tunables), arm.source, arm.why, self.name)
         return Plan(arm.policy, dict(arm.tunables), None,
                     f"{arm.policy} [{arm.preset}]: {why}", self.name)
 

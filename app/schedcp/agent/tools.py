@@ -9,7 +9,10 @@ Errors a caller should see (unknown policy, refused by polkit, no sched_ext...) 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
+import inspect
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 from ..model import Lesson
 
 ENVIRONMENT_ERRORS = ("NoSchedExt", "HelperUnavailable", "NotAuthorized")
+DEFAULT_KINDS = "bpf,scx,custom"  # searches leave code primitives out unless asked
 
 
 class ToolFailure(Exception):
@@ -52,83 +56,204 @@ def custom_name(source: str) -> str:
 
 @dataclass
 class ToolSpec:
+    """One tool, written once: Claude's tool list, the local-model brain's and the MCP server's
+    are all derived from it. ``description`` says when to use it; the rest is appended."""
+
     name: str
     description: str
     schema: dict
     roles: tuple[str, ...]
+    returns: str = ""
+    takes: str = "instant"  # how long a call usually takes
+    effects: str = "none"  # side effects; "none" = read-only
+    example: dict | None = None
+    destructive: bool = False  # replaces or removes something (what runs, stored history)
+    idempotent: bool = True  # the same call again changes nothing more
+
+    @property
+    def read_only(self) -> bool:
+        return self.effects == "none"
+
+    def full_description(self) -> str:
+        out = self.description
+        if self.returns:
+            out += f" Returns {self.returns}."
+        out += f" Takes: {self.takes}. Side effects: {self.effects}."
+        if self.example is not None:
+            out += f" Example: {json.dumps(self.example, separators=(', ', ': '))}"
+        return out
+
+    def annotations(self) -> dict[str, bool]:
+        """MCP tool annotations."""
+        return {"readOnlyHint": self.read_only, "destructiveHint": self.destructive,
+                "idempotentHint": self.idempotent, "openWorldHint": False}
 
 
 def _obj(props: dict, required: tuple[str, ...] = ()) -> dict:
-    return {"type": "object", "properties": props, "required": list(required)}
+    return {"type": "object", "properties": props, "required": list(required),
+            "additionalProperties": False}
 
 
-_STR, _INT, _NUM = {"type": "string"}, {"type": "integer"}, {"type": "number"}
-_TUNABLES = {"type": "object", "description": "tunable name -> value (int, bool or string)",
-             "additionalProperties": True}
+def _p(kind: str, description: str, **extra: Any) -> dict:
+    return {"type": kind, "description": description, **extra}
+
+
+GOALS = ["responsiveness", "throughput", "battery", "balanced"]
+DETAILS = ["process_tree", "schedstats", "taskstats", "perf_stat", "topology"]
+OUTCOMES = ["improved", "neutral", "regressed", "refused", "failed"]
+_TUNABLES = _p("object", "tunable name -> value (int, bool or string) within the bounds "
+               "get_policy reports; omitted ones keep their defaults",
+               additionalProperties=True)
+_PIDS = _p("array", "process ids whose scheduling is measured (the canary watches their "
+           "runqueue wait)", items={"type": "integer"})
+_CANARY = _p("number", "canary window in seconds (1-300): a regression in it reverts "
+             "automatically", minimum=1, maximum=300, default=10)
+_ID = _p("string", "deployment id, as deploy or switch returned it", pattern="^[0-9a-f]{12}$")
+_VM = "about 5-60 s: the first verification of a text boots a micro-VM (cached after)"
 
 SPECS: dict[str, ToolSpec] = {s.name: s for s in [
-    ToolSpec("system_summary", "Tier 1: load, CPU pressure, top processes and the workload "
-             "kind (game/build/batch/interactive/media/idle). Cheap.",
-             _obj({"sample_s": _NUM}), ("observation",)),
-    ToolSpec("workload_profile", "Tier 2: the condensed profile of a process tree for a goal "
-             "(kind, pids, features, a description used for retrieval).",
-             _obj({"pid": _INT, "goal": _STR}, ("pid", "goal")), ("observation",)),
-    ToolSpec("details", "Tier 2 details on request: what = process_tree | schedstats | "
-             "taskstats | perf_stat | topology.",
-             _obj({"what": _STR, "pid": _INT, "seconds": _NUM}, ("what",)), ("observation",)),
-    ToolSpec("feedback", "Tier 3: measure the target pids for some seconds (runqueue wait per "
-             "second of wall time; lower is better).",
-             _obj({"pids": {"type": "array", "items": _INT}, "seconds": _NUM}, ("pids",)),
-             ("observation", "execution")),
-    ToolSpec("search_policies", "Semantic search of the policy repository (our BPF policies, "
-             "packaged scx_* schedulers, generated ones, code primitives).",
-             _obj({"query": _STR, "k": _INT, "kind": _STR, "goal": _STR}, ("query",)),
-             ("planning",)),
-    ToolSpec("get_policy", "One policy: description, goals, tunables with bounds, per-goal "
-             "presets and, for BPF policies and primitives, the C source.",
-             _obj({"name": _STR}, ("name",)), ("planning",)),
-    ToolSpec("list_primitives", "Composable BPF code snippets for writing a new scheduler.",
-             _obj({}), ("planning",)),
-    ToolSpec("workload_history", "What was tried before on this kind of workload: lessons "
-             "(oldest first), the best one, and antipatterns to avoid.",
-             _obj({"workload_key": _STR}, ("workload_key",)), ("planning", "learning")),
-    ToolSpec("verify_policy", "Verify one of our BPF policies with tunables in the helper's "
-             "sandbox (compile, static checks, kernel verifier, a trial run). Returns the "
-             "report and, when it passes, a deploy token.",
-             _obj({"name": _STR, "tunables": _TUNABLES}, ("name",)),
-             ("planning", "execution")),
-    ToolSpec("verify_source", "Verify generated BPF C (a complete sched_ext scheduler using "
-             "#include \"schedcp.bpf.h\"). A refusal names the stage and says why; fix the "
-             "code and verify again.",
-             _obj({"source": _STR, "tunables": _TUNABLES}, ("source",)),
-             ("planning", "execution")),
-    ToolSpec("deploy", "Deploy a verified token with a canary; returns the deployment id.",
-             _obj({"token": _STR, "canary_s": _NUM,
-                   "target_pids": {"type": "array", "items": _INT}}, ("token",)),
-             ("execution",)),
-    ToolSpec("switch", "Run a packaged scx_* scheduler with tunables, with a canary.",
-             _obj({"name": _STR, "tunables": _TUNABLES, "canary_s": _NUM,
-                   "target_pids": {"type": "array", "items": _INT}}, ("name",)),
-             ("execution",)),
-    ToolSpec("update_hints", "Expected runtimes of a batch's jobs for a running deployment "
-             "whose scheduler takes them (ljf): {tgid: nanoseconds}, 0 forgets a tgid.",
-             _obj({"id": _STR, "hints": {"type": "object", "additionalProperties": _INT}},
-                  ("id", "hints")), ("execution",)),
-    ToolSpec("expect_forks", "Expected runtimes (nanoseconds, in birth order) of the next "
-             "children a process will fork, for a running deployment that takes hints (ljf); "
-             "an empty list stops. Send before the batch starts its jobs.",
-             _obj({"id": _STR, "parent": _INT, "runtimes": {"type": "array", "items": _INT}},
-                  ("id", "parent", "runtimes")), ("execution",)),
-    ToolSpec("keep", "Keep a deployment that is on canary or passed.",
-             _obj({"id": _STR}, ("id",)), ("execution",)),
-    ToolSpec("revert", "Revert a deployment (default: whatever runs) to the last-known-good.",
-             _obj({"id": _STR, "reason": _STR}), ("execution",)),
-    ToolSpec("helper_status", "sched_ext support and what runs now.", _obj({}),
-             ("observation", "execution")),
-    ToolSpec("record_lesson", "Store a lesson (numbers, not prose) in the workload history.",
-             _obj({"workload_key": _STR, "policy": _STR, "tunables": _TUNABLES,
-                   "outcome": _STR, "score": _NUM, "note": _STR},
-                  ("workload_key", "policy", "outcome")), ("learning",)),
+    ToolSpec("system_summary", "Start here: what the machine is doing now (load, CPU "
+             "pressure, the busiest processes and a workload kind).",
+             _obj({"sample_s": _p("number", "how long to sample CPU use, seconds",
+                                  minimum=0.1, maximum=10, default=0.5)}),
+             ("observation",), returns="load, PSI, top processes and kind (game, build, batch, "
+             "interactive, media, idle)", takes="sample_s (default 0.5 s)",
+             example={"sample_s": 0.5}),
+    ToolSpec("workload_profile", "Describe one application (a process and its children) for "
+             "a goal before choosing a scheduler; its key indexes the history.",
+             _obj({"pid": _p("integer", "the application's main process id", minimum=1),
+                   "goal": _p("string", "what to optimize", enum=GOALS)}, ("pid", "goal")),
+             ("observation",), returns="kind, pids, features, a description for retrieval and "
+             "the workload key", takes="under a second", example={"pid": 4242,
+                                                                 "goal": "throughput"}),
+    ToolSpec("details", "Drill down when the profile is not enough: the process tree, "
+             "scheduler statistics, task accounting, hardware counters or the CPU topology.",
+             _obj({"what": _p("string", "which detail", enum=DETAILS),
+                   "pid": _p("integer", "process id (all but topology need one)", minimum=1),
+                   "seconds": _p("number", "perf_stat sampling time", minimum=0.1,
+                                 maximum=30, default=1.0)}, ("what",)),
+             ("observation",), returns="the requested detail as JSON",
+             takes="instant; perf_stat takes `seconds`",
+             example={"what": "process_tree", "pid": 4242}),
+    ToolSpec("feedback", "Measure how well processes are scheduled now (before and after a "
+             "change): runqueue wait per second of wall time, lower is better.",
+             _obj({"pids": _PIDS, "seconds": _p("number", "measurement window",
+                                                minimum=0.2, maximum=60, default=2.0)},
+                  ("pids",)),
+             ("observation", "execution"), returns="runqueue wait (ms/s) and CPU use per pid",
+             takes="`seconds` (default 2 s)", example={"pids": [4242], "seconds": 2}),
+    ToolSpec("search_policies", "Find schedulers that fit a workload described in words: ours "
+             "(bpf), packaged scx_* ones (scx) and generated ones kept earlier (custom). Code "
+             "primitives are left out unless kind asks for them (or use list_primitives).",
+             _obj({"query": _p("string", "the workload and what hurts, in plain words"),
+                   "k": _p("integer", "how many hits", minimum=1, maximum=20, default=5),
+                   "kind": _p("string", "restrict to kinds, comma-separated: bpf, scx, custom, "
+                              "primitive (default: bpf,scx,custom)"),
+                   "goal": _p("string", "only policies that list this goal", enum=GOALS)},
+                  ("query",)),
+             ("planning",), returns="hits (name, score, kind, one-line summary), best first",
+             takes="under a second",
+             example={"query": "kernel compile with make -j, long link step", "k": 5}),
+    ToolSpec("get_policy", "Read one policy or primitive before configuring or patching it.",
+             _obj({"name": _p("string", "policy or primitive name, as search_policies or "
+                              "list_primitives gave it")}, ("name",)),
+             ("planning",), returns="description, goals, tunables with bounds, per-goal "
+             "presets and, for BPF policies, primitives and kept generated ones, the C source",
+             example={"name": "ljf"}),
+    ToolSpec("list_primitives", "Before writing a new scheduler: the building blocks (runtime "
+             "tracking, expected runtime, priority queues, wakeup preemption, vtime...). Paste "
+             "a primitive's code (get_policy) into your file; do not #include it.",
+             _obj({}), ("planning",), returns="name, summary and how to compose each "
+             "(no code: get_policy(name) gives it)", example={}),
+    ToolSpec("workload_history", "Before planning for a known workload: what was tried on it "
+             "and how it went.",
+             _obj({"workload_key": _p("string", "the key workload_profile returned, "
+                                      "kind:goal:exe")}, ("workload_key",)),
+             ("planning", "learning"), returns="lessons (oldest first), the best one and "
+             "antipatterns never to repeat", example={"workload_key":
+                                                       "batch:throughput:make"}),
+    ToolSpec("installed_schedulers", "Which schedulers can actually run on this machine: ours "
+             "(always, once verified) and the packaged scx_* binaries the helper found.",
+             _obj({}), ("planning", "execution"), returns="name, kind, available and summary "
+             "per scheduler", takes="under a second (asks the helper)", example={}),
+    ToolSpec("verify_policy", "Check one of our BPF policies with tunables before deploying "
+             "it (compile, static checks, kernel verifier, a trial run under load).",
+             _obj({"name": _p("string", "one of our policies (kind bpf)"),
+                   "tunables": _TUNABLES}, ("name",)),
+             ("planning", "execution"), returns="a per-stage report and, when it passes, a "
+             "deploy token", takes=_VM, effects="none on the running system (the trial runs "
+             "in a VM); caches the verdict", example={"name": "ljf",
+                                                      "tunables": {"slice_us": 25000}}),
+    ToolSpec("verify_source", "Check generated BPF C (a complete sched_ext scheduler whose only "
+             "include is \"schedcp.bpf.h\") before it can run. A refusal names the stage and "
+             "why: fix exactly that and verify again.",
+             _obj({"source": _p("string", "the full C text"), "tunables": _TUNABLES},
+                  ("source",)),
+             ("planning", "execution"), returns="a per-stage report, a handle naming this text "
+             "(submit_plan and later calls refer to it instead of resending the code) and, "
+             "when it passes, a deploy token", takes=_VM, effects="none on the running "
+             "system (the trial runs in a VM); caches the verdict",
+             example={"source": "#include \"schedcp.bpf.h\"\n...SCHEDCP_OPS(mine, ...);"}),
+    ToolSpec("deploy", "Run a verified scheduler (ours or generated) on this machine.",
+             _obj({"token": _p("string", "the token a passing verify_* returned"),
+                   "canary_s": _CANARY, "target_pids": _PIDS}, ("token",)),
+             ("execution",), returns="the deployment id", takes="a few seconds to start; the "
+             "canary then watches for canary_s", effects="replaces the running scheduler "
+             "(reverted automatically on ejection or regression; revert undoes it)",
+             destructive=True, idempotent=False, example={"token": "…", "canary_s": 10}),
+    ToolSpec("switch", "Run a packaged scx_* scheduler (installed_schedulers lists them) with "
+             "tunables.",
+             _obj({"name": _p("string", "an available scx_* scheduler"),
+                   "tunables": _TUNABLES, "canary_s": _CANARY, "target_pids": _PIDS},
+                  ("name",)),
+             ("execution",), returns="the deployment id", takes="a few seconds",
+             effects="replaces the running scheduler (revert undoes it)", destructive=True,
+             idempotent=False, example={"name": "scx_lavd", "canary_s": 10}),
+    ToolSpec("deployment_status", "Is the scheduler still running, how did its canary go, and "
+             "what did it print? Use after deploy/switch and before keep.",
+             _obj({"id": _p("string", "deployment id (default: the current one)")}),
+             ("execution",), returns="sched_ext state, the deployment (state, reason, "
+             "metrics) and the scheduler's recent output", example={"id": "3f2a9c0d1e4b"}),
+    ToolSpec("update_hints", "For a running ljf deployment: expected runtimes of a batch's "
+             "jobs by tgid (0 forgets one).",
+             _obj({"id": _ID, "hints": _p("object", "tgid -> expected runtime in ns",
+                                         additionalProperties={"type": "integer"})},
+                  ("id", "hints")), ("execution",), returns="how many hints are held",
+             effects="changes the running scheduler's hint map",
+             example={"id": "3f2a9c0d1e4b", "hints": {"4243": 2000000000}}),
+    ToolSpec("expect_forks", "For a running ljf deployment, before the batch starts: expected "
+             "runtimes (ns, birth order) of the next children a process will fork; [] stops.",
+             _obj({"id": _ID, "parent": _p("integer", "the forking process", minimum=1),
+                   "runtimes": _p("array", "ns per child, in birth order",
+                                  items={"type": "integer"})}, ("id", "parent", "runtimes")),
+             ("execution",), returns="how many are queued", effects="queues hints in the "
+             "running scheduler", idempotent=False,
+             example={"id": "3f2a9c0d1e4b", "parent": 4242, "runtimes": [2000000000, 1000000]}),
+    ToolSpec("keep", "Make a deployment that is on canary or passed the last-known-good.",
+             _obj({"id": _ID}, ("id",)), ("execution",), returns="its new state",
+             effects="the scheduler stays after this client exits and across helper restarts",
+             example={"id": "3f2a9c0d1e4b"}),
+    ToolSpec("revert", "Undo a deployment (default: whatever runs) back to the last-known-good "
+             "or the kernel default.",
+             _obj({"id": _p("string", "deployment id (default: the current one)"),
+                   "reason": _p("string", "why, for the history")}),
+             ("execution",), returns="its new state", takes="a second",
+             effects="replaces the running scheduler", destructive=True,
+             example={"id": "3f2a9c0d1e4b", "reason": "no gain"}),
+    ToolSpec("helper_status", "Can anything be deployed here (sched_ext, helper) and what runs?",
+             _obj({}), ("observation", "execution"), returns="sched_ext support, state and "
+             "the current deployment", example={}),
+    ToolSpec("record_lesson", "After a measurement: store what it taught (numbers, not prose) "
+             "so the next run on this workload starts from it.",
+             _obj({"workload_key": _p("string", "the workload's key"),
+                   "policy": _p("string", "the policy tried"), "tunables": _TUNABLES,
+                   "outcome": _p("string", "the verdict", enum=OUTCOMES),
+                   "score": _p("number", "improvement as a fraction (0.12 = 12 % better)"),
+                   "note": _p("string", "one line for the next planner")},
+                  ("workload_key", "policy", "outcome")), ("learning",),
+             returns="the stored lesson", effects="adds a lesson to the history",
+             idempotent=False, example={"workload_key": "batch:throughput:make",
+                                        "policy": "ljf", "outcome": "improved", "score": 0.12}),
 ]}
 
 
@@ -145,6 +270,9 @@ class AgentTools:
     client: Any = None
     repo_path: Path | None = None
     client_factory: Callable[[], Any] | None = None
+    # generated sources by handle (what verify_source returned), so a plan names the code
+    # instead of carrying it again
+    sources: dict[str, str] = field(default_factory=dict)
     _owned: list = field(default_factory=list)
 
     # -- context -----------------------------------------------------------------------------
@@ -178,13 +306,20 @@ class AgentTools:
     def call(self, name: str, args: dict | None = None) -> Any:
         """Dispatch by tool name (what Claude and MCP do); errors become ToolFailure."""
         if name not in SPECS:
-            raise ToolFailure(f"unknown tool {name!r}")
+            raise ToolFailure(f"unknown tool {name!r}{did_you_mean(name, SPECS)}", "NotFound")
+        args = dict(args or {})
+        props = SPECS[name].schema["properties"]
+        accepted = inspect.signature(getattr(self, name)).parameters  # + internal ones
+        for arg in args:
+            if arg not in accepted:
+                raise ToolFailure(f"{name} has no argument {arg!r}{did_you_mean(arg, props)}; "
+                                  f"it takes {', '.join(props) or 'none'}", "InvalidArgs")
         try:
-            return getattr(self, name)(**(args or {}))
+            return getattr(self, name)(**args)
         except ToolFailure:
             raise
         except TypeError as e:
-            raise ToolFailure(f"{name}: bad arguments: {e}") from None
+            raise ToolFailure(f"{name}: bad arguments: {e}", "InvalidArgs") from None
         except Exception as e:
             raise _failure(e) from None
 
@@ -203,10 +338,13 @@ class AgentTools:
     def details(self, what: str, pid: int | None = None, seconds: float = 1.0) -> dict:
         from ..analysis import details
 
+        if what not in DETAILS:
+            raise ToolFailure(f"unknown detail {what!r}{did_you_mean(what, DETAILS)}; one of "
+                              f"{', '.join(DETAILS)}", "InvalidArgs")
         if what == "topology":
             return jsonable(details.topology())
         if pid is None:
-            raise ToolFailure(f"details {what!r} needs a pid")
+            raise ToolFailure(f"details {what!r} needs a pid", "InvalidArgs")
         if what == "process_tree":
             return jsonable(details.process_tree(int(pid)))
         if what == "schedstats":
@@ -215,8 +353,7 @@ class AgentTools:
             return {"taskstats": jsonable(details.taskstats(int(pid)))}
         if what == "perf_stat":
             return {"perf_stat": jsonable(details.perf_stat(int(pid), float(seconds)))}
-        raise ToolFailure(f"unknown detail {what!r}: process_tree, schedstats, taskstats, "
-                          "perf_stat or topology")
+        raise AssertionError(what)  # DETAILS and the branches above list the same names
 
     def feedback(self, pids: list[int], seconds: float = 2.0) -> dict:
         from ..analysis import measure
@@ -229,18 +366,40 @@ class AgentTools:
     # -- planning ----------------------------------------------------------------------------
     def search_policies(self, query: str, k: int = 5, kind: str | None = None,
                         goal: str | None = None) -> dict:
-        hits = self.repository().search(query, k=int(k), kind=kind, goal=goal)
+        hits = self.repository().search(query, k=int(k), kind=kind or DEFAULT_KINDS, goal=goal)
         return {"hits": [jsonable(h) for h in hits]}
 
     def get_policy(self, name: str) -> dict:
+        repo = self.repository()
         try:
-            return jsonable(self.repository().get(name))
+            return jsonable(repo.get(name))
         except KeyError:
-            raise ToolFailure(f"no policy named {name!r}; search_policies lists them",
+            raise ToolFailure(f"no policy named {name!r}{did_you_mean(name, repo.names())}; "
+                              "search_policies and list_primitives list them",
                               "NotFound") from None
 
     def list_primitives(self) -> dict:
-        return {"primitives": [jsonable(p) for p in self.repository().primitives()]}
+        """Summaries and compose notes only (the code is get_policy's): small enough for any
+        model's tool result."""
+        out = []
+        for p in self.repository().primitives():
+            _, _, compose = p.description.partition("How to compose: ")
+            out.append({"name": p.name, "summary": p.summary, "compose": compose})
+        return {"primitives": out, "code": "get_policy(name) returns a primitive's code; paste "
+                "it into the scheduler (the only include allowed is \"schedcp.bpf.h\")"}
+
+    def installed_schedulers(self) -> dict:
+        repo = self.repository()
+        out = []
+        for s in self.helper().list_schedulers():
+            try:
+                summary = repo.get(s["name"]).summary
+            except KeyError:
+                summary = ""
+            out.append({"name": s["name"], "kind": s.get("kind", ""),
+                        "available": bool(s.get("available") or s.get("kind") == "bpf"),
+                        "summary": summary})
+        return {"schedulers": out}
 
     def workload_history(self, workload_key: str) -> dict:
         r = self.repository()
@@ -256,9 +415,11 @@ class AgentTools:
 
     def verify_source(self, source: str, tunables: dict | None = None, name: str = "",
                       on_progress: Callable[[str, str], None] | None = None) -> dict:
-        report = self.helper().verify_source(source.encode(), name or custom_name(source),
+        handle = custom_name(source)
+        self.sources[handle] = source
+        report = self.helper().verify_source(source.encode(), name or handle,
                                              tunables or {}, on_progress)
-        return condense(report)
+        return {"handle": handle, **condense(report)}
 
     def deploy(self, token: str, canary_s: float = 10.0,
                target_pids: list[int] | None = None) -> dict:
@@ -279,6 +440,22 @@ class AgentTools:
         return {"id": id, "parent": int(parent), "count": self.helper().expect_forks(
             id, int(parent), [int(ns) for ns in runtimes])}
 
+    def deployment_status(self, id: str = "") -> dict:
+        helper = self.helper()
+        st = jsonable(helper.status())
+        current = st.get("deployment") or ""
+        want = id or current
+        dep = None
+        if want:
+            dep = next((d for d in reversed(helper.history(50)) if d.get("id") == want), None)
+            if dep is None:
+                raise ToolFailure(f"no deployment {want!r} in the helper's recent history",
+                                  "NotFound")
+        running = bool(want) and want == current
+        return {"sched_ext": {k: st.get(k) for k in ("supported", "state", "ops")},
+                "deployment": dep, "running": running,
+                "output": str(st.get("deployment_output", ""))[-4000:] if running else ""}
+
     def keep(self, id: str) -> dict:
         return {"id": id, "state": self.helper().keep(id)}
 
@@ -289,8 +466,9 @@ class AgentTools:
     def record_lesson(self, workload_key: str, policy: str, outcome: str,
                       tunables: dict | None = None, score: float | None = None,
                       note: str = "") -> dict:
-        if outcome not in ("improved", "neutral", "regressed", "refused", "failed"):
-            raise ToolFailure(f"outcome {outcome!r}: improved|neutral|regressed|refused|failed")
+        if outcome not in OUTCOMES:
+            raise ToolFailure(f"outcome {outcome!r}{did_you_mean(outcome, OUTCOMES)}: "
+                              "improved|neutral|regressed|refused|failed", "InvalidArgs")
         lesson = Lesson(workload_key, policy, tunables or {}, outcome, score, note)
         self.repository().record(lesson)
         return {"recorded": jsonable(lesson)}
@@ -319,12 +497,38 @@ def condense(report: dict) -> dict:
 
 
 def _failure(e: Exception) -> ToolFailure:
+    """The message without a type prefix: front ends add ``kind`` once, where they show it."""
     from ..client import HelperError
 
     if isinstance(e, HelperError):
         return ToolFailure(str(e), type(e).__name__)
     if isinstance(e, KeyError):
         return ToolFailure(f"not found: {e}", "NotFound")
-    if isinstance(e, (ValueError, OSError, ImportError)):
-        return ToolFailure(f"{type(e).__name__}: {e}", type(e).__name__)
-    return ToolFailure(f"{type(e).__name__}: {e}", type(e).__name__)
+    return ToolFailure(str(e) or type(e).__name__, type(e).__name__)
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """" (did you mean 'x'?)" when a choice is close, else ""."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def error_text(e: ToolFailure) -> str:
+    """``Kind: message`` with the kind once, however the message starts."""
+    msg = str(e)
+    if not e.kind or msg.startswith(f"{e.kind}:"):
+        return msg
+    return f"{e.kind}: {msg}"
+
+
+def fit_result(result: Any, limit: int) -> str:
+    """A tool result as JSON text of at most ``limit`` characters that is still valid JSON:
+    a result too large is replaced by a note on what to ask for instead, never cut."""
+    text = json.dumps(result, default=str)
+    if len(text) <= limit:
+        return text
+    sizes = ({k: len(json.dumps(v, default=str)) for k, v in result.items()}
+             if isinstance(result, dict) else {})
+    return json.dumps({"error": f"result too large ({len(text)} characters, limit {limit}); "
+                       "ask for less (a smaller k, one policy by name)",
+                       "kind": "TooLarge", "sizes": sizes})

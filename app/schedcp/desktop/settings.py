@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..pricing import DEFAULT_MODEL
+
 GOALS = ("responsiveness", "throughput", "battery", "balanced")
 BRAINS = ("offline", "claude")
 KEYRING_SERVICE, KEYRING_USER = "schedcp", "anthropic"  # agentcmd._api_key reads the same
@@ -56,7 +58,7 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
 class Settings:
     default_goal: str = "balanced"  # responsiveness|throughput|battery|balanced
     brain: str = "offline"  # offline|claude
-    model: str = "claude-sonnet-5-5"
+    model: str = DEFAULT_MODEL
     budget_usd: float = 0.50  # per optimization
     auto_apply_profiles: bool = False
     start_at_login: bool = False

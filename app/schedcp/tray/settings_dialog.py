@@ -24,10 +24,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..pricing import MODELS
 from .icons import app_icon
 from .wording import GOAL_HINTS, GOAL_LABELS, GOALS
-
-MODELS = ("claude-sonnet-5-5", "claude-opus-5", "claude-haiku-5")
 
 
 def _secrets_module():

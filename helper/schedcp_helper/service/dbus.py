@@ -297,6 +297,8 @@ def status_dict(st: dict) -> dict[str, Variant]:
         "deployment_name": _s(spec.get("name")), "deployment_kind": _s(spec.get("kind")),
         "deployment_owner": _s(cur.get("owner")),
         "deployment_started": Variant("d", float(cur.get("started") or 0.0)),
+        # the running scheduler's last output (scx_* children), at most 4000 characters
+        "deployment_output": _s(st.get("output")),
         "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
         # why nothing can be verified here ("" when it can): no sched_ext and no guest kit
         "target_problem": _s(st.get("target_problem")),

@@ -106,14 +106,42 @@ def test_tool_loop_sends_cached_tools_and_real_tool_results(fake_api, repo):
           f"{row['cache_read_input_tokens']} cache read = ${row['cost_usd']:.5f}")
 
 
-def test_prices_are_configurable_and_unknown_models_refused():
+def test_prices_dated_configurable_and_unknown_models_counted_without_dollars(caplog):
     assert price_for("claude-sonnet-4-5-20250929") == PRICES["claude-sonnet-4-5"]
     assert price_for("claude-opus-4-1").input == 15.0
+    # Sonnet 5.5 reads the cache at 0.05x input since 2026-10-07 (the old row said 0.1x)
+    assert PRICES["claude-sonnet-5-5"].cache_read == pytest.approx(0.05 * 2.0)
     for unknown in ("gpt-5", "claude-opus-4-9", "claude-sonnet-5-5-x"):
-        with pytest.raises(ValueError, match="no price"):
-            price_for(unknown)
+        assert price_for(unknown) is None
+        assert f"no price for model {unknown!r}" in caplog.text
     mine = {"my-model": Price(1.0, 2.0, 0.5, 0.01)}
     assert price_for("my-model", mine).cache_read == 0.01
+    assert Price.parse("3,15") == Price(3.0, 15.0, 3.75, 0.3)
+    assert Price.parse("1, 2, 3, 4") == Price(1.0, 2.0, 3.0, 4.0)
+    for bad in ("3", "a,b", "1,2,3,4,5", "-1,2"):
+        with pytest.raises(ValueError, match="price"):
+            Price.parse(bad)
+    haiku = PRICES["claude-haiku-5-5"]  # priced by prompt length
+    assert haiku.cost(90_000, 1000, 0, 0) == pytest.approx((90_000 * 0.1 + 1000 * 0.5) / 1e6)
+    assert haiku.cost(90_000, 1000, 0, 20_000) == pytest.approx(
+        (90_000 * 0.5 + 1000 * 2.5 + 20_000 * 0.05) / 1e6)
+
+
+def test_unknown_model_runs_and_counts_tokens_without_dollars(fake_api, repo):
+    fake_api.script = [tool_use("submit_plan", {"policy": "ljf", "rationale": "x"},
+                                use=usage(1000, 50))]
+    b = brain(fake_api, AgentTools(repo=repo), model="claude-future-9")
+    assert b.plan(batch_ctx(repo)).policy == "ljf"
+    acct = b.accounting()
+    assert acct["priced"] is False and acct["total"]["cost_usd"] == 0.0
+    assert acct["total"]["input_tokens"] == 1000 and acct["budget_tokens"] == 2_000_000
+    assert fake_api.requests[0]["model"] == "claude-future-9"
+    priced = brain(fake_api, AgentTools(repo=repo), model="claude-future-9",
+                   price=Price.parse("1,5"))
+    fake_api.script = [tool_use("submit_plan", {"policy": "ljf", "rationale": "x"},
+                                use=usage(1000, 50))]
+    priced.plan(batch_ctx(repo))
+    assert priced.accounting()["total"]["cost_usd"] == pytest.approx((1000 + 250) / 1e6)
 
 
 def test_end_turn_without_a_plan_means_nothing_to_try(fake_api, repo):
@@ -165,7 +193,8 @@ def test_generated_scheduler_refused_fixed_verified_then_loop_stops_on_no_sched_
 
     def after_pass(body: dict) -> dict:
         seen["pass"] = body["messages"][-1]["content"][0]
-        return tool_use("submit_plan", {"policy": "custom", "source": FIXED,
+        handle = json.loads(seen["pass"]["content"])["handle"]
+        return tool_use("submit_plan", {"policy": "custom", "handle": handle,
                                         "tunables": {}, "rationale": "FIFO with idle fast path"},
                         use=usage(500, 900, cache_read=3000))
 

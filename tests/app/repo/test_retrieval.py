@@ -4,6 +4,12 @@ Floors are at or below what was measured when the set was written (20 queries, 2
   minilm (model + lexical hybrid)  top-1 18/20  top-3 19/20
   minilm-dense (model alone)       top-1 15/20  top-3 17/20
   hash (no dependencies)           top-1 17/20  top-3 19/20
+Issue #16 added five build/compile phrasings ("speed up my kernel compile with make -j" ranked
+scx_qmap, scx_central, scx_simple first: their summaries began "Kernel example"). On the 25
+queries, before and after rewriting the misleading summaries (2026-12-03):
+  minilm        top-1 19 -> 20/25  top-3 22 -> 25/25
+  minilm-dense  top-1 15 -> 20/25  top-3 21 -> 24/25
+  hash          top-1 19 -> 20/25  top-3 23 -> 24/25
 The queries were written after reading the policy descriptions, so they share words with them:
 that flatters the lexical fallback. The model floors leave one query of slack for int8 kernels
 that differ between CPUs; the hashing embedder is exact, so its floor is what it scores.
@@ -20,12 +26,12 @@ import pytest
 from schedcp.repo import PolicyRepository, embed
 
 CASES = tomllib.loads((Path(__file__).with_name("retrieval_set.toml")).read_text())["case"]
-FLOORS = {"minilm": (17, 18), "minilm-dense": (14, 17), "hash": (17, 19)}  # (top-1, top-3) of 20
+FLOORS = {"minilm": (19, 24), "minilm-dense": (19, 23), "hash": (20, 24)}  # (top-1, top-3) of 25
 
 
 def test_the_set_is_large_enough_and_names_real_policies() -> None:
     names = {p.stem for p in (Path(__file__).resolve().parents[3] / "policies").glob("*.toml")}
-    assert len(CASES) >= 16
+    assert len(CASES) >= 25
     for case in CASES:
         assert case["expect"] and set(case["expect"]) <= names, case
 
