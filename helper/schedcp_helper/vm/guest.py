@@ -77,6 +77,13 @@ class GuestConfig:
     env: dict[str, str] = field(default_factory=dict)
     verbose: bool = False  # show the kernel's console messages
     modules_dir: Path | None = None  # /lib/modules/<release> for a distribution kernel
+    # Instruction-counted virtual time (single-threaded TCG, ``-icount shift=1,sleep=off``): the
+    # guest clock advances 2 ns per instruction, so host load and timer jitter vanish and
+    # latencies measure the guest scheduler's decisions in guest-virtual time, not host speed.
+    virtual_time: bool = False
+
+
+VIRTUAL_TIME_ICOUNT = "shift=1,sleep=off"  # 500 M guest instructions per virtual second
 
 
 @dataclass
@@ -256,7 +263,10 @@ def _die_with_parent() -> None:  # runs in the qemu child between fork and exec
 
 
 def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str]:
-    if kvm_usable():
+    icount: list[str] = []
+    if cfg.virtual_time:  # icount needs TCG, and single-threaded TCG at that
+        accel, cpu, icount = "tcg,thread=single", "max", ["-icount", VIRTUAL_TIME_ICOUNT]
+    elif kvm_usable():
         accel, cpu = "kvm", "host"
     else:
         accel = "tcg,thread=" + ("multi" if mttcg_safe(cfg.kernel_config) else "single")
@@ -265,7 +275,7 @@ def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str
     out = str(cfg.out_dir)
     return [
         QEMU, "-name", name, "-accel", accel, "-machine", "q35", "-cpu", cpu,
-        "-smp", str(cfg.cpus), "-m", cfg.memory,
+        "-smp", str(cfg.cpus), "-m", cfg.memory, *icount,
         "-kernel", str(cfg.kernel), "-initrd", str(initrd),
         "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic rdinit=/init {GUEST_MARK}",
         "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
