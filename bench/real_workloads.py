@@ -238,16 +238,48 @@ def summarize(results: list[dict[str, Any]], variants: list[str]) -> dict[str, A
     return out
 
 
+def render(params: dict[str, Any], table: dict[str, Any], failed: list[dict[str, Any]]) -> None:
+    """The text table (also from a saved --json: ``--render FILE``)."""
+    from stats import fmt
+
+    clock = "guest-virtual time (-icount)" if params["virtual_time"] else "plain TCG wall time"
+    print(f"{params['table']}: {params['cpus']} vCPU(s), {clock}, {params['n']} rounds"
+          + (f", load {params['load']}, {params['seconds']:g} s per tool"
+             if params["table"] == "latency" else ""))
+    for wl, per in table.items():
+        key = KEY.get(wl, "makespan_s")
+        base = per.get("default", {}).get(key, {}).get("median")
+        print(f"\n{wl}: {key} (lower is better), median [95% CI] n, gain vs default"
+              + ("; vs bound = makespan / lower bound" if key == "makespan_s" else ""))
+        for v, cell in per.items():
+            med = cell[key]["median"] if key in cell else 0
+            gain = f"{base / med:6.2f}x" if base and med else "     - "
+            extra = ""
+            if key == "makespan_s":
+                extra = f"  vs bound {cell['vs_bound']['median']:.2f}"
+            if "fps" in cell:
+                extra += f"  fps {cell['fps']['median']:.1f}"
+            if "p99_ms" in cell and key != "p99_ms":
+                extra += f"  p99 {cell['p99_ms']['median']:.3f} ms"
+            lk = "load_" + LOAD_KEY.get(params.get("load") or "", "")
+            if lk in cell:
+                lbase = per.get("default", {}).get(lk, {}).get("median")
+                rel = cell[lk]["median"] / lbase if lbase else float("nan")
+                extra += f"  load {cell[lk]['median']:.4g} ({rel:.2f}x default)"
+            print(f"  {v:12} {fmt(cell[key]['runs']) if key in cell else '-':40} {gain}{extra}")
+    for r in failed:
+        print(f"FAILED: {r['variant']} {r['workload']} round {r['round']}: {r.get('error')}")
+
+
 def main() -> int:
     import argparse
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from guest_driver import run_plan
-    from stats import fmt
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--table", choices=("latency", "batch", "build"), required=True)
+    ap.add_argument("--table", choices=("latency", "batch", "build"))
+    ap.add_argument("--render", type=Path, help="print the text table of a saved --json run")
     ap.add_argument("-n", type=int, default=3, help="rounds (each runs every variant once)")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=2.0, help="latency tools' length")
@@ -256,6 +288,12 @@ def main() -> int:
     ap.add_argument("--variants", default=None, help="comma list (default: all)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.render:
+        doc = json.loads(args.render.read_text())
+        render(doc["params"], doc["table"], doc["failed"])
+        return 0
+    if not args.table:
+        ap.error("--table is required")
     variants = args.variants.split(",") if args.variants else list(VARIANTS)
     if unknown := [v for v in variants if v not in VARIANTS]:
         ap.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
@@ -269,34 +307,10 @@ def main() -> int:
     table = summarize(results, variants)
     failed = [r for r in results if not r["ok"]]
     if args.json:
-        print(json.dumps({"params": vars(args), "table": table, "failed": failed}, indent=1))
+        params = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        print(json.dumps({"params": params, "table": table, "failed": failed}, indent=1))
     else:
-        clock = "guest-virtual time (-icount)" if args.virtual_time else "plain TCG wall time"
-        print(f"{args.table}: {args.cpus} vCPU(s), {clock}, {args.n} rounds"
-              + (f", load {args.load}, {args.seconds:g} s per tool" if args.table == "latency"
-                 else ""))
-        for wl, per in table.items():
-            key = KEY.get(wl, "makespan_s")
-            base = per.get("default", {}).get(key, {}).get("median")
-            print(f"\n{wl}: {key} (lower is better), median [95% CI] n"
-                  + ("; vs bound = makespan / lower bound" if key == "makespan_s" else ""))
-            for v, cell in per.items():
-                gain = f"{base / cell[key]['median']:5.2f}x" if base and key in cell else "   - "
-                extra = ""
-                if key == "makespan_s":
-                    extra = f"  vs bound {cell['vs_bound']['median']:.2f}"
-                if "fps" in cell:
-                    extra += f"  fps {cell['fps']['median']:.1f}"
-                if "p99_ms" in cell and key != "p99_ms":
-                    extra += f"  p99 {cell['p99_ms']['median']:.3f} ms"
-                lk = "load_" + LOAD_KEY.get(args.load, "")
-                if lk in cell:
-                    lbase = per.get("default", {}).get(lk, {}).get("median")
-                    rel = cell[lk]["median"] / lbase if lbase else float("nan")
-                    extra += f"  load {cell[lk]['median']:.4g} ({rel:.2f}x default)"
-                print(f"  {v:12} {fmt(cell[key]['runs']):40} {gain}{extra}")
-        for r in failed:
-            print(f"FAILED: {r['variant']} {r['workload']} round {r['round']}: {r.get('error')}")
+        render(vars(args), table, failed)
     return 1 if failed or len(results) != len(runs) else 0
 
 

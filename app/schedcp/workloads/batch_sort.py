@@ -10,7 +10,7 @@ from .batch import Batch, seq_file
 
 @dataclass(frozen=True)
 class SortBatch(Batch):
-    lines_per_unit: int = 15_000
+    lines_per_unit: int = 8_000
 
     def prepare(self, workdir: Path) -> None:
         for u in set(self.units()):

@@ -11,7 +11,7 @@ from .batch import Batch
 
 @dataclass(frozen=True)
 class SqliteBatch(Batch):
-    rows_per_unit: int = 30_000
+    rows_per_unit: int = 10_000
 
     def job(self, index: int, units: int, workdir: Path) -> list[str]:
         n = max(1, int(units * self.rows_per_unit * self.unit_scale))
