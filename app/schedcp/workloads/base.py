@@ -8,7 +8,10 @@ n-th child of a batch).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -70,6 +73,11 @@ class Running:
     workdir: Path
     started: float = field(default_factory=time.monotonic)
 
+    def _signal(self, sig: int) -> None:
+        """The whole process group (the program runs in its own session)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
     def wait_children(self, n: int, timeout: float = 60) -> None:
         """Until the program has ``n`` children (a load is really loading), or fail."""
         deadline = time.monotonic() + timeout
@@ -84,11 +92,11 @@ class Running:
 
     def finish(self, timeout: float, stop: bool = False) -> dict[str, float]:
         if stop and self.proc.poll() is None:
-            self.proc.send_signal(2)  # SIGINT: the tools print their report on it
+            self._signal(signal.SIGINT)  # the tools print their report on it
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)  # its children too: they hold the output pipes
             out, err = self.proc.communicate()
             raise RuntimeError(f"{self.workload.name} ran over {timeout:g} s") from None
         wall = time.monotonic() - self.started
@@ -109,7 +117,7 @@ def start(w: Workload, cpus: int, seconds: float, workdir: Path,
     if cgroup is not None:
         argv = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh", *argv]
     proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL)
+                            text=True, stdin=subprocess.DEVNULL, start_new_session=True)
     return Running(w, proc, workdir)
 
 

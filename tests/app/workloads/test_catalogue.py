@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from schedcp.workloads import MODULES, BadOutput, ToolMissing, catalogue, run
+from schedcp.workloads import MODULES, BadOutput, ToolMissing, catalogue, run, start
 from schedcp.workloads.build import source_tree
 from schedcp_helper.workload import probe_binary
 
@@ -90,3 +91,21 @@ def test_garbage_output_is_an_error_not_a_number(tmp_path):
         ALL["cyclictest"].parse("", tmp_path)  # no JSON report written
     with pytest.raises(BadOutput, match="frames"):
         ALL["frames"].parse("", Path(tmp_path))
+
+
+def test_a_workload_over_its_time_dies_with_its_children(tmp_path):
+    """perf forks its two pipe ends: killing only perf would leave them holding our pipes."""
+    running = start(dataclasses.replace(ALL["perf-pipe"], loops_per_second=10**7), 1, 100,
+                    tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="ran over"):
+        running.finish(timeout=1)
+    assert time.monotonic() - t0 < 10
+    deadline = time.monotonic() + 10  # killed children are reaped by init in a moment
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(running.proc.pid, 0)
+        except ProcessLookupError:
+            return  # nothing of its process group is left
+        time.sleep(0.1)
+    pytest.fail("the workload's children outlived it")
