@@ -40,11 +40,13 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "vtime": ("vtime", None),
     "ljf": ("ljf", "batch"),
     "interactive": ("interactive", "cgroup"),
+    "interactive-6ms": ("interactive", "cgroup"),  # slice_us 6000: longer than a frame's work
     "powersave": ("powersave", None),
     "scx_simple": ("exe:scx_simple", None),
     "scx_qmap": ("exe:scx_qmap", None),
     "scx_central": ("exe:scx_central", None),
 }
+TUNED = {"interactive-6ms": {"slice_us": 6000}}
 LATENCY_TOOLS = ("frames", "cyclictest", "hackbench", "perf-pipe", "perf-messaging")
 BATCHES = ("batch-gzip", "batch-sha256", "batch-sort", "batch-sqlite")
 
@@ -162,7 +164,8 @@ def guest_main(plan_path: str) -> int:
     with open(RESULTS, "w") as res:
         for idx, run in enumerate(plan["runs"]):
             if run.get("tunables") == "cgroup":
-                run["tunables"] = {"target_cgid": os.stat(CGROUP).st_ino}
+                run["tunables"] = {"target_cgid": os.stat(CGROUP).st_ino,
+                                   **TUNED.get(run["variant"], {})}
             out = _one(run, calib, idx)
             failed += not out["ok"]
             res.write(json.dumps(out) + "\n")
