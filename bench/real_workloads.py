@@ -180,7 +180,7 @@ def guest_main(plan_path: str) -> int:
 
 
 def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float, load: str,
-         out_dir: Path) -> list[dict[str, Any]]:
+         out_dir: Path, only: list[str] | None = None) -> list[dict[str, Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from guest_driver import compile_objects
 
@@ -195,6 +195,7 @@ def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float
     source = str(source_tree()) if table == "build" or load == "build" else ""
     probe = str(probe_binary())
     names = {"latency": LATENCY_TOOLS, "batch": BATCHES, "build": ("build",)}[table]
+    names = tuple(n for n in names if not only or n in only)
     runs = []
     for r in range(rounds):
         for name in names:
@@ -289,6 +290,7 @@ def main() -> int:
     ap.add_argument("--load", choices=("stress-cpu", "build"), default="stress-cpu")
     ap.add_argument("--virtual-time", action="store_true")
     ap.add_argument("--variants", default=None, help="comma list (default: all)")
+    ap.add_argument("--workloads", default=None, help="comma list: only these of the table")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.render:
@@ -301,7 +303,8 @@ def main() -> int:
     if unknown := [v for v in variants if v not in VARIANTS]:
         ap.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as d:
-        runs = plan(args.table, variants, args.n, args.cpus, args.seconds, args.load, Path(d))
+        runs = plan(args.table, variants, args.n, args.cpus, args.seconds, args.load, Path(d),
+                    args.workloads.split(",") if args.workloads else None)
         per_run = {"latency": 30 + 3 * args.seconds, "batch": 120, "build": 900}[args.table]
         slow = 12 if args.virtual_time else 1
         results, _ = run_plan(runs, Path(d), timeout=slow * (120 + per_run * len(runs)),
