@@ -120,6 +120,11 @@ def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, An
             lw = _workload(run["load"], run)
             load = start(lw, cpus, 3600, work / "load")
             load.wait_children(getattr(lw, "per_cpu", 0) * cpus or 1, timeout=120)
+            deadline = time.monotonic() + 900
+            while hasattr(lw, "compiling") and not lw.compiling(work / "load"):
+                if time.monotonic() > deadline or load.proc.poll() is not None:
+                    raise RuntimeError("the build never reached its compile phase")
+                time.sleep(0.5)
             time.sleep(0.2)
             target = start(_workload(run["workload"], run), cpus, seconds, work / "target",
                            cgroup=CGROUP)

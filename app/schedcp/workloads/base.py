@@ -103,7 +103,8 @@ class Running:
         if self.proc.returncode not in (0, -2, 130) or not (out or err):
             raise BadOutput(f"{self.workload.name} exited {self.proc.returncode}: "
                             f"{(err or out).strip()[-400:]}")
-        res = self.workload.parse(out + "\n" + err, self.workdir)
+        parse = getattr(self.workload, "parse_stopped", None) if stop else None
+        res = (parse or self.workload.parse)(out + "\n" + err, self.workdir)
         res.setdefault("wall_s", wall)
         return res
 

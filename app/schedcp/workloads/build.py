@@ -54,7 +54,16 @@ class Build(Workload):
         compiled = len(re.findall(r"^\s+CC\s", stdout, re.M))
         if not compiled:
             raise BadOutput(f"make compiled nothing: {stdout[-400:]}")
-        return {"compiled": compiled, "complete": float((workdir / "out/libbpf.a").is_file())}
+        return self.parse_stopped(stdout, workdir)
+
+    def parse_stopped(self, stdout: str, workdir: Path) -> dict[str, float]:
+        """As a load stopped at the end of a measurement: what it compiled by then (maybe 0)."""
+        return {"compiled": len(re.findall(r"^\s+CC\s", stdout, re.M)),
+                "complete": float((workdir / "out/libbpf.a").is_file())}
+
+    def compiling(self, workdir: Path) -> bool:
+        """Past make's start-up (the helper-header generation): objects are appearing."""
+        return any((workdir / "out").rglob("*.o"))
 
 
 WORKLOAD = Build(
