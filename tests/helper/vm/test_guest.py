@@ -127,19 +127,20 @@ def test_virtual_time_boots_single_threaded_tcg_with_icount(tmp_path):
 
 @vm
 def test_virtual_time_repeats_a_latency_measurement(guest):
-    """In virtual time the guest clock counts instructions, so the same measurement twice in a
-    row gives the same wake-up latencies (plain TCG's p99 varies by ~2x between runs). The probe
-    is copied to the guest's RAM first: 9p reads complete in host time, the one input that is
-    not instruction-counted."""
+    """In virtual time the guest clock counts instructions, so host load no longer stretches
+    the numbers: repeated runs stay on the guest scheduler's own scale (EEVDF's slice at 1 vCPU
+    with 2 hogs, ~2 ms) and most repeat to the microsecond. Not every one: I/O completes in host
+    time and shifts a run's phase against the guest tick (seen: 1.987, 1.236, 2.44-2.52 ms).
+    Plain TCG on a loaded host gives p99s from ~2 to ~30 ms for the same run."""
     inv = [invocation(Latency(duration_s=1.0, hogs=2, out=f"lat{i}.json"), Path("/tmp/probe"))
-           for i in range(2)]
+           for i in range(3)]
     r = guest(f"set -e\ncp {probe_binary()} /tmp/probe\n"
-              + "".join(f"{x.line} > /dev/null\n" for x in inv), timeout=240,
+              + "".join(f"{x.line} > /dev/null\n" for x in inv), timeout=300,
               cpus=1, virtual_time=True)
     assert r.result.returncode == 0, r.output
     wakes = [x.parse((r.out_dir / f"lat{i}.json").read_text()).wake for i, x in enumerate(inv)]
     assert all(w is not None and w.count >= 190 for w in wakes), wakes
-    (a, b), (c, d) = ((w.p99_ms for w in wakes), (w.p50_ms for w in wakes))
-    print(f"\nvirtual time, 1 vCPU, 2 hogs: p99 {a} and {b} ms, p50 {c} and {d} ms")
-    assert a > 0.5 and abs(a - b) <= 0.03 * max(a, b), (a, b)  # EEVDF's slice, twice
-    assert abs(c - d) <= 0.05 * max(c, d, 0.1), (c, d)
+    p99 = [w.p99_ms for w in wakes]
+    print(f"\nvirtual time, 1 vCPU, 2 hogs: p99 {p99} ms, p50 {[w.p50_ms for w in wakes]} ms")
+    assert all(1.0 <= x <= 3.0 for x in p99), p99  # the slice's scale, whatever the host does
+    assert max(p99) / min(p99) < 2.0, p99
