@@ -31,13 +31,13 @@ class Frames(Workload):
     def parse(self, stdout: str, workdir: Path) -> dict[str, float]:
         try:
             doc = json.loads((workdir / "frames.json").read_text())
-            wake, missed, dur = doc["wake"], int(doc["missed"]), float(doc["duration_s"])
+            missed, dur = int(doc["missed"]), float(doc["duration_s"])
+            done = int(doc["wake"]["count"]) + 1  # the first frame has no wake-up before it
+            p99 = float(doc["wake"]["p99_ms"])  # null when no frame woke at all
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise BadOutput(f"frames: no usable probe report ({e}): {stdout[-300:]}") from None
-        done = int(wake["count"]) + 1  # the first frame has no wake-up before it
-        due = done + missed
-        return {"fps": done / dur, "miss_ratio": missed / due, "frames": done,
-                "p99_ms": float(wake["p99_ms"])}
+        return {"fps": done / dur, "miss_ratio": missed / (done + missed), "frames": done,
+                "p99_ms": p99}
 
 
 WORKLOAD = Frames(

@@ -62,7 +62,7 @@ def test_latency_and_load_tools_run_and_parse(name, keys, tmp_path):
     if name == "cyclictest":
         assert res["samples"] >= 90 and res["p50_ms"] <= res["p99_ms"] <= res["max_ms"]
     if name == "frames":
-        assert 0 <= res["miss_ratio"] < 1 and 10 < res["fps"] <= 61
+        assert 0 <= res["miss_ratio"] < 1 and 10 < res["fps"] <= 63  # 60 Hz over a measured ~1 s
 
 
 def test_the_build_compiles_libbpf_from_the_kernel_tree(tmp_path):
