@@ -27,6 +27,15 @@ bench: setup
 	$(VENV)/bin/python bench/sched_batch.py
 	$(VENV)/bin/python bench/sched_latency.py --hogs 4
 	$(VENV)/bin/python bench/sched_latency.py --hogs 16
+	$(VENV)/bin/python bench/sched_latency.py --virtual-time --cpus 1 --hogs 2 --duration-s 1
+	$(VENV)/bin/python bench/sched_latency.py --virtual-time --cpus 2 --hogs 4 --duration-s 1
+	$(VENV)/bin/python bench/real_workloads.py --table latency --virtual-time --cpus 1 --seconds 1 \
+		--variants default,interactive,fifo,vtime,scx_simple
+	$(VENV)/bin/python bench/real_workloads.py --table latency --virtual-time --cpus 2 --seconds 1 \
+		--variants default,interactive,fifo,vtime,scx_simple
+	$(VENV)/bin/python bench/real_workloads.py --table batch \
+		--variants default,fifo,vtime,ljf,interactive,powersave,scx_simple
+	$(VENV)/bin/python bench/real_workloads.py --table build -n 2 --variants default,vtime,scx_simple
 	$(VENV)/bin/python bench/agent_loop.py
 
 # Debian 12 packages into dist/: schedcp-helper (root, Debian deps only) and schedcp (app + tray).

@@ -159,15 +159,20 @@ def compile_objects(names: list[str], out_dir: Path) -> dict[str, str]:
 
 
 def run_plan(runs: list[dict[str, Any]], out_dir: Path, timeout: float,
-             quiet: bool = False) -> tuple[list[dict[str, Any]], int]:
-    """Boot once, run the plan, return (results in plan order, guest exit status)."""
+             quiet: bool = False, cpus: int = 2, virtual_time: bool = False,
+             guest_script: Path | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Boot once, run the plan, return (results in plan order, guest exit status).
+
+    ``virtual_time``: qemu -icount (see GuestConfig.virtual_time); times are guest-virtual.
+    ``guest_script``: another driver, run as ``SCRIPT --guest plan.json`` in the guest."""
     from schedcp_helper.vm import find_kit, kit_config
     from schedcp_helper.vm import run as vm_run
 
     kit = find_kit()
     (out_dir / "plan.json").write_text(json.dumps({"runs": runs}))
-    line = f"{sys.executable} {Path(__file__).resolve()} plan.json"
-    cfg = kit_config(kit, out_dir=out_dir, timeout=timeout,
+    line = (f"{sys.executable} {guest_script} --guest plan.json" if guest_script
+            else f"{sys.executable} {Path(__file__).resolve()} plan.json")
+    cfg = kit_config(kit, out_dir=out_dir, timeout=timeout, cpus=cpus, virtual_time=virtual_time,
                      env={"SCHEDCP_LIBBPF": str(kit.libdir / "libbpf.so.1.5.0")})
     tail: list[bytes] = []
 

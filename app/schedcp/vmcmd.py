@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="environment variable for CMD (repeatable)")
     p.add_argument("--verbose", action="store_true", help="show the guest kernel's console")
+    p.add_argument("--virtual-time", action="store_true",
+                   help="instruction-counted virtual time (qemu -icount, single-threaded TCG): "
+                   "timings are guest-virtual and repeatable, showing scheduling decisions, not "
+                   "host speed; CPU-bound work runs several times slower")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
     p.set_defaults(func=cmd_vm)
 
@@ -71,6 +75,7 @@ def _config(args: argparse.Namespace) -> guest.GuestConfig:
         raise UsageError("--timeout must be positive")
     common = dict(cpus=args.cpus, memory=args.memory, timeout=args.timeout,
                   env=_parse_env(args.env), verbose=args.verbose,
+                  virtual_time=args.virtual_time,
                   out_dir=(args.out or Path.cwd()).resolve())
     try:
         if args.kernel:

@@ -133,3 +133,14 @@ def test_vm_kit_prints_a_verified_kit(vm_kit):
     r = schedcp("vm-kit")
     assert r.returncode == 0
     assert Path(r.stdout.strip()) == vm_kit.root
+
+
+def test_virtual_time_option_reaches_the_guest_config(vm_kit, tmp_path):
+    from schedcp.cli import build_parser
+    from schedcp.vmcmd import _config
+
+    args = build_parser().parse_args(["vm", "--virtual-time", "--cpus", "1", "--out",
+                                      str(tmp_path), "--", "true"])
+    cfg = _config(args)
+    assert cfg.virtual_time and cfg.cpus == 1
+    assert not _config(build_parser().parse_args(["vm", "--", "true"])).virtual_time

@@ -79,6 +79,13 @@ class GuestConfig:
     verbose: bool = False  # show the kernel's console messages
     modules_dir: Path | None = None  # /lib/modules/<release> for a distribution kernel
     root: Path = Path("/")  # the read-only tree the guest sees as its root (see guestroot)
+    # Instruction-counted virtual time (single-threaded TCG, ``-icount shift=1,sleep=off``): the
+    # guest clock advances 2 ns per instruction, so host load and timer jitter vanish and
+    # latencies measure the guest scheduler's decisions in guest-virtual time, not host speed.
+    virtual_time: bool = False
+
+
+VIRTUAL_TIME_ICOUNT = "shift=1,sleep=off"  # 500 M guest instructions per virtual second
 
 
 @dataclass
@@ -266,7 +273,10 @@ def _die_with_parent() -> None:  # runs in the qemu child between fork and exec
 
 
 def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str]:
-    if kvm_usable():
+    icount: list[str] = []
+    if cfg.virtual_time:  # icount needs TCG, and single-threaded TCG at that
+        accel, cpu, icount = "tcg,thread=single", "max", ["-icount", VIRTUAL_TIME_ICOUNT]
+    elif kvm_usable():
         accel, cpu = "kvm", "host"
     else:
         accel = "tcg,thread=" + ("multi" if mttcg_safe(cfg.kernel_config) else "single")
@@ -275,7 +285,7 @@ def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str
     out = str(cfg.out_dir)
     return [
         QEMU, "-name", name, "-accel", accel, "-machine", "q35", "-cpu", cpu,
-        "-smp", str(cfg.cpus), "-m", cfg.memory,
+        "-smp", str(cfg.cpus), "-m", cfg.memory, *icount,
         "-kernel", str(cfg.kernel), "-initrd", str(initrd),
         "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic",
         "-fsdev", f"local,id=hostroot,path={cfg.root},security_model=none,readonly=on,"
