@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..measure.effect import describe_effect, held_text
+from ..measure.trials import Progress, StopRule
 from ..model import Outcome
 from .brain import Brain, BudgetExceeded
 from .executors import Executor
@@ -29,6 +31,8 @@ class LoopConfig:
     # still gives at least this share of its recorded improvement (runs on a busy or
     # virtual machine vary by tens of percent)
     hold_fraction: float = 0.5
+    # when A/B trial sets stop (None: StopRule.for_goal(goal): its time budget per candidate)
+    rule: StopRule | None = None
 
 
 @dataclass
@@ -56,9 +60,13 @@ class OptimizationLoop:
         self.steps: list[dict] = []
         self.observation = Observation(tools, executor)
         self.planning = Planning(brain)
-        self.execution = Execution(tools, executor, self.config.canary_s)
+        self.execution = Execution(tools, executor, self.config.canary_s,
+                                   rule=self.config.rule, cancel=self.cancel,
+                                   on_progress=self._progress)
         self.learning = Learning(tools, brain)
         self._t0 = 0.0
+        self._iteration = 0
+        self._metric = "makespan_s"
 
     def _record(self, iteration: int, role: str, seconds: float, **data: Any) -> dict:
         step = {"iteration": iteration, "role": role, "t": round(time.time(), 3),
@@ -71,6 +79,16 @@ class OptimizationLoop:
         if self.on_step is not None:
             self.on_step(step)
         return step
+
+    def _progress(self, p: Progress) -> None:
+        """A trial finished: reported to ``on_step`` as a "trial" record (not kept in steps:
+        there are many, and the execution record holds them all)."""
+        if self.on_step is not None:
+            self.on_step({"iteration": self._iteration, "role": "trial", "t": round(time.time(), 3),
+                          "elapsed_s": round(time.perf_counter() - self._t0, 4),
+                          "run": p.run, "max_runs": p.max_runs, "arm": p.arm,
+                          "value": p.value, "failed": p.failed, "line": p.line(self._metric),
+                          "estimate": jsonable(p.estimate)})
 
     def run(self) -> LoopResult:
         self._t0 = time.perf_counter()
@@ -86,8 +104,11 @@ class OptimizationLoop:
             t = time.perf_counter()
             profile, baseline = self.observation.observe(cfg.goal)
             profile.goal = cfg.goal
+            self._metric = baseline.primary_name(cfg.goal) or "makespan_s"
+            # the observation's run is the cold one and carries the profiler: it is the
+            # discarded warm-up, every comparison below is an interleaved A/B trial set
             self._record(0, "observation", time.perf_counter() - t, profile=profile,
-                         key=profile.key, baseline=baseline)
+                         key=profile.key, baseline=baseline, warmup=True)
             for iteration in range(1, cfg.max_iterations + 1):
                 if self.cancel.is_set():
                     reason, message = "cancelled", "cancelled by the user"
@@ -104,10 +125,13 @@ class OptimizationLoop:
                     reason, message = "cancelled", "cancelled by the user"
                     break
                 t = time.perf_counter()
+                self._iteration = iteration
                 outcome, error = self.execution.execute(plan, cfg.goal, baseline)
                 outcomes.append(outcome)
                 self._record(iteration, "execution", time.perf_counter() - t, outcome=outcome,
                              improvement=outcome.improvement(cfg.goal),
+                             decision=outcome.decision,
+                             effect=describe_effect(outcome.trials) if outcome.trials else None,
                              error=(error.kind if error else None))
                 t = time.perf_counter()
                 lesson, stored = self.learning.learn(ctx, outcome, error)
@@ -130,10 +154,10 @@ class OptimizationLoop:
                     message = f"reached {best_gain:+.1%} (target {cfg.target:.0%})"
                     break
                 if iteration == 1 and self._known_best_held(ctx, plan, gain):
-                    assert ctx.best is not None and ctx.best.score is not None
+                    assert ctx.best is not None
                     reason = "converged"
-                    message = (f"the best known for this workload ({ctx.best.score:+.1%}) held "
-                               f"at {gain:+.1%}")
+                    held = held_text(ctx.best.evidence, outcome.trials)
+                    message = f"the best known for this workload: {held}"
                     break
                 if since_best >= cfg.patience:
                     reason, message = "converged", (f"no new best in {cfg.patience} iterations")
@@ -163,7 +187,7 @@ class OptimizationLoop:
         if not message:
             message = reason
         if kept.get("kept"):
-            message += f"; kept {kept['policy']} ({kept['improvement']:+.1%})"
+            message += f"; kept {kept['policy']} ({describe_effect(kept.get('evidence'))})"
         self._record(iteration, "stop", time.perf_counter() - t, reason=reason,
                      message=message, kept=kept)
         return LoopResult(reason, message, list(self.steps), kept if kept.get("kept") else None,

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..model import Lesson
 
-ENVIRONMENT_ERRORS = ("NoSchedExt", "HelperUnavailable", "NotAuthorized")
+# WorkloadFailed: the workload fails under the baseline too (A/B trials), so says nothing
+ENVIRONMENT_ERRORS = ("NoSchedExt", "HelperUnavailable", "NotAuthorized", "WorkloadFailed")
 
 
 class ToolFailure(Exception):
@@ -289,8 +290,11 @@ class AgentTools:
     def record_lesson(self, workload_key: str, policy: str, outcome: str,
                       tunables: dict | None = None, score: float | None = None,
                       note: str = "") -> dict:
-        if outcome not in ("improved", "neutral", "regressed", "refused", "failed"):
-            raise ToolFailure(f"outcome {outcome!r}: improved|neutral|regressed|refused|failed")
+        if outcome == "neutral":  # the word before A/B trials
+            outcome = "inconclusive"
+        if outcome not in ("improved", "inconclusive", "regressed", "refused", "failed"):
+            raise ToolFailure(f"outcome {outcome!r}: "
+                              "improved|inconclusive|regressed|refused|failed")
         lesson = Lesson(workload_key, policy, tunables or {}, outcome, score, note)
         self.repository().record(lesson)
         return {"recorded": jsonable(lesson)}

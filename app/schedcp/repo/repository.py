@@ -34,6 +34,19 @@ class Hit:
     summary: str
 
 
+def lifted(history: list[Lesson]) -> list[Lesson]:
+    """The bad lessons of ``history`` (oldest first) that no later "improved" lesson of the
+    same policy and tunables has lifted."""
+    bad: dict[str, list[Lesson]] = {}
+    for lesson in history:
+        key = lesson.policy + json.dumps(lesson.tunables, sort_keys=True)
+        if lesson.outcome in BAD_OUTCOMES:
+            bad.setdefault(key, []).append(lesson)
+        elif lesson.outcome == "improved":
+            bad.pop(key, None)
+    return sorted((x for v in bad.values() for x in v), key=history.index)
+
+
 def default_path() -> Path:
     return platformdirs.user_data_path("schedcp") / "policies.db"
 
@@ -219,16 +232,19 @@ class PolicyRepository:
 
     def record(self, lesson: Lesson) -> None:
         self._conn.execute(
-            "INSERT INTO lessons(workload_key, policy, tunables, outcome, score, note, recorded_at)"
-            " VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO lessons(workload_key, policy, tunables, outcome, score, note, recorded_at,"
+            " evidence) VALUES (?,?,?,?,?,?,?,?)",
             (lesson.workload_key, lesson.policy, json.dumps(lesson.tunables, sort_keys=True),
-             lesson.outcome, lesson.score, lesson.note, time.time()))
+             lesson.outcome, lesson.score, lesson.note, time.time(),
+             json.dumps(lesson.evidence, sort_keys=True) if lesson.evidence is not None
+             else None))
 
     def _lessons(self, where: str, args: tuple) -> list[Lesson]:
         rows = self._conn.execute(
-            f"SELECT workload_key, policy, tunables, outcome, score, note FROM lessons "
+            f"SELECT workload_key, policy, tunables, outcome, score, note, evidence FROM lessons "
             f"WHERE {where} ORDER BY id", args).fetchall()
-        return [Lesson(k, p, json.loads(t), o, s, n) for k, p, t, o, s, n in rows]
+        return [Lesson(k, p, json.loads(t), o, s, n, json.loads(e) if e else None)
+                for k, p, t, o, s, n, e in rows]
 
     def history(self, workload_key: str) -> list[Lesson]:
         """Every lesson for the workload, oldest first."""
@@ -241,10 +257,10 @@ class PolicyRepository:
         return max(lessons, key=lambda le: le.score, default=None)  # max keeps the first of ties
 
     def antipatterns(self, workload_key: str) -> list[Lesson]:
-        """What not to try again: refused, failed or regressed configurations, oldest first."""
-        marks = ",".join("?" * len(BAD_OUTCOMES))
-        return self._lessons(f"workload_key = ? AND outcome IN ({marks})",
-                             (workload_key, *BAD_OUTCOMES))
+        """What not to try again: refused, failed or (significantly) regressed configurations,
+        oldest first, unless a later significant improvement of the same configuration lifted
+        the ban (the machine, the kernel or the policy's code may have changed since)."""
+        return lifted(self.history(workload_key))
 
     def promote(self, name: str, source: str, description: str, workload_key: str,
                 score: float) -> bool:

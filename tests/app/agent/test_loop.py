@@ -121,12 +121,23 @@ def test_real_helper_without_sched_ext_fails_cleanly_and_learns_no_antipattern(r
 
 def test_learning_keeps_only_certain_verdicts(repo):
     """Deterministic refusals and measured results go into the history; a machine failure and
-    a trial-run refusal (load-dependent) do not; an improving generated policy is promoted."""
+    a trial-run refusal (load-dependent) do not; improved/regressed only from significant A/B
+    trials (a single before/after pair is inconclusive, issue #12); an improving generated
+    policy is promoted."""
     from schedcp.agent.brain import PlanContext
     from schedcp.agent.roles import Learning
     from schedcp.agent.tools import ToolFailure, custom_name
+    from schedcp.measure.trials import TrialRunner
     from schedcp.model import Outcome, Plan
     from tests.app.agent.sources import FIXED
+
+    def trials(after: float) -> dict:
+        """The evidence of a real trial set whose runs take 10 s under A, ``after`` under B."""
+        def measure():
+            return Metrics(makespan_s=10.0 if arm[0] == "A" else after)
+        arm = ["B"]
+        return TrialRunner().run(measure, lambda a: arm.__setitem__(0, a),
+                                 "makespan_s").evidence()
 
     learning = Learning(AgentTools(repo=repo), OfflinePlanner())
     ctx = PlanContext(PROFILE, Metrics(makespan_s=10.0), 1)
@@ -136,21 +147,25 @@ def test_learning_keeps_only_certain_verdicts(repo):
         (Outcome(Plan("ljf"), False, "dynamic", "waited too long"), None, "refused", False),
         (Outcome(Plan("vtime"), True), ToolFailure("no", "NoSchedExt"), "failed", False),
         (Outcome(Plan("vtime"), True), ToolFailure("bad token", "TokenInvalid"), "failed", True),
-        (Outcome(Plan("fifo"), True, None, "", "d1", before, Metrics(makespan_s=11.0)), None,
-         "regressed", True),
+        # one run before and one after, however far apart, is no verdict (A/B trials decide)
+        (Outcome(Plan("fifo", {"slice_us": 1000}), True, None, "", "d0", before,
+                 Metrics(makespan_s=13.0)), None, "inconclusive", True),
+        (Outcome(Plan("fifo"), True, None, "", "d1", before, Metrics(makespan_s=11.0),
+                 trials=trials(11.0)), None, "regressed", True),
         (Outcome(Plan("fifo", {"slice_us": 5000}), True, None, "", "d2", before,
-                 Metrics(makespan_s=9.9)), None, "neutral", True),
+                 Metrics(makespan_s=9.9), trials=trials(9.9)), None, "inconclusive", True),
         (Outcome(Plan("custom", {}, FIXED, "fifo + idle fast path"), True, None, "", "d3",
-                 before, Metrics(makespan_s=7.5)), None, "improved", True),
+                 before, Metrics(makespan_s=7.5), trials=trials(7.5)), None, "improved", True),
     ]
     for outcome, error, verdict, stored in cases:
         lesson, recorded = learning.learn(ctx, outcome, error)
         assert (lesson.outcome, recorded) == (verdict, stored), outcome
     history = repo.history(PROFILE.key)
-    assert [x.outcome for x in history] == ["refused", "failed", "regressed", "neutral",
-                                            "improved"]
+    assert [x.outcome for x in history] == ["refused", "failed", "inconclusive", "regressed",
+                                            "inconclusive", "improved"]
     name = custom_name(FIXED)
     assert history[-1].policy == name and history[-1].score == pytest.approx(0.25)
+    assert history[-1].evidence["n_a"] == history[-1].evidence["n_b"] >= 4
     assert repo.get(name).source == FIXED and repo.get(name).kind == "custom"
     assert repo.best(PROFILE.key).policy == name
 
