@@ -132,6 +132,8 @@ class OfflinePlanner:
             if lesson.outcome in NOT_AGAIN:
                 arm.banned = f"{lesson.outcome} before"
                 continue
+            if lesson.outcome == "improved":  # a later significant success lifts a ban
+                arm.banned = ""
             if lesson.score is not None:
                 arm.n += 1
                 arm.total += float(lesson.score)

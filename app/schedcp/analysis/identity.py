@@ -93,8 +93,7 @@ def shape(args: list[str]) -> list[str]:
             out.append(name)
         elif _NUM.match(a):
             out.append("N")
-        elif _WORD.match(a) and words < SUBCOMMANDS and not any(
-                x.startswith("-") for x in out):
+        elif _WORD.match(a) and words < SUBCOMMANDS:
             out.append(a)
             words += 1
         elif "/" in a or "." in a:

@@ -77,7 +77,9 @@ class StopRule:
                 return IMPROVED
             if est.low > 1 + self.regress:
                 return REGRESSED
-            if est.low > 1 - self.improve:  # not even the best case is a useful improvement
+            # not even the best case is a useful improvement, and it does not look like a
+            # regression worth confirming (that one goes on: a significant one is banned)
+            if est.low > 1 - self.improve and est.ratio < 1 + self.regress:
                 return INCONCLUSIVE
         return INCONCLUSIVE if final else None
 
