@@ -21,7 +21,8 @@ def test_optimize_a_batch_command_stops_cleanly_without_sched_ext(stack, tmp_pat
     lines = r.stdout.splitlines()
     print(r.stdout)
     assert r.returncode == 1, r.stderr
-    assert lines[0].startswith("[0] ") and "baseline makespan" in lines[0]
+    # the observation's run is the discarded warm-up (issue #12): candidates get A/B trials
+    assert lines[0].startswith("[0] ") and "warm-up run makespan" in lines[0]
     assert lines[1].startswith("[1] ljf "), r.stdout  # batch + throughput: ljf first
     # the sandbox's trial run may refuse a configuration on a loaded host (then the planner
     # moves on); the first one that verifies is refused by the host: no sched_ext

@@ -7,6 +7,7 @@ measured makespan by a known factor — the repository stays the real one."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 
@@ -185,3 +186,47 @@ def test_a_crash_mid_run_reverts_and_ends_with_an_error_record(repo):
     assert [s["role"] for s in result.steps][-2:] == ["error", "stop"]
     assert "TimeoutError" in result.steps[-2]["traceback"]
     assert helper.running is None and helper.kept is None  # the half-measured one reverted
+
+
+def test_noise_is_not_kept_a_real_effect_is_and_progress_and_effect_are_shown(repo):
+    """Issue #12 through the real loop: with run-to-run noise (sigma 8 %), no-effect
+    schedulers are neither kept nor banned, the one real -25 % is kept; every A/B run is
+    reported as progress; the CLI says the effect with its interval and the number of runs."""
+    import math
+    import random
+
+    from schedcp.agentcmd import _line
+
+    rng = random.Random(4)
+
+    class Noisy(SimExecutor):
+        def measure(self):
+            m = super().measure()
+            m.makespan_s *= math.exp(rng.gauss(0, 0.08))
+            return m
+
+    helper = SimHelper({"ljf{}": 0.75})  # the planner's second candidate; the rest: nothing
+    records: list[dict] = []
+    tools = AgentTools(repo=repo, client=helper)
+    result = OptimizationLoop(OfflinePlanner(tools=tools), tools, Noisy(helper),
+                              LoopConfig(patience=2, max_iterations=4), None,
+                              records.append).run()
+    assert helper.kept == "ljf{}", result.message
+    execs = [s for s in result.steps if s["role"] == "execution"]
+    decisions = {s["outcome"]["plan"]["policy"] + json.dumps(s["outcome"]["plan"]["tunables"]):
+                 s["decision"] for s in execs}
+    assert decisions.pop("ljf{}") == "improved"
+    assert set(decisions.values()) <= {"inconclusive"}, decisions
+    assert repo.antipatterns(PROFILE.key) == []
+    trials = [r for r in records if r["role"] == "trial"]
+    assert len(trials) == sum(s["outcome"]["trials"]["n_a"] + s["outcome"]["trials"]["n_b"]
+                              for s in execs)
+    assert "trial" not in {s["role"] for s in result.steps}  # progress is not history
+    lines = [_line(r, "throughput") for r in records]
+    assert any(x and x.strip().startswith("trial 1/") for x in lines)
+    kept = next(x for x, r in zip(lines, records, strict=True)
+                if r["role"] == "execution" and r["decision"] == "improved")
+    assert re.search(r"makespan \u2212\d+ % \(\u2212\d+\u2026\u2212\d+ %, \d+\+\d+ runs\)",
+                     kept), kept
+    assert any("no measurable effect" in (x or "") for x in lines)
+    assert "kept ljf" in result.message and "runs)" in result.message
