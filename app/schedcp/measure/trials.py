@@ -56,7 +56,7 @@ class StopRule:
     confidence: float = 0.98  # two-sided; each side 1 %
     improve: float = 0.02  # an improvement must clear this fraction with confidence
     regress: float = 0.05  # a regression must exceed this fraction with confidence (a ban)
-    min_pairs: int = 4
+    min_pairs: int = 5  # the fewest with an exact 98 % interval (4+4 cannot reach 98 %)
     max_pairs: int = 10
     budget_s: float | None = None  # caps the pairs from the length of a run
 

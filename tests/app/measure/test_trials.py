@@ -41,10 +41,14 @@ class Bench:
 
 def test_arms_alternate_in_abba_blocks_and_stop_once_clear():
     bench = Bench()
-    ts = TrialRunner(StopRule(confidence=0.95)).run(bench.measure, bench.switch, "makespan_s")
+    ts = TrialRunner(StopRule(confidence=0.95, min_pairs=4)).run(bench.measure, bench.switch,
+                                                                 "makespan_s")
     assert ts.decision == IMPROVED and abs(ts.improvement - 0.2) < 1e-9
     assert bench.order == ["B", "A", "A", "B", "B", "A", "A", "B"]  # 4+4 at 95 %: enough
-    assert len(bench.switches) == 4  # one switch per pair boundary, not one per run
+    assert len(bench.switches) == 4  # one switch per pair, not one per run
+    bench = Bench()
+    ts = TrialRunner().run(bench.measure, bench.switch, "makespan_s")  # 98 %: 5+5 at least
+    assert ts.decision == IMPROVED and bench.order == ["B", "A", "A", "B"] * 2 + ["B", "A"]
 
 
 def test_a_failed_run_under_the_candidate_is_a_failure_never_a_time():
