@@ -16,6 +16,7 @@ def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_pat
                        timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     out = r.stdout
+    print(out[-6000:])  # the table and the reuse summary, for the issue notes (pytest -s)
     assert "system bus and root helper up" in out
     assert re.search(r"\[0\] batch workload .* warm-up run makespan [\d.]+s", out)
     assert re.search(r"\[[12]\] \S+ .*: makespan [\d.]+s \(median\)", out), out[-2000:]

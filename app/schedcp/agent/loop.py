@@ -117,7 +117,8 @@ class OptimizationLoop:
                 ctx = self.observation.context(profile, baseline, iteration, outcomes)
                 plan = self.planning.plan(ctx)
                 self._record(iteration, "planning", time.perf_counter() - t,
-                             brain=self.brain.name, plan=plan)
+                             brain=self.brain.name, plan=plan,
+                             borrowed_from=ctx.borrowed_from or None)
                 if plan is None:
                     reason, message = "exhausted", "the planner has nothing left to try"
                     break
@@ -157,7 +158,9 @@ class OptimizationLoop:
                     assert ctx.best is not None
                     reason = "converged"
                     held = held_text(ctx.best.evidence, outcome.trials)
-                    message = f"the best known for this workload: {held}"
+                    whose = (f"the similar workload {ctx.borrowed_from}" if ctx.borrowed_from
+                             else "this workload")
+                    message = f"the best known for {whose}: {held}"
                     break
                 if since_best >= cfg.patience:
                     reason, message = "converged", (f"no new best in {cfg.patience} iterations")

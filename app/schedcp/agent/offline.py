@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..measure.effect import describe_effect
 from ..model import Lesson, Outcome, Plan, WorkloadProfile
 from .brain import PlanContext
 
@@ -158,7 +159,13 @@ class OfflinePlanner:
         if best is not None and best.outcome == "improved":
             arm = self._arm_for(best.policy, best.tunables, prior=0.0)
             if not arm.banned and arm.key not in self._tried_run:
-                return self._plan(arm, f"best known for {ctx.profile.key}: {best.score:+.1%}"
+                if ctx.borrowed_from:  # the UI says where the suggestion came from
+                    return self._plan(arm, f"best known for the similar workload "
+                                      f"{ctx.borrowed_from} (similarity {ctx.similarity:.2f}): "
+                                      f"{describe_effect(best.evidence)}")
+                return self._plan(arm, f"best known for {ctx.profile.key}: "
+                                  f"{describe_effect(best.evidence)}" if best.evidence else
+                                  f"best known for {ctx.profile.key}: {best.score:+.1%}"
                                   if best.score is not None else "best known lesson")
         untried = [a for a in live if a.n == 0 and a.key not in self._tried_run]
         if untried:

@@ -39,8 +39,17 @@ class Observation:
                          if s.get("available") or s.get("kind") == "bpf"}
         except Exception:  # no helper, or an old one: plan without the filter
             available = None
-        return PlanContext(profile, baseline, iteration, list(outcomes), repo.history(key),
-                           repo.best(key), repo.antipatterns(key), available)
+        ctx = PlanContext(profile, baseline, iteration, list(outcomes), repo.history(key),
+                          repo.best(key), repo.antipatterns(key), available)
+        if ctx.best is None:  # nothing won here yet: a similar earlier workload's best
+            for other, score in repo.similar(profile.description, exclude=key):
+                best = repo.best(other)
+                if best is not None and not any(
+                        a.policy == best.policy and a.tunables == best.tunables
+                        for a in ctx.antipatterns):
+                    ctx.best, ctx.borrowed_from, ctx.similarity = best, other, score
+                    break
+        return ctx
 
 
 @dataclass
@@ -296,5 +305,6 @@ class Learning:
                                  ctx.profile.key, score)):
             lesson.note = f"{lesson.note}; promoted as {policy}"
         repo.record(lesson)
+        repo.remember_workload(ctx.profile.key, ctx.profile.description)
         self.recorded.append(lesson)
         return lesson, True

@@ -230,3 +230,45 @@ def test_noise_is_not_kept_a_real_effect_is_and_progress_and_effect_are_shown(re
                      kept), kept
     assert any("no measurable effect" in (x or "") for x in lines)
     assert "kept ljf" in result.message and "runs)" in result.message
+
+
+def test_a_similar_workload_reuses_the_best_and_says_where_it_came_from(repo):
+    """Two commands with different keys but the same kind of work (the profile's description):
+    the second starts from the first's best, and the plan names the workload it came from;
+    an unrelated workload does not."""
+    from schedcp.model import WorkloadProfile
+
+    def executor(helper, cmdline, description):
+        class Exec(SimExecutor):
+            def observe(self, goal):
+                prof, m = super().observe(goal)
+                prof.cmdline, prof.description = cmdline, description
+                return prof, m
+        return Exec(helper)
+
+    desc = "40 CPU-bound processes of one executable (cc1) on 2 CPUs, a long tail"
+    effect = {"ljf{}": 0.7}
+
+    def optimize(cmdline, description):
+        helper = SimHelper(effect)
+        tools = AgentTools(repo=repo, client=helper)
+        return OptimizationLoop(OfflinePlanner(tools=tools), tools,
+                                executor(helper, cmdline, description),
+                                LoopConfig(patience=2, max_iterations=4)).run()
+
+    make = ["/usr/bin/make", "-j2"]
+    first = optimize(make, desc)
+    assert first.best and first.best["policy"] == "ljf"
+    make_key = first.steps[0]["key"]
+    ninja = optimize(["/usr/bin/ninja", "-C", "build"], desc)
+    plan = next(s for s in ninja.steps if s["role"] == "planning")
+    assert ninja.steps[0]["key"] != make_key
+    assert plan["borrowed_from"] == make_key and (plan["plan"]["policy"], plan["plan"][
+        "tunables"]) == ("ljf", {})
+    assert f"similar workload {make_key}" in plan["plan"]["rationale"]
+    assert "similar workload" in ninja.message  # held: stopped after one iteration
+    game = optimize(["/usr/games/game"], WorkloadProfile(
+        "game", "throughput", 1, [1], description="a game: frame pacing, input latency, "
+        "GPU-bound render thread").description)
+    plan = next(s for s in game.steps if s["role"] == "planning")
+    assert plan["borrowed_from"] is None
