@@ -23,6 +23,7 @@ bench: setup
 	$(VENV)/bin/python bench/sched_latency.py --hogs 4
 	$(VENV)/bin/python bench/sched_latency.py --hogs 16
 	$(VENV)/bin/python bench/agent_loop.py
+	$(VENV)/bin/python bench/null_experiment.py --vm
 
 # Debian 12 packages into dist/: schedcp-helper (root, Debian deps only) and schedcp (app + tray).
 deb: setup
