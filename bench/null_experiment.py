@@ -62,8 +62,9 @@ class NoisyExecutor:
         self.runs = 0
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
+        # no description: each optimization is an independent experiment, so none may borrow
+        # another's best through similarity (the planner's retrieval falls back to the kind)
         prof = WorkloadProfile("batch", goal, 42, [42], exe="/usr/bin/crunch",
-                               description="CPU-bound batch jobs of unequal length, a long tail",
                                cmdline=["/usr/bin/crunch", f"job{self.n}"])
         return prof, self.measure()
 
