@@ -80,10 +80,16 @@ class Estimate:
 
 def ratio_interval(a: list[float], b: list[float], confidence: float = 0.98) -> Estimate | None:
     """Ratio b/a of typical values with an exact two-sided ``confidence`` interval; None when a
-    side is empty, a value is not positive, or there are too few runs for that confidence."""
-    if not a or not b or min(a) <= 0 or min(b) <= 0:
+    side is empty, a value is negative, or there are too few runs for that confidence.
+
+    Zero is a real value for some metrics (a process that never waited for a CPU): values are
+    floored at 1/1000 of the largest one before taking logs, so zero against zero is a ratio
+    of 1 and zero against something is a large, finite change."""
+    if not a or not b or min(a) < 0 or min(b) < 0:
         return None
-    la, lb = [math.log(x) for x in a], [math.log(x) for x in b]
+    floor = max(max(a), max(b), 1e-9) * 1e-3
+    la = [math.log(max(x, floor)) for x in a]
+    lb = [math.log(max(x, floor)) for x in b]
     diffs = sorted(y - x for x in la for y in lb)
     n, m = len(a), len(b)
     k = critical_k(n, m, (1 - confidence) / 2)

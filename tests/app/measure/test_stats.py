@@ -23,7 +23,14 @@ def test_critical_values_match_the_published_mann_whitney_table(n, alpha_two_sid
 def test_too_few_runs_for_the_confidence_give_no_interval():
     assert ratio_interval([1.0, 1.1, 0.9, 1.0], [0.5, 0.5, 0.5, 0.5], 0.98) is None
     assert ratio_interval([1.0] * 4, [0.5] * 4, 0.95) is not None
-    assert ratio_interval([], [1.0], 0.9) is None and ratio_interval([0.0] * 5, [1.0] * 5) is None
+    assert ratio_interval([], [1.0], 0.9) is None and ratio_interval([-1.0] * 5, [1.0] * 5) is None
+
+
+def test_zero_is_a_value_not_an_error():
+    """A runqueue wait of 0 is the best possible: no crash, and zero vs zero is no change."""
+    assert ratio_interval([0.0] * 5, [0.0] * 5).ratio == 1.0
+    est = ratio_interval([2.0, 2.2, 1.9, 2.1, 2.0], [0.0, 0.0, 0.01, 0.0, 0.0])
+    assert est.high < 0.05
 
 
 @pytest.mark.parametrize("dist", ["lognormal", "skewed"])
