@@ -67,6 +67,7 @@ class OptimizationLoop:
         self._t0 = 0.0
         self._iteration = 0
         self._metric = "makespan_s"
+        self._recheck = ""  # a second run's verdict on the stored best
 
     def _record(self, iteration: int, role: str, seconds: float, **data: Any) -> dict:
         step = {"iteration": iteration, "role": role, "t": round(time.time(), 3),
@@ -154,6 +155,9 @@ class OptimizationLoop:
                     reason = "target"
                     message = f"reached {best_gain:+.1%} (target {cfg.target:.0%})"
                     break
+                if iteration == 1 and self._is_best(ctx, plan):  # the stored win, re-measured
+                    self._recheck = held_text(ctx.best.evidence, outcome.trials,
+                                              self._known_best_held(ctx, plan, gain))
                 if iteration == 1 and self._known_best_held(ctx, plan, gain):
                     assert ctx.best is not None
                     reason = "converged"
@@ -176,12 +180,16 @@ class OptimizationLoop:
             self._record(iteration, "error", 0.0, traceback=traceback.format_exc()[-4000:])
         return self._end(reason, message, iteration)
 
+    @staticmethod
+    def _is_best(ctx, plan) -> bool:
+        best = ctx.best
+        return bool(best is not None and best.outcome == "improved" and not plan.source
+                    and plan.policy == best.policy and plan.tunables == best.tunables)
+
     def _known_best_held(self, ctx, plan, gain: float | None) -> bool:
         """Learning reused: the first plan was the recorded best and it still pays off."""
         best = ctx.best
-        return bool(best is not None and best.outcome == "improved" and best.score
-                    and gain is not None and plan.policy == best.policy
-                    and plan.tunables == best.tunables and not plan.source
+        return bool(self._is_best(ctx, plan) and best.score and gain is not None
                     and gain >= self.config.hold_fraction * best.score)
 
     def _end(self, reason: str, message: str, iteration: int) -> LoopResult:
@@ -189,6 +197,8 @@ class OptimizationLoop:
         kept = self.execution.finish(self.config.keep_best and reason != "cancelled")
         if not message:
             message = reason
+        if self._recheck and "stored effect" not in message:  # it did not hold: say so
+            message += f"; {self._recheck}"
         if kept.get("kept"):
             message += f"; kept {kept['policy']} ({describe_effect(kept.get('evidence'))})"
         self._record(iteration, "stop", time.perf_counter() - t, reason=reason,

@@ -57,10 +57,14 @@ def describe_effect(evidence: dict[str, Any] | None) -> str:
     return f"no measurable effect on {label} {span}"
 
 
-def held_text(stored: dict[str, Any] | None, now: dict[str, Any] | None) -> str:
-    """Did a stored effect hold in a new trial set? Both are evidence dicts."""
+def held_text(stored: dict[str, Any] | None, now: dict[str, Any] | None,
+              held: bool | None = None) -> str:
+    """Did a stored effect hold in a new trial set? Both are evidence dicts; ``held`` is the
+    caller's verdict (default: the new set is a significant improvement)."""
     was = describe_effect(stored)
     if now is None:
         return f"stored {was}; not re-measured"
-    verdict = "held" if now.get("decision") == "improved" else "did not hold"
+    if held is None:
+        held = now.get("decision") == "improved"
+    verdict = "held" if held else "did not hold"
     return f"the stored effect {verdict}: then {was}, now {describe_effect(now)}"

@@ -52,9 +52,12 @@ def test_keeps_the_best_converges_and_a_second_run_reuses_the_lesson(repo):
     assert tried3[0] == ljf_default
     assert third.stop_reason == "converged" and third.iterations == 1, third.message
     assert "held" in third.message
-    # ... but not when it no longer pays off: then the loop explores again
-    fourth, _ = run(repo, SimHelper({ljf_default: 0.95}), patience=2, max_iterations=10)
+    assert "the stored effect held: then makespan \u221230 %" in third.message
+    # ... but not when it no longer pays off: then the loop explores again, and says so
+    fourth, _ = run(repo, SimHelper({ljf_default: 0.99}), patience=2, max_iterations=10)
     assert fourth.iterations > 1
+    assert "the stored effect did not hold: then makespan \u221230 %" in fourth.message
+    assert "now no measurable effect" in fourth.message
 
 
 def test_cancel_stops_between_steps(repo):
