@@ -1,7 +1,7 @@
 """The one wording of a measured effect, shared by the CLI, the tray, notifications and the
-demo: "makespan -18 % (-12…-23 %, 5+5 runs)", or "no measurable effect" when the interval does
-not show one. Input is a trial set's evidence dict (JSON from a step or a lesson), so callers
-that only see records can use it too."""
+demo: "makespan -18 % (-12...-23 %, 5+5 runs)", or "no measurable effect" when the interval
+does not show one ("5+4 runs": candidate runs + baseline runs). Input is a trial set's
+evidence dict (JSON from a step or a lesson), so callers that only see records can use it."""
 
 from __future__ import annotations
 
