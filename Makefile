@@ -37,6 +37,7 @@ bench: setup
 		--variants default,fifo,vtime,ljf,interactive,powersave,scx_simple
 	$(VENV)/bin/python bench/real_workloads.py --table build -n 2 --variants default,vtime,scx_simple
 	$(VENV)/bin/python bench/agent_loop.py
+	$(VENV)/bin/python bench/null_experiment.py --vm
 
 # Debian 12 packages into dist/: schedcp-helper (root, Debian deps only) and schedcp (app + tray).
 deb: setup

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 
 GOALS = {"latency": "responsiveness", "responsiveness": "responsiveness",
          "throughput": "throughput", "battery": "battery", "balanced": "balanced"}
@@ -35,8 +36,8 @@ def _line(step: dict, goal: str) -> str | None:
     role, it = step["role"], step["iteration"]
     if role == "observation":
         base = step["baseline"]
-        return (f"[0] {step['profile']['kind']} workload ({step['key']}); baseline "
-                f"{_metric(base, goal)}")
+        return (f"[0] {step['profile']['kind']} workload ({step['key']}); warm-up run "
+                f"{_metric(base, goal)} (not compared: candidates run interleaved A/B trials)")
     if role == "execution":
         oc = step["outcome"]
         plan = oc["plan"]
@@ -44,6 +45,10 @@ def _line(step: dict, goal: str) -> str | None:
         tun = " ".join(f"{k}={v}" for k, v in sorted(plan["tunables"].items())) or "defaults"
         if not oc["verified"]:
             res = f"refused at {oc['refused_at']}: {oc['message']}"
+        elif oc.get("trials"):  # the A/B trials' effect, with its interval
+            res = f"{_metric(oc['after'], goal)} (median): {step.get('effect') or ''}"
+            if oc["trials"].get("decision") in ("failed", "invalid"):
+                res = f"{step.get('effect')}: {oc['message']}"
         elif oc["after"]:
             gain = step.get("improvement")
             res = _metric(oc["after"], goal) + (f" ({gain:+.1%})" if gain is not None else "")
@@ -51,6 +56,8 @@ def _line(step: dict, goal: str) -> str | None:
             res = oc["message"]
         cost = f"  ${step['cost_usd']:.4f}" if "cost_usd" in step else ""
         return f"[{it}] {name} {tun}: {res}  {step['seconds']:.1f}s{cost}"
+    if role == "trial":  # progress while an A/B trial set runs
+        return f"    {step['line']}"
     if role == "stop":
         return f"stop: {step['message']}"
     return None
@@ -144,7 +151,8 @@ def cmd_optimize(args) -> int:
         tools.close()
         print(f"schedcp optimize: {problem[1]}", file=sys.stderr)
         return problem[0]
-    executor = BatchExecutor(cmd) if cmd else PidExecutor(args.pid, args.seconds)
+    executor = (BatchExecutor(cmd, failure_pattern=args.fail_pattern) if cmd
+                else PidExecutor(args.pid, args.seconds))
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
 
@@ -154,8 +162,13 @@ def cmd_optimize(args) -> int:
         elif (line := _line(step, goal)) is not None:
             print(line, flush=True)
 
+    from .measure.trials import StopRule
+
+    rule = StopRule.for_goal(goal)
+    if args.trial_budget is not None:
+        rule = replace(rule, budget_s=args.trial_budget)
     cfg = LoopConfig(goal=goal, max_iterations=args.max_iterations, patience=args.patience,
-                     target=args.target, canary_s=args.canary)
+                     target=args.target, canary_s=args.canary, rule=rule)
     try:
         result = OptimizationLoop(brain, tools, executor, cfg, cancel, show).run()
     finally:
@@ -211,6 +224,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "a new best")
     o.add_argument("--target", type=float, help="stop at this improvement (0.2 = 20 %%)")
     o.add_argument("--canary", type=float, default=10.0, help="canary window, s")
+    o.add_argument("--trial-budget", type=float, metavar="S", help="seconds of A/B trials "
+                   "one candidate may cost (caps the runs; default from the goal: "
+                   "throughput 360, balanced/battery 240, responsiveness 90)")
+    o.add_argument("--fail-pattern", metavar="REGEX", help="a run whose output matches this "
+                   "is a failed trial (a non-zero exit or a kill always is)")
     o.add_argument("--json", action="store_true", help="one JSON record per step")
     o.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: a batch command")
     o.set_defaults(func=cmd_optimize)

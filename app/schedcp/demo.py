@@ -3,10 +3,12 @@
 On a machine without sched_ext this is how SchedCP runs for real: a qemu guest boots a sched_ext
 kernel (the host's own kernel where it has sched_ext), and inside it the demo starts a private
 system bus and the root helper on it, then runs `schedcp optimize` (offline planner, no API key)
-as an ordinary client on a batch of 40 CPU-bound jobs of which one is long, and prints the
-makespan before and after. It then reverts to the kernel default and optimizes the same kind of
-workload again: the second run starts from what the first stored in the policy store and stops
-as soon as the recorded best holds. The guest sees the host's files read-only; everything it
+as an ordinary client on a batch of 40 CPU-bound jobs of which one is long, and prints each
+scheduler's effect on the makespan from interleaved A/B runs against the kernel default, with
+its interval and number of runs. It then reverts to the kernel default and optimizes the same
+kind of workload again: the second run starts from what the first stored in the policy store,
+re-measures it and stops as soon as the recorded best holds (it says whether it did, with the
+new interval). The guest sees the host's files read-only; everything it
 writes (bus socket, helper state, the policy database) lives in a throwaway folder.
 """
 
@@ -53,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", type=int, default=40, help="jobs in the batch (default 40)")
     p.add_argument("--runs", type=int, default=2, help="optimizations of the same workload, "
                    "the later ones reusing what the first learned (default 2)")
+    p.add_argument("--unit-scale", type=float, default=0.5, help="length of the batch's jobs "
+                   "(default 0.5: ~10 s a run in the guest, so A/B trials fit the demo)")
+    p.add_argument("--trial-budget", type=float, default=150, help="seconds of A/B trials per "
+                   "candidate (default 150; at least 5+5 runs whatever the budget)")
     p.add_argument("--timeout", type=float, default=1500, help="seconds before the guest is "
                    "stopped (default 1500)")
     p.add_argument("--save", type=Path, help="also write every step of every run and the "
@@ -80,7 +86,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env = {"SCHEDCP_LIBBPF": str(kit.libbpf), "SCHEDCP_EMBEDDER": "hash",
                "PYTHONUNBUFFERED": "1"}
         line = (f"{sys.executable} -m schedcp demo --guest --probe {probe} "
-                f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs}"
+                f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs} "
+                f"--unit-scale {args.unit_scale} --trial-budget {args.trial_budget}"
                 + (" --save demo.json" if args.save else ""))
         try:
             cfg = default_config(out_dir=Path(d), timeout=args.timeout, env=env)
@@ -133,14 +140,15 @@ def guest_main(args: argparse.Namespace) -> int:
         print(f"guest: system bus and root helper up in {time.monotonic() - t0:.1f} s; "
               f"optimizing a batch of {args.tasks} jobs (one long) for throughput", flush=True)
         # no calibration prologue: a fixed serial second that no scheduler can shorten
-        workload = [args.probe, "batch", "--tasks", str(args.tasks), "--calibrate", "none"]
+        workload = [args.probe, "batch", "--tasks", str(args.tasks), "--calibrate", "none",
+                    "--unit-scale", str(args.unit_scale)]
         runs: list[list[dict]] = []
         for n in range(1, args.runs + 1):
             if n > 1:
                 _back_to_default(address)
                 print(f"\nrun {n}: the same kind of workload again, from the kernel default; "
                       "the policy store remembers run 1", flush=True)
-            steps, rc = _optimize(workload, args.iterations)
+            steps, rc = _optimize(workload, args.iterations, args.trial_budget)
             runs.append(steps)
             if rc != 0:
                 break
@@ -160,10 +168,11 @@ def guest_main(args: argparse.Namespace) -> int:
             proc.wait(10)
 
 
-def _optimize(workload: list[str], iterations: int) -> tuple[list[dict], int]:
+def _optimize(workload: list[str], iterations: int, budget: float) -> tuple[list[dict], int]:
     """One `schedcp optimize --json` run as a client of the guest's helper."""
     argv = [sys.executable, "-m", "schedcp", "optimize", "--goal", "throughput",
-            "--max-iterations", str(iterations), "--canary", "2", "--json", "--", *workload]
+            "--max-iterations", str(iterations), "--canary", "2", "--trial-budget",
+            str(budget), "--fail-pattern", '"status":"failed"', "--json", "--", *workload]
     steps = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as p:
         assert p.stdout is not None
@@ -173,7 +182,8 @@ def _optimize(workload: list[str], iterations: int) -> tuple[list[dict], int]:
             except ValueError:
                 print(raw, end="", flush=True)
                 continue
-            steps.append(step)
+            if step.get("role") != "trial":  # progress lines are printed, not kept
+                steps.append(step)
             if (text := _describe(step)) is not None:
                 print(text, flush=True)
     return steps, p.returncode
@@ -207,36 +217,46 @@ def _describe(step: dict) -> str | None:
 
 
 def _table(steps: list[dict], seconds: float) -> str:
-    """Before/after: the baseline under the kernel default vs each scheduler tried."""
-    base = next((s["baseline"] for s in steps if s.get("role") == "observation"), None)
-    rows = []
+    """Before/after: each scheduler tried against the kernel default, from its A/B trials
+    (medians, the ratio's interval and the number of runs)."""
+    from .measure.effect import describe_effect
+    from .measure.stats import median
+
+    rows, base_runs = [], []
     for s in steps:
         oc = s.get("outcome") if s.get("role") == "execution" else None
-        if oc and oc.get("after") and oc["after"].get("makespan_s") is not None:
+        ev = (oc or {}).get("trials") or {}
+        if ev.get("median_b") is not None:
             plan = oc["plan"]
             tun = " ".join(f"{k}={v}" for k, v in sorted(plan["tunables"].items()))
-            rows.append((plan["policy"], tun, oc["after"]["makespan_s"]))
-    b = (base or {}).get("makespan_s")
-    out = ["", "before/after (makespan of the batch, lower is better)",
-           f"  {'scheduler':44} {'makespan':>10} {'vs default':>11}"]
-    if b:
-        out.append(f"  {'kernel default':44} {b:9.2f}s {1.0:10.2f}x")
-    for name, tun, m in rows:
-        label = f"{name} {tun}".strip()[:44]
-        out.append(f"  {label:44} {m:9.2f}s " + (f"{m / b:10.2f}x" if b else ""))
-    if b and rows:
-        best = min(rows, key=lambda r: r[2])
-        if best[2] < b:
-            out.append(f"best: {best[0]}, makespan {1 - best[2] / b:.0%} lower than under the "
-                       f"kernel default; {len(rows)} schedulers measured in {seconds:.0f} s")
-        else:
-            out.append(f"best: none beat the kernel default; {len(rows)} schedulers measured "
-                       f"in {seconds:.0f} s")
+            rows.append((plan["policy"], tun, ev))
+            base_runs += ev.get("a") or []
+    out = ["", "before/after (makespan of the batch, lower is better; medians of interleaved "
+           "A/B runs)", f"  {'scheduler':34} {'makespan':>9} {'vs default':>10}  effect"]
+    if base_runs:
+        out.append(f"  {'kernel default':34} {median(base_runs):8.2f}s {1.0:9.2f}x  "
+                   f"(all {len(base_runs)} baseline runs)")
+    for name, tun, ev in rows:
+        label = f"{name} {tun}".strip()[:34]
+        ratio = ev.get("ratio")
+        out.append(f"  {label:34} {ev['median_b']:8.2f}s "
+                   + (f"{ratio:9.2f}x" if ratio else f"{'':>10}")
+                   + f"  {describe_effect(ev)}")
+    wins = [r for r in rows if r[2].get("decision") == "improved"]
+    runs = sum(r[2]["n_a"] + r[2]["n_b"] for r in rows)
+    if wins:
+        best = max(wins, key=lambda r: 1 - r[2]["ratio"])
+        out.append(f"best: {best[0]}, {describe_effect(best[2])} against the kernel default; "
+                   f"{len(rows)} schedulers measured with {runs} runs in {seconds:.0f} s")
+    elif rows:
+        out.append(f"best: none beat the kernel default measurably; {len(rows)} schedulers "
+                   f"measured with {runs} runs in {seconds:.0f} s")
     live = [s for s in steps if s.get("role") == "execution"
             and str((s.get("outcome") or {}).get("message", "")).startswith("new best")]
     if live:
         out.append(f"the best was live after iteration {live[-1]['iteration']}, "
-                   f"{live[-1]['elapsed_s']:.0f} s into the optimization (verification included)")
+                   f"{live[-1]['elapsed_s']:.0f} s into the optimization (verification and "
+                   "trials included)")
     stop = next((s for s in reversed(steps) if s.get("role") == "stop"), None)
     if stop:
         out.append(f"stop: {stop.get('message', '')}")

@@ -58,11 +58,17 @@ class WorkloadProfile:
     nthreads: int = 1
     features: dict[str, float] = field(default_factory=dict)  # cpu_util, runnable, wait_frac…
     description: str = ""  # a sentence used as the retrieval query
+    cmdline: list[str] = field(default_factory=list)  # the command as started (its identity)
 
     @property
     def key(self) -> str:
-        """Identity of a *kind of* workload for the history: kind, goal and executable."""
-        return f"{self.kind}:{self.goal}:{self.exe.rsplit('/', 1)[-1]}"
+        """Identity of a workload for the history: goal + what the command runs (resolved
+        executable, the script of an interpreter, the shape of its arguments), the same for
+        the same command whatever the run's length or the classification; see
+        :mod:`schedcp.analysis.identity`. Without a command line: kind, goal, executable."""
+        from .analysis.identity import workload_key
+
+        return workload_key(self.goal, self.cmdline, self.exe, self.kind)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,18 +87,20 @@ class Metrics:
     wake_p99_ms: float | None = None
     seconds: float = 0.0  # measurement window
     source: str = ""  # how it was measured
+    failed: str = ""  # why this run does not count (non-zero exit, killed, output says so)
 
-    def primary(self, goal: str) -> float | None:
-        """The number the goal cares about most (lower is better)."""
+    def primary_name(self, goal: str) -> str | None:
+        """Which field the goal cares about most, among those measured."""
         order = {
             "throughput": ("makespan_s", "runqueue_wait_ms_per_s"),
             "responsiveness": ("wake_p99_ms", "runqueue_wait_ms_per_s", "makespan_s"),
         }.get(goal, ("makespan_s", "runqueue_wait_ms_per_s", "wake_p99_ms"))
-        for name in order:
-            value = getattr(self, name)
-            if value is not None:
-                return value
-        return None
+        return next((n for n in order if getattr(self, n) is not None), None)
+
+    def primary(self, goal: str) -> float | None:
+        """The number the goal cares about most (lower is better)."""
+        name = self.primary_name(goal)
+        return None if name is None else getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,12 +137,21 @@ class Outcome:
     refused_at: str | None = None  # verifier stage that stopped it
     message: str = ""
     deployment_id: str = ""
-    before: Metrics | None = None
-    after: Metrics | None = None
+    before: Metrics | None = None  # the baseline's median over the trial set
+    after: Metrics | None = None  # the candidate's median
     reverted: bool = False
+    trials: dict[str, Any] | None = None  # TrialSet.evidence(): decision, n, interval, ...
+
+    @property
+    def decision(self) -> str:
+        """The A/B trials' decision (improved, regressed, inconclusive, failed, invalid, ...)."""
+        return (self.trials or {}).get("decision", "")
 
     def improvement(self, goal: str) -> float | None:
-        """Fractional gain of the goal's primary metric (0.25 = 25 % better)."""
+        """Fractional gain of the goal's primary metric (0.25 = 25 % better): the trials'
+        ratio estimate when there are trials, else before vs after."""
+        if self.trials and self.trials.get("ratio") is not None:
+            return 1.0 - float(self.trials["ratio"])
         if not (self.before and self.after):
             return None
         b, a = self.before.primary(goal), self.after.primary(goal)
@@ -150,6 +167,11 @@ class Lesson:
     workload_key: str
     policy: str
     tunables: dict[str, Any]
-    outcome: str  # "improved" | "neutral" | "regressed" | "refused" | "failed"
-    score: float | None  # improvement fraction, when measured
+    # "improved" | "regressed" (both significant) | "inconclusive" | "refused" | "failed";
+    # "neutral" only in stores from before A/B trials
+    outcome: str
+    score: float | None  # improvement fraction (ratio estimate), when measured
     note: str = ""
+    # the trial set behind the verdict: n, medians, spread, interval, units, baseline
+    # scheduler, kernel, CPU; None for refusals and for lessons migrated from single runs
+    evidence: dict[str, Any] | None = None

@@ -13,19 +13,38 @@ import pytest
 def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_path):
     r = subprocess.run([sys.executable, "-m", "schedcp", "demo", "--iterations", "3",
                         "--tasks", "40"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=1200)
+                       timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     out = r.stdout
+    print(out[-6000:])  # the table and the reuse summary, for the issue notes (pytest -s)
     assert "system bus and root helper up" in out
-    assert re.search(r"\[0\] batch workload .* baseline makespan [\d.]+s", out)
-    assert re.search(r"\[[12]\] \S+ .*: makespan [\d.]+s", out), out[-2000:]
+    assert re.search(r"\[0\] batch workload .* warm-up run makespan [\d.]+s", out)
+    assert re.search(r"\[[12]\] \S+ .*: makespan [\d.]+s \(median\)", out), out[-2000:]
+    assert re.search(r"    trial \d+/\d+ \((baseline|candidate)\)", out)  # progress
     table = out.split("before/after", 1)[1]
     assert re.search(r"kernel default\s+[\d.]+s\s+1\.00x", table)
-    assert re.search(r"\n  \S+.*\s[\d.]+s\s+[\d.]+x", table.split("kernel default", 1)[1])
+    # every scheduler with its interval and runs, or "no measurable effect"
+    assert re.search(r"\n  \S+.*\s[\d.]+s\s+[\d.]+x  .*\d+\+\d+ runs\)",
+                     table.split("kernel default", 1)[1])
     # the second run reuses the lesson: the recorded best first, and fewer iterations
     reuse = re.findall(r"run (\d): (\d+) iteration\(s\); first try (\S+)", out)
     assert [r[0] for r in reuse] == ["1", "2"], out[-2000:]
     (_, n1, _), (_, n2, first2) = reuse
-    best = re.search(r"best: (\S+),", table).group(1)
-    assert first2 == best and int(n2) < int(n1), out[-2500:]
-    assert "held" in out.split("run 2:", 1)[1]
+    run1_stop = re.search(r"  run 1: .*; stop: (.*)", out).group(1)
+    best = re.search(r"best: (\S+),", table)
+    if best is None:
+        # issue #12: a win must be significant. On a loaded host (other VMs on the same two
+        # cores) the guest's run-to-run spread can reach 25-30 %, which hides even ljf's
+        # ~30 % gain at 5+5 runs; the demo must then say so and keep nothing
+        assert "none beat the kernel default measurably" in table, table
+        assert "kept" not in run1_stop, run1_stop
+        print("demo: no scheduler beat the kernel default measurably on this host, so the "
+              "reuse of a stored win was not exercised in this run")
+        return
+    # the second run starts from the stored win and says whether it held, with its interval
+    assert first2 == best.group(1), out[-2500:]
+    run2 = out.split("run 2:", 1)[1]
+    assert re.search(r"the stored effect (held|did not hold): then makespan .* runs\), now ",
+                     run2), run2[-1500:]
+    if "stored effect held" in run2:
+        assert int(n2) < int(n1), out[-2500:]

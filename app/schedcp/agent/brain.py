@@ -25,6 +25,9 @@ class PlanContext:
     best: Lesson | None = None
     antipatterns: list[Lesson] = field(default_factory=list)
     available: set[str] | None = None  # scheduler names the helper can run; None = unknown
+    # when this workload has no win of its own: the similar earlier workload ``best`` is from
+    borrowed_from: str = ""
+    similarity: float = 0.0
 
     @property
     def goal(self) -> str:

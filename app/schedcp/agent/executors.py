@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +35,36 @@ class Executor(Protocol):
         """The metrics under whatever scheduler runs now."""
 
 
-def _profile_or_fallback(pid: int, goal: str, argv: list[str], kind: str) -> WorkloadProfile:
+def _profile_or_fallback(pid: int, goal: str, argv: list[str], kind: str,
+                         cwd: str | None = None) -> WorkloadProfile:
+    """The profile of the running command; its identity is the command as given (resolved),
+    not whatever process the sampler happened to see, so short and long runs share a key."""
+    from ..analysis.identity import resolve_argv
+
     try:
         from ..analysis import profile
 
-        return profile(pid, goal)
+        prof = profile(pid, goal)
     except Exception:  # the process may be gone already, or analysis unavailable
         exe = argv[0] if argv else ""
-        return WorkloadProfile(kind, goal, pid, [pid], exe=exe,
+        prof = WorkloadProfile(kind, goal, pid, [pid], exe=exe,
                                description=f"{kind} command {Path(exe).name}, goal {goal}")
+    prof.cmdline = resolve_argv(argv, cwd)
+    return prof
+
+
+def _failure(rc: int, out, pattern: str | None) -> str:
+    """Why a finished run does not count ("" when it does)."""
+    if rc < 0:
+        return f"killed by signal {-rc}"
+    if rc != 0:
+        return f"exit status {rc}"
+    if pattern:
+        out.seek(max(0, out.seek(0, os.SEEK_END) - 65536))
+        text = out.read().decode("utf-8", "replace")
+        if (m := re.search(pattern, text, re.MULTILINE)) is not None:
+            return f"its output says it failed: {m.group(0)[:120]!r}"
+    return ""
 
 
 @dataclass
@@ -54,6 +77,8 @@ class BatchExecutor:
     profile_after_s: float = 0.3  # let the tree form before profiling it
     kind: str = "batch"  # the fallback kind when analysis cannot profile a short run
     learn_jobs: bool = True  # learn each job's CPU time (the proc connector) for runtime hints
+    # a run whose output (stdout or stderr, its last 64 KiB) matches this regex failed
+    failure_pattern: str | None = None
     target_pids: list[int] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
     hint_sink: HintSink | None = None
@@ -99,10 +124,12 @@ class BatchExecutor:
         gate_r, gate_w = os.pipe()
         try:
             # the gate is the shim's stdin (dash redirects only single-digit fds)
+            # a file, not a pipe: nobody has to drain it while the run goes on
+            out = (tempfile.TemporaryFile() if self.failure_pattern  # noqa: SIM115
+                   else open(os.devnull, "wb"))  # noqa: SIM115 - both closed after the run
             p = subprocess.Popen(["/bin/sh", "-c", 'read x; exec "$@" </dev/null',
                                   "schedcp-batch", *self.argv], cwd=self.cwd,
-                                 stdin=gate_r, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+                                 stdin=gate_r, stdout=out, stderr=out)
         except BaseException:
             os.close(gate_w)
             raise
@@ -125,18 +152,21 @@ class BatchExecutor:
         if goal is not None:
             def sample() -> None:
                 time.sleep(self.profile_after_s)
-                prof.append(_profile_or_fallback(p.pid, goal, self.argv, self.kind))
+                prof.append(_profile_or_fallback(p.pid, goal, self.argv, self.kind, self.cwd))
             t = threading.Thread(target=sample, daemon=True)
             t.start()
+        failed = ""
         try:
             rc = p.wait(self.timeout)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait()
-            raise
+            rc = p.wait()
+            failed = f"killed after the {self.timeout:g} s timeout"
         finally:
             jobs = tracker.stop() if tracker is not None else {}
         makespan = time.perf_counter() - t0
+        failed = failed or _failure(rc, out, self.failure_pattern)
+        out.close()
         self.target_pids = []  # gone: a canary must not watch a recycled pid
         if goal is not None:
             t.join()
@@ -149,10 +179,12 @@ class BatchExecutor:
         if jobs:
             self.job_cpu_s = jobs
         self.runs.append({"returncode": rc, "makespan_s": makespan, "jobs": len(jobs),
-                          "hinted": len(hinted), "fork_hints": len(forks)})
+                          "hinted": len(hinted), "fork_hints": len(forks), "failed": failed})
         source = "makespan" + (f" (exit status {rc})" if rc else "")
-        return Metrics(makespan_s=makespan, seconds=makespan, source=source), (
-            prof[0] if prof else None)
+        # a failed run keeps its time for the record, but Metrics.failed keeps it out of
+        # every decision (a crash is often fast: it must never "win")
+        return Metrics(makespan_s=makespan, seconds=makespan, source=source,
+                       failed=failed), (prof[0] if prof else None)
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         metrics, prof = self._run(goal)

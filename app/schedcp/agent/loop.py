@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..measure.effect import describe_effect, held_text
+from ..measure.trials import Progress, StopRule
 from ..model import Outcome
 from .brain import Brain, BudgetExceeded
 from .executors import Executor
@@ -29,6 +31,8 @@ class LoopConfig:
     # still gives at least this share of its recorded improvement (runs on a busy or
     # virtual machine vary by tens of percent)
     hold_fraction: float = 0.5
+    # when A/B trial sets stop (None: StopRule.for_goal(goal): its time budget per candidate)
+    rule: StopRule | None = None
 
 
 @dataclass
@@ -56,9 +60,14 @@ class OptimizationLoop:
         self.steps: list[dict] = []
         self.observation = Observation(tools, executor)
         self.planning = Planning(brain)
-        self.execution = Execution(tools, executor, self.config.canary_s)
+        self.execution = Execution(tools, executor, self.config.canary_s,
+                                   rule=self.config.rule, cancel=self.cancel,
+                                   on_progress=self._progress)
         self.learning = Learning(tools, brain)
         self._t0 = 0.0
+        self._iteration = 0
+        self._metric = "makespan_s"
+        self._recheck = ""  # a second run's verdict on the stored best
 
     def _record(self, iteration: int, role: str, seconds: float, **data: Any) -> dict:
         step = {"iteration": iteration, "role": role, "t": round(time.time(), 3),
@@ -71,6 +80,16 @@ class OptimizationLoop:
         if self.on_step is not None:
             self.on_step(step)
         return step
+
+    def _progress(self, p: Progress) -> None:
+        """A trial finished: reported to ``on_step`` as a "trial" record (not kept in steps:
+        there are many, and the execution record holds them all)."""
+        if self.on_step is not None:
+            self.on_step({"iteration": self._iteration, "role": "trial", "t": round(time.time(), 3),
+                          "elapsed_s": round(time.perf_counter() - self._t0, 4),
+                          "run": p.run, "max_runs": p.max_runs, "arm": p.arm,
+                          "value": p.value, "failed": p.failed, "line": p.line(self._metric),
+                          "estimate": jsonable(p.estimate)})
 
     def run(self) -> LoopResult:
         self._t0 = time.perf_counter()
@@ -86,8 +105,11 @@ class OptimizationLoop:
             t = time.perf_counter()
             profile, baseline = self.observation.observe(cfg.goal)
             profile.goal = cfg.goal
+            self._metric = baseline.primary_name(cfg.goal) or "makespan_s"
+            # the observation's run is the cold one and carries the profiler: it is the
+            # discarded warm-up, every comparison below is an interleaved A/B trial set
             self._record(0, "observation", time.perf_counter() - t, profile=profile,
-                         key=profile.key, baseline=baseline)
+                         key=profile.key, baseline=baseline, warmup=True)
             for iteration in range(1, cfg.max_iterations + 1):
                 if self.cancel.is_set():
                     reason, message = "cancelled", "cancelled by the user"
@@ -96,7 +118,8 @@ class OptimizationLoop:
                 ctx = self.observation.context(profile, baseline, iteration, outcomes)
                 plan = self.planning.plan(ctx)
                 self._record(iteration, "planning", time.perf_counter() - t,
-                             brain=self.brain.name, plan=plan)
+                             brain=self.brain.name, plan=plan,
+                             borrowed_from=ctx.borrowed_from or None)
                 if plan is None:  # a model brain names a stop that is not "nothing to try"
                     reason, message = (getattr(self.brain, "no_plan", None)
                                        or ("exhausted", "the planner has nothing left to try"))
@@ -105,10 +128,13 @@ class OptimizationLoop:
                     reason, message = "cancelled", "cancelled by the user"
                     break
                 t = time.perf_counter()
+                self._iteration = iteration
                 outcome, error = self.execution.execute(plan, cfg.goal, baseline)
                 outcomes.append(outcome)
                 self._record(iteration, "execution", time.perf_counter() - t, outcome=outcome,
                              improvement=outcome.improvement(cfg.goal),
+                             decision=outcome.decision,
+                             effect=describe_effect(outcome.trials) if outcome.trials else None,
                              error=(error.kind if error else None))
                 t = time.perf_counter()
                 lesson, stored = self.learning.learn(ctx, outcome, error)
@@ -130,11 +156,16 @@ class OptimizationLoop:
                     reason = "target"
                     message = f"reached {best_gain:+.1%} (target {cfg.target:.0%})"
                     break
+                if iteration == 1 and self._is_best(ctx, plan):  # the stored win, re-measured
+                    self._recheck = held_text(ctx.best.evidence, outcome.trials,
+                                              self._known_best_held(ctx, plan, gain))
                 if iteration == 1 and self._known_best_held(ctx, plan, gain):
-                    assert ctx.best is not None and ctx.best.score is not None
+                    assert ctx.best is not None
                     reason = "converged"
-                    message = (f"the best known for this workload ({ctx.best.score:+.1%}) held "
-                               f"at {gain:+.1%}")
+                    held = held_text(ctx.best.evidence, outcome.trials)
+                    whose = (f"the similar workload {ctx.borrowed_from}" if ctx.borrowed_from
+                             else "this workload")
+                    message = f"the best known for {whose}: {held}"
                     break
                 if since_best >= cfg.patience:
                     reason, message = "converged", (f"no new best in {cfg.patience} iterations")
@@ -150,12 +181,16 @@ class OptimizationLoop:
             self._record(iteration, "error", 0.0, traceback=traceback.format_exc()[-4000:])
         return self._end(reason, message, iteration)
 
+    @staticmethod
+    def _is_best(ctx, plan) -> bool:
+        best = ctx.best
+        return bool(best is not None and best.outcome == "improved" and not plan.source
+                    and plan.policy == best.policy and plan.tunables == best.tunables)
+
     def _known_best_held(self, ctx, plan, gain: float | None) -> bool:
         """Learning reused: the first plan was the recorded best and it still pays off."""
         best = ctx.best
-        return bool(best is not None and best.outcome == "improved" and best.score
-                    and gain is not None and plan.policy == best.policy
-                    and plan.tunables == best.tunables and not plan.source
+        return bool(self._is_best(ctx, plan) and best.score and gain is not None
                     and gain >= self.config.hold_fraction * best.score)
 
     def _end(self, reason: str, message: str, iteration: int) -> LoopResult:
@@ -163,8 +198,10 @@ class OptimizationLoop:
         kept = self.execution.finish(self.config.keep_best and reason != "cancelled")
         if not message:
             message = reason
+        if self._recheck and "stored effect" not in message:  # it did not hold: say so
+            message += f"; {self._recheck}"
         if kept.get("kept"):
-            message += f"; kept {kept['policy']} ({kept['improvement']:+.1%})"
+            message += f"; kept {kept['policy']} ({describe_effect(kept.get('evidence'))})"
         self._record(iteration, "stop", time.perf_counter() - t, reason=reason,
                      message=message, kept=kept)
         return LoopResult(reason, message, list(self.steps), kept if kept.get("kept") else None,

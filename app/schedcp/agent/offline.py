@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..measure.effect import describe_effect
 from ..model import Lesson, Outcome, Plan, WorkloadProfile
 from .brain import PlanContext
 from .composer import compose, template_for
@@ -143,6 +144,8 @@ class OfflinePlanner:
             if lesson.outcome in NOT_AGAIN:
                 arm.banned = f"{lesson.outcome} before"
                 continue
+            if lesson.outcome == "improved":  # a later significant success lifts a ban
+                arm.banned = ""
             if lesson.score is not None:
                 arm.n += 1
                 arm.total += float(lesson.score)
@@ -182,7 +185,13 @@ class OfflinePlanner:
         if best is not None and best.outcome == "improved":
             arm = self._arm_for(best.policy, best.tunables, prior=0.0)
             if not arm.banned and arm.key not in self._tried_run:
-                return self._plan(arm, f"best known for {ctx.profile.key}: {best.score:+.1%}"
+                if ctx.borrowed_from:  # the UI says where the suggestion came from
+                    return self._plan(arm, f"best known for the similar workload "
+                                      f"{ctx.borrowed_from} (similarity {ctx.similarity:.2f}): "
+                                      f"{describe_effect(best.evidence)}")
+                return self._plan(arm, f"best known for {ctx.profile.key}: "
+                                  f"{describe_effect(best.evidence)}" if best.evidence else
+                                  f"best known for {ctx.profile.key}: {best.score:+.1%}"
                                   if best.score is not None else "best known lesson")
         untried = [a for a in live if a.n == 0 and a.key not in self._tried_run]
         if untried:

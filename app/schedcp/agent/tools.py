@@ -20,7 +20,8 @@ from typing import Any
 
 from ..model import Lesson
 
-ENVIRONMENT_ERRORS = ("NoSchedExt", "HelperUnavailable", "NotAuthorized")
+# WorkloadFailed: the workload fails under the baseline too (A/B trials), so says nothing
+ENVIRONMENT_ERRORS = ("NoSchedExt", "HelperUnavailable", "NotAuthorized", "WorkloadFailed")
 DEFAULT_KINDS = "bpf,scx,custom"  # searches leave code primitives out unless asked
 
 
@@ -100,7 +101,7 @@ def _p(kind: str, description: str, **extra: Any) -> dict:
 
 GOALS = ["responsiveness", "throughput", "battery", "balanced"]
 DETAILS = ["process_tree", "schedstats", "taskstats", "perf_stat", "topology"]
-OUTCOMES = ["improved", "neutral", "regressed", "refused", "failed"]
+OUTCOMES = ["improved", "inconclusive", "regressed", "refused", "failed"]
 _TUNABLES = _p("object", "tunable name -> value (int, bool or string) within the bounds "
                "get_policy reports; omitted ones keep their defaults",
                additionalProperties=True)
@@ -466,9 +467,11 @@ class AgentTools:
     def record_lesson(self, workload_key: str, policy: str, outcome: str,
                       tunables: dict | None = None, score: float | None = None,
                       note: str = "") -> dict:
+        if outcome == "neutral":  # the word before A/B trials
+            outcome = "inconclusive"
         if outcome not in OUTCOMES:
             raise ToolFailure(f"outcome {outcome!r}{did_you_mean(outcome, OUTCOMES)}: "
-                              "improved|neutral|regressed|refused|failed", "InvalidArgs")
+                              + "|".join(OUTCOMES), "InvalidArgs")
         lesson = Lesson(workload_key, policy, tunables or {}, outcome, score, note)
         self.repository().record(lesson)
         return {"recorded": jsonable(lesson)}

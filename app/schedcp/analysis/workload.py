@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -151,6 +152,12 @@ def profile(pid: int, goal: str, window_s: float = 1.0) -> WorkloadProfile:
     wp = WorkloadProfile(kind=kind, goal=goal, root_pid=pid, pids=pids, exe=exe,
                          nthreads=int(features["nthreads"]), features=features)
     wp.description = describe(wp, tree, top_exe, top_n)
+    try:  # identity: the root's command line, its script resolved from its own cwd
+        from .identity import resolve_argv
+
+        wp.cmdline = resolve_argv(procfs.cmdline(pid), os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:  # gone, or not ours to read: the key falls back to the executable
+        pass
     return wp
 
 

@@ -51,7 +51,12 @@ def describe_problem(e: BaseException) -> str:
 
 
 def effect_text(outcome: dict, goal: str) -> str:
-    """"p99 wait -35 %"-style text from an agent step's outcome (before/after metrics)."""
+    """"p99 wait -35 %"-style text from an agent step's outcome: the A/B trials' effect with
+    its interval when there are trials (schedcp.measure.effect), else before/after."""
+    if outcome.get("trials"):
+        from ..measure.effect import describe_effect
+
+        return describe_effect(outcome["trials"])
     before, after = outcome.get("before") or {}, outcome.get("after") or {}
     labels = (("wake_p99_ms", "p99 wake-up latency"), ("runqueue_wait_ms_per_s", "run-queue wait"),
               ("makespan_s", "run time"))

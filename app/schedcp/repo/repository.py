@@ -7,7 +7,9 @@ custom policies and the lesson history survive both.
 
 from __future__ import annotations
 
+import array
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ from .seed import PolicyEntry, SeedDirs, seed_entries
 
 KINDS = ("bpf", "scx", "custom", "primitive")
 BAD_OUTCOMES = ("refused", "failed", "regressed")
+# cosine similarity of two workloads' descriptions above which one's best is suggested for the
+# other (MiniLM: descriptions of the same kind of job score ~0.9, unrelated ones < 0.6)
+SIMILAR = 0.85
 _NAME_RE = re.compile(r"^[a-z0-9_]{1,48}$")
 
 
@@ -32,6 +37,19 @@ class Hit:
     score: float  # cosine similarity of the query and the entry's best-matching text, -1..1
     kind: str
     summary: str
+
+
+def lifted(history: list[Lesson]) -> list[Lesson]:
+    """The bad lessons of ``history`` (oldest first) that no later "improved" lesson of the
+    same policy and tunables has lifted."""
+    bad: dict[str, list[Lesson]] = {}
+    for lesson in history:
+        key = lesson.policy + json.dumps(lesson.tunables, sort_keys=True)
+        if lesson.outcome in BAD_OUTCOMES:
+            bad.setdefault(key, []).append(lesson)
+        elif lesson.outcome == "improved":
+            bad.pop(key, None)
+    return sorted((x for v in bad.values() for x in v), key=history.index)
 
 
 def default_path() -> Path:
@@ -219,16 +237,19 @@ class PolicyRepository:
 
     def record(self, lesson: Lesson) -> None:
         self._conn.execute(
-            "INSERT INTO lessons(workload_key, policy, tunables, outcome, score, note, recorded_at)"
-            " VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO lessons(workload_key, policy, tunables, outcome, score, note, recorded_at,"
+            " evidence) VALUES (?,?,?,?,?,?,?,?)",
             (lesson.workload_key, lesson.policy, json.dumps(lesson.tunables, sort_keys=True),
-             lesson.outcome, lesson.score, lesson.note, time.time()))
+             lesson.outcome, lesson.score, lesson.note, time.time(),
+             json.dumps(lesson.evidence, sort_keys=True) if lesson.evidence is not None
+             else None))
 
     def _lessons(self, where: str, args: tuple) -> list[Lesson]:
         rows = self._conn.execute(
-            f"SELECT workload_key, policy, tunables, outcome, score, note FROM lessons "
+            f"SELECT workload_key, policy, tunables, outcome, score, note, evidence FROM lessons "
             f"WHERE {where} ORDER BY id", args).fetchall()
-        return [Lesson(k, p, json.loads(t), o, s, n) for k, p, t, o, s, n in rows]
+        return [Lesson(k, p, json.loads(t), o, s, n, json.loads(e) if e else None)
+                for k, p, t, o, s, n, e in rows]
 
     def history(self, workload_key: str) -> list[Lesson]:
         """Every lesson for the workload, oldest first."""
@@ -241,10 +262,43 @@ class PolicyRepository:
         return max(lessons, key=lambda le: le.score, default=None)  # max keeps the first of ties
 
     def antipatterns(self, workload_key: str) -> list[Lesson]:
-        """What not to try again: refused, failed or regressed configurations, oldest first."""
-        marks = ",".join("?" * len(BAD_OUTCOMES))
-        return self._lessons(f"workload_key = ? AND outcome IN ({marks})",
-                             (workload_key, *BAD_OUTCOMES))
+        """What not to try again: refused, failed or (significantly) regressed configurations,
+        oldest first, unless a later significant improvement of the same configuration lifted
+        the ban (the machine, the kernel or the policy's code may have changed since)."""
+        return lifted(self.history(workload_key))
+
+    def remember_workload(self, key: str, description: str) -> None:
+        """Keep the workload's description and its vector: what :meth:`similar` compares."""
+        if not description.strip():
+            return
+        (vec,) = self.embedder.embed([description])
+        self._conn.execute(
+            "INSERT OR REPLACE INTO workloads(key, description, embedding, embedder, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (key, description, store.serialize(vec), self.embedder.id, time.time()))
+
+    def similar(self, description: str, exclude: str = "", threshold: float = SIMILAR,
+                k: int = 3) -> list[tuple[str, float]]:
+        """Earlier workloads (keys with an improved lesson) whose description is at least
+        ``threshold`` similar (cosine of the embeddings) to ``description``, nearest first."""
+        if not description.strip():
+            return []
+        rows = self._conn.execute(
+            "SELECT key, embedding FROM workloads WHERE embedder = ? AND key != ? AND key IN "
+            "(SELECT workload_key FROM lessons WHERE outcome = 'improved')",
+            (self.embedder.id, exclude)).fetchall()
+        if not rows:
+            return []
+        (q,) = self.embedder.embed([description])
+        qn = math.sqrt(sum(x * x for x in q)) or 1.0
+        out = []
+        for key, blob in rows:
+            v = array.array("f", blob)
+            vn = math.sqrt(sum(x * x for x in v)) or 1.0
+            score = sum(a * b for a, b in zip(q, v, strict=False)) / (qn * vn)
+            if score >= threshold:
+                out.append((key, round(score, 4)))
+        return sorted(out, key=lambda kv: -kv[1])[:k]
 
     def promote(self, name: str, source: str, description: str, workload_key: str,
                 score: float) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import apsw
 import sqlite_vec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000  # the agent and the CLI may share the file
 
 # Version 1: the first layout. Kept verbatim: the migration test builds a v1 file from it.
@@ -45,8 +45,34 @@ def _v1_to_v2(conn: apsw.Connection) -> None:
     """)
 
 
+LEGACY_EVIDENCE = '{"legacy": true, "n_a": 1, "n_b": 1, "decision": "single run"}'
+
+
+def _v2_to_v3(conn: apsw.Connection) -> None:
+    """v3: lessons carry the evidence of their A/B trial set (JSON: n, medians, spread,
+    interval, units, baseline scheduler, kernel, CPU), and the workloads table remembers each
+    key's description and vector so similar workloads can share a history.
+
+    Older lessons come from one run against one baseline: no significance. "neutral" becomes
+    "inconclusive"; "regressed" becomes "inconclusive" too (a single slow run banned
+    configurations for ever; antipatterns now need a significant regression); "improved"
+    stays (the planner tries it first and re-measures it with trials) but is marked legacy.
+    Refusals and failures are not measurements and stay as they are."""
+    conn.execute(f"""
+        ALTER TABLE lessons ADD COLUMN evidence TEXT;
+        UPDATE lessons SET evidence = '{LEGACY_EVIDENCE}'
+            WHERE outcome IN ('improved', 'neutral', 'regressed');
+        UPDATE lessons SET note = 'single run, migrated from regressed: ' || note,
+            outcome = 'inconclusive' WHERE outcome = 'regressed';
+        UPDATE lessons SET outcome = 'inconclusive' WHERE outcome = 'neutral';
+        CREATE TABLE workloads (
+            key TEXT PRIMARY KEY, description TEXT NOT NULL, embedding BLOB,
+            embedder TEXT NOT NULL DEFAULT '', updated_at REAL NOT NULL DEFAULT 0);
+    """)
+
+
 #: MIGRATIONS[n] upgrades a version-n file to n+1, inside the caller's transaction.
-MIGRATIONS: dict[int, Callable[[apsw.Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[apsw.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class StoreError(RuntimeError):

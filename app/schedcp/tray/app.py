@@ -370,8 +370,10 @@ class TrayApp(QObject):
             return
         what = best.get("policy", "?") + "".join(
             f" {k}={v}" for k, v in sorted((best.get("tunables") or {}).items()))
-        effect = ""
-        for s in dlg.steps:
+        from ..measure.effect import describe_effect
+
+        effect = describe_effect(best["evidence"]) if best.get("evidence") else ""
+        for s in dlg.steps if not effect else ():
             oc = s.get("outcome") or {}
             if s.get("role") == "execution" and (oc.get("plan") or {}).get(
                     "policy") == best.get("policy") and s.get("improvement") == best.get(

@@ -155,6 +155,10 @@ class OptimizeDialog(QDialog):
         self.elapsed.setText(f"{s // 60}:{s % 60:02d}" if s >= 60 else f"{s} s")
 
     def _on_step(self, step: dict) -> None:
+        if step.get("role") == "trial":  # one A/B run done: the status line, not the list
+            if not self.cancel_event.is_set():
+                self.status.setText(f"Measuring {self._trying}: {step.get('line', '')}")
+            return
         self.steps.append(step)
         it = int(step.get("iteration") or 0)
         total = max(1, self.request.max_iterations)

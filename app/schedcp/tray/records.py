@@ -165,7 +165,8 @@ def from_demo(data: dict) -> list[dict]:
             plan = oc.get("plan") if isinstance(oc.get("plan"), dict) else {}
             item.update(why=plan.get("rationale", ""), goal=goal, app=app,
                         before=oc.get("before"), after=oc.get("after"),
-                        improvement=step.get("improvement"), source="agent")
+                        improvement=step.get("improvement"), source="agent",
+                        effect=step.get("effect") or "")
         out.append(item)
     for step, goal, app in refused:
         oc = step["outcome"]

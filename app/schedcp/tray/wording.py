@@ -96,6 +96,13 @@ def step_line(step: dict, goal: str = "balanced") -> tuple[str, str] | None:
         if not oc.get("verified"):
             where = oc.get("refused_at") or "verification"
             return "bad", f"{name} refused at {where}: {oc.get('message') or 'no reason given'}"
+        if oc.get("trials"):  # A/B trials: the effect with its interval, or "no measurable"
+            from ..measure.effect import describe_effect
+
+            decision = oc["trials"].get("decision")
+            kind = {"improved": "good", "regressed": "bad", "failed": "bad"}.get(decision,
+                                                                                 "neutral")
+            return kind, f"{name}: {describe_effect(oc['trials'])}"
         if oc.get("after"):
             gain = step.get("improvement")
             text = f"{name}: {metric_text(oc['after'], goal)}"

@@ -20,7 +20,25 @@ def test_batch_executor_measures_makespan_and_profiles_the_run():
     assert 0.55 < again.makespan_s < 5
     assert ex.target_pids == []  # a finished run leaves no pid for a canary to watch
     fail = BatchExecutor([sys.executable, "-c", "raise SystemExit(3)"]).measure()
-    assert "exit status 3" in fail.source
+    assert "exit status 3" in fail.source and fail.failed == "exit status 3"
+
+
+def test_failed_runs_are_marked_whatever_their_time():
+    """Issue #12: a run that exits non-zero, is killed, or whose output says it failed is a
+    failed trial (Metrics.failed), never a time that could "win" an A/B comparison."""
+    ok = BatchExecutor([sys.executable, "-c", "print('status: ok')"],
+                       failure_pattern=r"status: failed").measure()
+    assert ok.failed == "" and ok.makespan_s > 0
+    said = BatchExecutor([sys.executable, "-c", "import sys; print('x' * 100000); "
+                          "print('status: failed', file=sys.stderr)"],
+                         failure_pattern=r"status: failed").measure()
+    assert said.failed.startswith("its output says it failed")
+    killed = BatchExecutor([sys.executable, "-c", "import time; time.sleep(30)"],
+                           timeout=0.5).measure()
+    assert killed.failed.startswith("killed after") and killed.makespan_s < 10
+    signalled = BatchExecutor([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"]
+                              ).measure()
+    assert signalled.failed == "killed by signal 9"
 
 
 def test_pid_executor_measures_runqueue_wait_of_a_running_process():

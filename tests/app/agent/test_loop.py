@@ -7,6 +7,7 @@ measured makespan by a known factor — the repository stays the real one."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 
@@ -51,9 +52,12 @@ def test_keeps_the_best_converges_and_a_second_run_reuses_the_lesson(repo):
     assert tried3[0] == ljf_default
     assert third.stop_reason == "converged" and third.iterations == 1, third.message
     assert "held" in third.message
-    # ... but not when it no longer pays off: then the loop explores again
-    fourth, _ = run(repo, SimHelper({ljf_default: 0.95}), patience=2, max_iterations=10)
+    assert "the stored effect held: then makespan \u221230 %" in third.message
+    # ... but not when it no longer pays off: then the loop explores again, and says so
+    fourth, _ = run(repo, SimHelper({ljf_default: 0.99}), patience=2, max_iterations=10)
     assert fourth.iterations > 1
+    assert "the stored effect did not hold: then makespan \u221230 %" in fourth.message
+    assert "now no measurable effect" in fourth.message
 
 
 def test_cancel_stops_between_steps(repo):
@@ -121,12 +125,23 @@ def test_real_helper_without_sched_ext_fails_cleanly_and_learns_no_antipattern(r
 
 def test_learning_keeps_only_certain_verdicts(repo):
     """Deterministic refusals and measured results go into the history; a machine failure and
-    a trial-run refusal (load-dependent) do not; an improving generated policy is promoted."""
+    a trial-run refusal (load-dependent) do not; improved/regressed only from significant A/B
+    trials (a single before/after pair is inconclusive, issue #12); an improving generated
+    policy is promoted."""
     from schedcp.agent.brain import PlanContext
     from schedcp.agent.roles import Learning
     from schedcp.agent.tools import ToolFailure, custom_name
+    from schedcp.measure.trials import TrialRunner
     from schedcp.model import Outcome, Plan
     from tests.app.agent.sources import FIXED
+
+    def trials(after: float) -> dict:
+        """The evidence of a real trial set whose runs take 10 s under A, ``after`` under B."""
+        def measure():
+            return Metrics(makespan_s=10.0 if arm[0] == "A" else after)
+        arm = ["B"]
+        return TrialRunner().run(measure, lambda a: arm.__setitem__(0, a),
+                                 "makespan_s").evidence()
 
     learning = Learning(AgentTools(repo=repo), OfflinePlanner())
     ctx = PlanContext(PROFILE, Metrics(makespan_s=10.0), 1)
@@ -136,21 +151,25 @@ def test_learning_keeps_only_certain_verdicts(repo):
         (Outcome(Plan("ljf"), False, "dynamic", "waited too long"), None, "refused", False),
         (Outcome(Plan("vtime"), True), ToolFailure("no", "NoSchedExt"), "failed", False),
         (Outcome(Plan("vtime"), True), ToolFailure("bad token", "TokenInvalid"), "failed", True),
-        (Outcome(Plan("fifo"), True, None, "", "d1", before, Metrics(makespan_s=11.0)), None,
-         "regressed", True),
+        # one run before and one after, however far apart, is no verdict (A/B trials decide)
+        (Outcome(Plan("fifo", {"slice_us": 1000}), True, None, "", "d0", before,
+                 Metrics(makespan_s=13.0)), None, "inconclusive", True),
+        (Outcome(Plan("fifo"), True, None, "", "d1", before, Metrics(makespan_s=11.0),
+                 trials=trials(11.0)), None, "regressed", True),
         (Outcome(Plan("fifo", {"slice_us": 5000}), True, None, "", "d2", before,
-                 Metrics(makespan_s=9.9)), None, "neutral", True),
+                 Metrics(makespan_s=9.9), trials=trials(9.9)), None, "inconclusive", True),
         (Outcome(Plan("custom", {}, FIXED, "fifo + idle fast path"), True, None, "", "d3",
-                 before, Metrics(makespan_s=7.5)), None, "improved", True),
+                 before, Metrics(makespan_s=7.5), trials=trials(7.5)), None, "improved", True),
     ]
     for outcome, error, verdict, stored in cases:
         lesson, recorded = learning.learn(ctx, outcome, error)
         assert (lesson.outcome, recorded) == (verdict, stored), outcome
     history = repo.history(PROFILE.key)
-    assert [x.outcome for x in history] == ["refused", "failed", "regressed", "neutral",
-                                            "improved"]
+    assert [x.outcome for x in history] == ["refused", "failed", "inconclusive", "regressed",
+                                            "inconclusive", "improved"]
     name = custom_name(FIXED)
     assert history[-1].policy == name and history[-1].score == pytest.approx(0.25)
+    assert history[-1].evidence["n_a"] == history[-1].evidence["n_b"] >= 4
     assert repo.get(name).source == FIXED and repo.get(name).kind == "custom"
     assert repo.best(PROFILE.key).policy == name
 
@@ -170,3 +189,89 @@ def test_a_crash_mid_run_reverts_and_ends_with_an_error_record(repo):
     assert [s["role"] for s in result.steps][-2:] == ["error", "stop"]
     assert "TimeoutError" in result.steps[-2]["traceback"]
     assert helper.running is None and helper.kept is None  # the half-measured one reverted
+
+
+def test_noise_is_not_kept_a_real_effect_is_and_progress_and_effect_are_shown(repo):
+    """Issue #12 through the real loop: with run-to-run noise (sigma 8 %), no-effect
+    schedulers are neither kept nor banned, the one real -25 % is kept; every A/B run is
+    reported as progress; the CLI says the effect with its interval and the number of runs."""
+    import math
+    import random
+
+    from schedcp.agentcmd import _line
+
+    rng = random.Random(4)
+
+    class Noisy(SimExecutor):
+        def measure(self):
+            m = super().measure()
+            m.makespan_s *= math.exp(rng.gauss(0, 0.08))
+            return m
+
+    helper = SimHelper({"ljf{}": 0.75})  # the planner's second candidate; the rest: nothing
+    records: list[dict] = []
+    tools = AgentTools(repo=repo, client=helper)
+    result = OptimizationLoop(OfflinePlanner(tools=tools), tools, Noisy(helper),
+                              LoopConfig(patience=2, max_iterations=4), None,
+                              records.append).run()
+    assert helper.kept == "ljf{}", result.message
+    execs = [s for s in result.steps if s["role"] == "execution"]
+    decisions = {s["outcome"]["plan"]["policy"] + json.dumps(s["outcome"]["plan"]["tunables"]):
+                 s["decision"] for s in execs}
+    assert decisions.pop("ljf{}") == "improved"
+    assert set(decisions.values()) <= {"inconclusive"}, decisions
+    assert repo.antipatterns(PROFILE.key) == []
+    trials = [r for r in records if r["role"] == "trial"]
+    assert len(trials) == sum(s["outcome"]["trials"]["n_a"] + s["outcome"]["trials"]["n_b"]
+                              for s in execs)
+    assert "trial" not in {s["role"] for s in result.steps}  # progress is not history
+    lines = [_line(r, "throughput") for r in records]
+    assert any(x and x.strip().startswith("trial 1/") for x in lines)
+    kept = next(x for x, r in zip(lines, records, strict=True)
+                if r["role"] == "execution" and r["decision"] == "improved")
+    assert re.search(r"makespan \u2212\d+ % \(\u2212\d+\u2026\u2212\d+ %, \d+\+\d+ runs\)",
+                     kept), kept
+    assert any("no measurable effect" in (x or "") for x in lines)
+    assert "kept ljf" in result.message and "runs)" in result.message
+
+
+def test_a_similar_workload_reuses_the_best_and_says_where_it_came_from(repo):
+    """Two commands with different keys but the same kind of work (the profile's description):
+    the second starts from the first's best, and the plan names the workload it came from;
+    an unrelated workload does not."""
+    from schedcp.model import WorkloadProfile
+
+    def executor(helper, cmdline, description):
+        class Exec(SimExecutor):
+            def observe(self, goal):
+                prof, m = super().observe(goal)
+                prof.cmdline, prof.description = cmdline, description
+                return prof, m
+        return Exec(helper)
+
+    desc = "40 CPU-bound processes of one executable (cc1) on 2 CPUs, a long tail"
+    effect = {"ljf{}": 0.7}
+
+    def optimize(cmdline, description):
+        helper = SimHelper(effect)
+        tools = AgentTools(repo=repo, client=helper)
+        return OptimizationLoop(OfflinePlanner(tools=tools), tools,
+                                executor(helper, cmdline, description),
+                                LoopConfig(patience=2, max_iterations=4)).run()
+
+    make = ["/usr/bin/make", "-j2"]
+    first = optimize(make, desc)
+    assert first.best and first.best["policy"] == "ljf"
+    make_key = first.steps[0]["key"]
+    ninja = optimize(["/usr/bin/ninja", "-C", "build"], desc)
+    plan = next(s for s in ninja.steps if s["role"] == "planning")
+    assert ninja.steps[0]["key"] != make_key
+    assert plan["borrowed_from"] == make_key and (plan["plan"]["policy"], plan["plan"][
+        "tunables"]) == ("ljf", {})
+    assert f"similar workload {make_key}" in plan["plan"]["rationale"]
+    assert "similar workload" in ninja.message  # held: stopped after one iteration
+    game = optimize(["/usr/games/game"], WorkloadProfile(
+        "game", "throughput", 1, [1], description="a game: frame pacing, input latency, "
+        "GPU-bound render thread").description)
+    plan = next(s for s in game.steps if s["role"] == "planning")
+    assert plan["borrowed_from"] is None

@@ -58,8 +58,10 @@ def test_version_1_file_is_migrated_keeping_history_and_custom_policies(tmp_path
                  "'Generated long ago.', '[]', '[]', '{}', '{}', 'int x;')")
     conn.close()
     with PolicyRepository.open(path, embedder="hash") as r:
-        assert store.get_meta(r._conn, "schema_version") == "2"
-        assert r.history(KEY) == [Lesson(KEY, "ljf", {"slice_us": 30000}, "improved", 0.3, "old")]
+        assert store.get_meta(r._conn, "schema_version") == str(SCHEMA_VERSION)
+        legacy = {"legacy": True, "n_a": 1, "n_b": 1, "decision": "single run"}
+        assert r.history(KEY) == [Lesson(KEY, "ljf", {"slice_us": 30000}, "improved", 0.3, "old",
+                                         legacy)]
         assert r._conn.execute("SELECT recorded_at FROM lessons").fetchone()[0] == 0
         # the custom policy became "promoted": it survives seeding and is searchable
         assert r.get("gen_old").source == "int x;"
@@ -67,6 +69,56 @@ def test_version_1_file_is_migrated_keeping_history_and_custom_policies(tmp_path
         assert "ljf" in r.names()
         r.record(Lesson(KEY, "vtime", {}, "neutral", 0.0))
         assert r._conn.execute("SELECT max(recorded_at) FROM lessons").fetchone()[0] > 0
+
+
+def test_version_2_lessons_lose_single_run_verdicts_but_keep_their_numbers(
+        tmp_path: Path) -> None:
+    """Issue #12: lessons from one run against one baseline were not significant. After the
+    migration a single-run "regressed" no longer bans its configuration, "neutral" reads
+    "inconclusive", an "improved" stays (to be re-measured first) marked legacy; refusals and
+    failures stay; new lessons store their evidence."""
+    path = tmp_path / "v2.db"
+    conn = store.connect(path)
+    conn.execute(store.SCHEMA_V1)
+    store.MIGRATIONS[1](conn)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    rows = [("ljf", "improved", 0.3), ("fifo", "regressed", -0.08), ("vtime", "neutral", 0.01),
+            ("scx_rusty", "failed", None), ("custom", "refused", None)]
+    for policy, outcome, score in rows:
+        conn.execute("INSERT INTO lessons(workload_key, policy, tunables, outcome, score, note, "
+                     "recorded_at) VALUES (?, ?, '{}', ?, ?, 'old', 1.0)",
+                     (KEY, policy, outcome, score))
+    conn.close()
+    with PolicyRepository.open(path, embedder="hash") as r:
+        assert store.get_meta(r._conn, "schema_version") == str(SCHEMA_VERSION)
+        got = {x.policy: x for x in r.history(KEY)}
+        assert [got[p].outcome for p, _, _ in rows] == [
+            "improved", "inconclusive", "inconclusive", "failed", "refused"]
+        assert [got[p].score for p, _, _ in rows] == [0.3, -0.08, 0.01, None, None]
+        assert got["ljf"].evidence["legacy"] and got["fifo"].evidence["n_b"] == 1
+        assert got["scx_rusty"].evidence is None
+        assert got["fifo"].note.startswith("single run, migrated from regressed")
+        assert {x.policy for x in r.antipatterns(KEY)} == {"scx_rusty", "custom"}
+        assert r.best(KEY).policy == "ljf"
+        evidence = {"n_a": 5, "n_b": 5, "median_a": 20.1, "median_b": 16.2, "unit": "s",
+                    "ratio": 0.81, "ratio_low": 0.76, "ratio_high": 0.86, "kernel": "6.12",
+                    "baseline_scheduler": "kernel default", "cpu_model": "x", "ncpus": 2}
+        r.record(Lesson(KEY, "ljf", {"slice_us": 1}, "improved", 0.19, "", evidence))
+        assert r.history(KEY)[-1].evidence == evidence
+
+
+def test_a_later_significant_success_lifts_an_antipattern(tmp_path: Path) -> None:
+    with PolicyRepository.open(tmp_path / "p.db", embedder="hash") as r:
+        r.record(Lesson(KEY, "fifo", {}, "regressed", -0.2))
+        r.record(Lesson(KEY, "vtime", {}, "failed", None))
+        assert [x.policy for x in r.antipatterns(KEY)] == ["fifo", "vtime"]
+        r.record(Lesson(KEY, "fifo", {"slice_us": 1}, "improved", 0.1))  # other tunables
+        r.record(Lesson(KEY, "fifo", {}, "inconclusive", 0.01))  # not significant
+        assert [x.policy for x in r.antipatterns(KEY)] == ["fifo", "vtime"]
+        r.record(Lesson(KEY, "fifo", {}, "improved", 0.12))
+        assert [x.policy for x in r.antipatterns(KEY)] == ["vtime"]
+        r.record(Lesson(KEY, "fifo", {}, "regressed", -0.3))  # and a new regression bans again
+        assert [x.policy for x in r.antipatterns(KEY)] == ["vtime", "fifo"]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
