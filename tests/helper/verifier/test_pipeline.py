@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import pytest
 
@@ -47,9 +46,10 @@ def test_each_of_our_schedulers_passes_every_stage(verifier, name):
 def test_verdicts_are_cached_per_artifact_and_tunables(verifier):
     first = verify_policy(verifier, "vtime", {"slice_us": 4000})
     assert first.ok and not first.cached, first.render()
-    t = time.monotonic()
     again = verify_policy(verifier, "vtime", {"slice_us": 4000}, uid=1001)
-    assert again.ok and again.cached and time.monotonic() - t < 5
+    # the verdict is reused (no trial run): said by the report, not by a stopwatch (a timed
+    # check failed on a loaded host, where the compile that identifies the artifact is slow)
+    assert again.ok and again.cached
     assert check(load_secret(verifier.state_dir / "token.key"), again.token, 1001).uid == 1001
     assert [s.name for s in again.stages] == [s.name for s in first.stages]
     other = verify_policy(verifier, "vtime", {"slice_us": 100}, uid=1001)
