@@ -203,9 +203,11 @@ class Stack:
         if self.installed:
             self.installed.clear()
             _LIVE[0] -= 1
-            if _LIVE[0] == 0:  # the last stack of this process removes what they installed
-                for path in _INSTALLED:
-                    path.unlink(missing_ok=True)
+            if _LIVE[0] == 0:  # the last stack of this process: the last user removes them
+                (USERS / str(os.getpid())).unlink(missing_ok=True)
+                if not _other_users():
+                    for path in _INSTALLED:
+                        path.unlink(missing_ok=True)
                 _INSTALLED.clear()
 
 
@@ -232,13 +234,32 @@ def wait_name(address: str, name: str, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{name} did not appear on {address}")
 
 
-_INSTALLED: list[Path] = []  # files this process put into the host's polkit folders
+_INSTALLED: list[Path] = []  # files stacks put into the host's polkit folders
 _LIVE = [0]  # stacks open in this process (test modules may each start one)
+# test runs using the polkit files, one marker per process: two runs at once (a developer's
+# and CI, or two worktrees) share the files, and only the last one out removes them
+USERS = Path("/run/schedcp-test-stacks")
+
+
+def _other_users() -> bool:
+    alive = False
+    for marker in USERS.glob("*") if USERS.is_dir() else []:
+        if marker.name == str(os.getpid()):
+            continue
+        if marker.name.isdigit() and Path(f"/proc/{marker.name}").exists():
+            alive = True
+        else:
+            marker.unlink(missing_ok=True)  # a run that died without closing
+    return alive
 
 
 def _install(src_text: str, dest: Path, stack: Stack) -> None:
+    USERS.mkdir(parents=True, exist_ok=True)
+    (USERS / str(os.getpid())).touch()
     if dest.exists() and dest.read_text() == src_text:
-        return  # already installed (by a package or a stack still open): leave it alone
+        if _other_users() and dest not in _INSTALLED:
+            _INSTALLED.append(dest)  # a stack of another run put it there: shared from now on
+        return  # otherwise a package's copy: leave it alone
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".tmp")
     tmp.write_text(src_text)
