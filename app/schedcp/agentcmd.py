@@ -103,6 +103,13 @@ def cmd_optimize(args) -> int:
         print("schedcp optimize: give either --pid PID or -- CMD...", file=sys.stderr)
         return 2
     goal = GOALS[args.goal]
+    from .pricing import Price
+
+    try:
+        price = Price.parse(args.price) if args.price else None
+    except ValueError as e:
+        print(f"schedcp optimize: --price: {e}", file=sys.stderr)
+        return 2
     tools = AgentTools()
     if args.brain == "claude":
         from .agent.claude import ClaudeBrain
@@ -112,18 +119,10 @@ def cmd_optimize(args) -> int:
             print("schedcp optimize: --brain claude needs ANTHROPIC_API_KEY or a keyring "
                   "entry (service schedcp, user anthropic)", file=sys.stderr)
             return 2
-        from .pricing import Price
-
-        try:
-            price = Price.parse(args.price) if args.price else None
-        except ValueError as e:
-            print(f"schedcp optimize: --price: {e}", file=sys.stderr)
-            return 2
         brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
                             iteration_budget_usd=args.iteration_budget, effort=args.effort)
     elif args.brain == "openai":
         from .agent.openai_compat import OpenAIBrain
-        from .pricing import Price
 
         try:
             import openai  # noqa: F401
@@ -132,11 +131,6 @@ def cmd_optimize(args) -> int:
                   "(pip install 'schedcp[local]')", file=sys.stderr)
             return 2
 
-        try:
-            price = Price.parse(args.price) if args.price else None
-        except ValueError as e:
-            print(f"schedcp optimize: --price: {e}", file=sys.stderr)
-            return 2
         if args.model == DEFAULT_MODEL:
             print("schedcp optimize: --brain openai needs --model (the local server's model "
                   "name, e.g. qwen3:8b)", file=sys.stderr)

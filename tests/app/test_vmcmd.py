@@ -78,25 +78,17 @@ def _interrupt(proc: subprocess.Popen, sig: int) -> float:
 
 
 @pytest.mark.vm
-def test_ctrl_c_tears_the_guest_down(vm_kit, tmp_path, spawn):
-    proc = start(spawn, "vm", "--", "echo ready; sleep 600", cwd=tmp_path)
+@pytest.mark.parametrize(("sig", "foreground"), [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c", "sigterm-in-a-background-job"])
+def test_an_interrupt_tears_the_guest_down(vm_kit, tmp_path, spawn, sig, foreground):
+    """Ctrl-C as at a terminal; SIGTERM for a job a non-interactive shell started with ``&`` (as
+    CI may start the suite): it inherits SIGINT ignored, so the terminal's Ctrl-C is not for it,
+    but SIGTERM still tears it down."""
+    proc = start(spawn, "vm", "--", "echo ready; sleep 600", cwd=tmp_path, foreground=foreground)
     wait_for_line(proc, "ready")
     guests = qemu_processes(parent=proc.pid)
     assert guests
-    print(f"Ctrl-C → exit in {_interrupt(proc, signal.SIGINT):.2f} s")
-    assert "interrupted" in proc.stderr.read()
-    assert wait_gone(guests)
-
-
-@pytest.mark.vm
-def test_sigterm_tears_the_guest_down_in_a_background_job(vm_kit, tmp_path, spawn):
-    """A job a non-interactive shell starts with ``&`` (as CI may start the suite) inherits
-    SIGINT ignored; the terminal's Ctrl-C is not for it, but SIGTERM still tears it down."""
-    proc = start(spawn, "vm", "--", "echo ready; sleep 600", cwd=tmp_path, foreground=False)
-    wait_for_line(proc, "ready")
-    guests = qemu_processes(parent=proc.pid)
-    assert guests
-    print(f"SIGTERM → exit in {_interrupt(proc, signal.SIGTERM):.2f} s")
+    print(f"{sig.name} → exit in {_interrupt(proc, sig):.2f} s")
     assert "interrupted" in proc.stderr.read()
     assert wait_gone(guests)
 
