@@ -23,7 +23,9 @@ def test_profile_of_a_sh_parent_with_four_cpu_bound_children(spawn):
     f = wp.features
     assert f["busy_procs"] == 4 and f["nprocs"] == 5 and f["children"] == 4
     assert f["same_exe_frac"] == 1.0
-    assert f["cpus_used"] > 0.25  # the CPUs are shared with whatever else runs here
+    # they did run; how much depends on whatever else runs here (0.2 of 2 CPUs with a hog per
+    # core and a guest beside them): "CPU-bound" is said by runnable and wait_frac below
+    assert f["cpus_used"] > 0.05
     assert f["runnable"] > 3.0  # four tasks that always want a CPU
     if os.cpu_count() < 4:
         assert f["wait_frac"] > 0.2 and f["runqueue_wait_ms_per_s"] > 200
