@@ -103,6 +103,21 @@ def _reap_zombies(procs: list[psutil.Process]) -> list[psutil.Process]:
     return live
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is left in process group ``pgid``. Killed members
+    come back to pytest (a subreaper) as zombies instead of to init: reap those, they are gone."""
+    left = False
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) != pgid:
+                continue
+        except OSError:
+            continue
+        if _reap_zombies([p]):
+            left = True
+    return left
+
+
 def stop_processes(procs: list[psutil.Process], grace: float = 3.0) -> None:
     """SIGTERM, then SIGKILL what is still there after ``grace`` seconds; reap our zombies."""
     for p in procs:

