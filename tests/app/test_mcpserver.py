@@ -53,7 +53,7 @@ def test_tools_listed_and_answered_from_the_repository(repo):  # noqa: F811
     assert [h["name"] for h in hits] == [h.name for h in direct] and len(hits) == 3
     assert payload(entry)["presets"] == repo.get("ljf").presets
     assert missing.is_error and "no policy named 'no_such_policy'" in text(missing)
-    assert bad.is_error and "improved|neutral" in text(bad)
+    assert bad.is_error and "improved|inconclusive" in text(bad)
 
 
 def test_verify_and_deploy_go_through_the_helper(repo, stack):  # noqa: F811
