@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+import psutil
 import pytest
 
 from schedcp.analysis import profile
+from schedcp.analysis.identity import workload_key
 
 from .conftest import HOG, wait_children
 
@@ -29,9 +31,10 @@ def test_profile_of_a_sh_parent_with_four_cpu_bound_children(spawn):
     assert f["runnable"] > 3.0  # four tasks that always want a CPU
     if os.cpu_count() < 4:
         assert f["wait_frac"] > 0.2 and f["runqueue_wait_ms_per_s"] > 200
-    # names only as the basename of the workers' executable, which is also the key
+    # names only as the basename of the workers' executable; the key is the root command's
+    # stable identity (issue #12: what the command runs, not a sampled child)
     assert wp.exe == os.path.realpath(HOG[0])
-    assert wp.key == f"batch:throughput:{os.path.basename(wp.exe)}"
+    assert wp.key == workload_key("throughput", psutil.Process(parent.pid).cmdline())
     assert wp.description.startswith("batch workload: 4 CPU-bound processes of one executable")
     assert wp.description.endswith("goal throughput") and "/" not in wp.description
 
