@@ -109,6 +109,14 @@ def find_clang() -> str:
     raise CompileError("no clang found in /usr/bin (apt-get install clang-19)")
 
 
+def sandbox_ids() -> tuple[int | None, int | None]:
+    """Who untrusted input is handled as: ``nobody`` when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None, None
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
 def _sandbox(uid: int | None, gid: int | None):
     def setup() -> None:  # runs in the child before exec
         libc = ctypes.CDLL(None, use_errno=True)
@@ -195,10 +203,7 @@ def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[
     """
     text = check_source(source)
     clang = find_clang()
-    uid = gid = None
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        uid, gid = nobody.pw_uid, nobody.pw_gid
+    uid, gid = sandbox_ids()
     with tempfile.TemporaryDirectory(prefix="schedcp-cc-") as d:
         root = Path(d)
         root.chmod(0o755)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .bpfobj import ObjectError, parse_object
-from .compile import _sandbox
+from .compile import _sandbox, sandbox_ids
 from .static import Finding, analyse
 
 STATIC_SECONDS = 30.0
@@ -36,10 +35,7 @@ class StaticTimeout(Exception):
 def run_static(obj: Path, bpftool: Path, kernel_funcs: frozenset[str], tunables: dict[str, int],
                budget: float = STATIC_SECONDS) -> tuple[str, list[Finding]]:
     """(ops name, findings) for ``obj``; ObjectError if it cannot be read as a scheduler."""
-    uid = gid = None
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        uid, gid = nobody.pw_uid, nobody.pw_gid
+    uid, gid = sandbox_ids()
     with tempfile.TemporaryDirectory(prefix="schedcp-static-") as d:
         box = Path(d)
         box.chmod(0o755)
