@@ -80,10 +80,9 @@ def test_batches_know_jobs_by_birth_order_and_report_their_bound(name, tmp_path)
     res = w.run_batch(2, tmp_path, on_forked=seen.extend)
     assert [u for _, u in seen] == w.units() and len({p for p, _ in seen}) == 40
     assert max(w.units()) == w.units()[-1] >= sum(w.units()[:-1]) / 2  # the long tail
-    # a sanity bound: CPU time is accounted in 10 ms ticks and these jobs last a few ms each,
-    # so the bound can sit above the makespan (0.78x seen with a hog per core); the benchmark's
-    # full-size batches measure how close a scheduler gets to it
-    assert res["makespan_s"] >= 0.5 * res["lower_bound_s"] > 0
+    # the bound is exact CPU time (wait4's rusage less the start-up read from schedstat), so
+    # no two CPUs can finish the jobs faster; the slack is timer and wake-up granularity
+    assert res["makespan_s"] >= 0.95 * res["lower_bound_s"] > 0, res
     assert res["long_cpu_s"] <= res["total_cpu_s"]
 
 

@@ -32,6 +32,6 @@ def test_catalogue_runs_and_parses_in_the_guest(guest):
     assert docs["frames"]["metrics"]["frames"] >= 20
     for name in ("batch-gzip", "batch-sha256", "batch-sort", "batch-sqlite"):
         m = docs[name]["metrics"]
-        # CPU time is tick-sampled: the bound may exceed the makespan by a few ticks per job
-        assert m["makespan_s"] >= 0.9 * m["lower_bound_s"] > 0, (name, m)
+        # an exact bound (see Batch.run_batch): two vCPUs cannot beat it
+        assert m["makespan_s"] >= 0.95 * m["lower_bound_s"] > 0, (name, m)
     print("\n" + "\n".join(f"{n}: {json.dumps(d['metrics'])[:160]}" for n, d in docs.items()))
