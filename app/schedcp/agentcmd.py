@@ -91,9 +91,24 @@ def _preflight(tools) -> tuple[int, str] | None:
     return None
 
 
+def _tunable(text: str) -> tuple[str, int | bool | str]:
+    """``K=V`` from the command line: integers and true/false as such, the rest as text (the
+    helper checks names and bounds)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--tunable {text!r}: expected K=V")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    try:
+        return key, int(value, 0)
+    except ValueError:
+        return key, value
+
+
 def cmd_optimize(args) -> int:
     from .agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
     from .agent.executors import PidExecutor
+    from .agent.tools import ToolFailure
     from .pricing import DEFAULT_MODEL
 
     cmd = list(args.cmd or [])
@@ -141,6 +156,29 @@ def cmd_optimize(args) -> int:
                             price=price, iteration_budget_usd=args.iteration_budget)
     else:
         brain = OfflinePlanner(tools=tools)
+    fixed = args.policy is not None or args.recheck
+    if fixed:  # one plan (or the stored best), through the same loop: one A/B trial set
+        from .agent.fixed import FixedPlan
+        from .model import Plan
+
+        if args.policy is not None and args.recheck:
+            print("schedcp optimize: --policy and --recheck exclude each other", file=sys.stderr)
+            tools.close()
+            return 2
+        try:
+            tunables = dict(_tunable(t) for t in args.tunable or ())
+            if args.policy is not None:
+                tools.call("get_policy", {"name": args.policy})
+        except (ValueError, ToolFailure) as e:
+            tools.close()
+            print(f"schedcp optimize: {e}", file=sys.stderr)
+            return 2
+        brain = FixedPlan(Plan(args.policy, tunables, None, "--policy", "fixed")
+                          if args.policy is not None else None)
+    elif args.tunable:
+        print("schedcp optimize: --tunable goes with --policy", file=sys.stderr)
+        tools.close()
+        return 2
     if (problem := _preflight(tools)) is not None:
         tools.close()
         print(f"schedcp optimize: {problem[1]}", file=sys.stderr)
@@ -161,7 +199,8 @@ def cmd_optimize(args) -> int:
     rule = StopRule.for_goal(goal)
     if args.trial_budget is not None:
         rule = replace(rule, budget_s=args.trial_budget)
-    cfg = LoopConfig(goal=goal, max_iterations=args.max_iterations, patience=args.patience,
+    cfg = LoopConfig(goal=goal, max_iterations=1 if fixed else args.max_iterations,
+                     patience=args.patience,
                      target=args.target, canary_s=args.canary, rule=rule)
     try:
         result = OptimizationLoop(brain, tools, executor, cfg, cancel, show).run()
@@ -223,6 +262,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "throughput 360, balanced/battery 240, responsiveness 90)")
     o.add_argument("--fail-pattern", metavar="REGEX", help="a run whose output matches this "
                    "is a failed trial (a non-zero exit or a kill always is)")
+    o.add_argument("--policy", metavar="NAME", help="measure this one scheduler (A/B trials "
+                   "against what runs now) instead of searching; kept if it improves")
+    o.add_argument("--tunable", action="append", metavar="K=V", help="a tunable for --policy "
+                   "(repeatable)")
+    o.add_argument("--recheck", action="store_true", help="re-measure the best stored for "
+                   "this workload and say whether its effect still holds")
     o.add_argument("--json", action="store_true", help="one JSON record per step")
     o.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: a batch command")
     o.set_defaults(func=cmd_optimize)

@@ -16,6 +16,7 @@ import logging
 from typing import Annotated, Any
 
 from . import __version__
+from .agent.fixed import MEASURE_SPEC, run_measure_tool
 from .agent.tools import SPECS, AgentTools, ToolFailure, ToolSpec, error_text
 
 log = logging.getLogger("schedcp.mcp")
@@ -25,7 +26,9 @@ INSTRUCTIONS = """SchedCP: application-aware CPU scheduling with sched_ext. Obse
 get_policy, list_primitives, workload_history, installed_schedulers), check it (verify_policy,
 verify_source: a refusal says which stage and why; verification boots a VM, about a minute),
 run it (deploy a verified token or switch to a packaged scx_* scheduler; both start with a
-canary), watch it (deployment_status), then keep or revert it and record_lesson."""
+canary), watch it (deployment_status), then keep or revert it and record_lesson. Or let
+measure_plan do verify → deploy → A/B trials → lesson → keep/revert in one call, measured the way
+SchedCP's own loop measures (it reports progress after every run)."""
 
 _TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool}
 
@@ -61,8 +64,10 @@ def _signature(spec: ToolSpec) -> inspect.Signature:
     return inspect.Signature(params, return_annotation=dict[str, Any])
 
 
-def build_server(tools: AgentTools | None = None):
-    from mcp.server.mcpserver import MCPServer
+def build_server(tools: AgentTools | None = None, executor_factory=None):
+    """``executor_factory`` (tests): how measure_plan runs its workload, instead of the real
+    BatchExecutor/PidExecutor."""
+    from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.types import ToolAnnotations
 
@@ -88,6 +93,31 @@ def build_server(tools: AgentTools | None = None):
     for spec in SPECS.values():
         server.add_tool(wrapper(spec), name=spec.name, description=spec.full_description(),
                         annotations=ToolAnnotations(**spec.annotations()))
+
+    async def measure_plan(ctx: Context, **args: Any) -> dict[str, Any]:
+        """Trials take minutes: every finished run is an MCP progress notification."""
+        args = {k: v for k, v in args.items() if v is not None}
+        loop = asyncio.get_running_loop()
+
+        def on_step(step: dict) -> None:
+            if step.get("role") == "trial":
+                asyncio.run_coroutine_threadsafe(ctx.report_progress(
+                    step["run"], step["max_runs"], step["line"]), loop)
+
+        try:
+            return await asyncio.to_thread(run_measure_tool, tools, args, executor_factory,
+                                           on_step)
+        except ToolFailure as e:
+            raise ToolError(error_text(e)) from None
+
+    sig = _signature(MEASURE_SPEC)
+    measure_plan.__signature__ = sig.replace(parameters=[  # type: ignore[attr-defined]
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
+        *sig.parameters.values()])
+    measure_plan.__annotations__ = {"ctx": Context, "return": dict[str, Any]}
+    server.add_tool(measure_plan, name=MEASURE_SPEC.name,
+                    description=MEASURE_SPEC.full_description(),
+                    annotations=ToolAnnotations(**MEASURE_SPEC.annotations()))
     server.schedcp_tools = tools  # the caller closes them
     return server
 

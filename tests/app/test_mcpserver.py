@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from schedcp.agent.fixed import MEASURE_SPEC
 from schedcp.agent.tools import SPECS, AgentTools
 from schedcp.mcpserver import build_server
 
@@ -44,7 +45,7 @@ def test_tools_listed_and_answered_from_the_repository(repo):  # noqa: F811
         ("get_policy", {"name": "no_such_policy"}),
         ("record_lesson", {"workload_key": "k", "policy": "ljf", "outcome": "great"}),
     ])
-    assert {t.name for t in listed.tools} == set(SPECS)
+    assert {t.name for t in listed.tools} == set(SPECS) | {MEASURE_SPEC.name}
     verify = next(t for t in listed.tools if t.name == "verify_source")
     assert verify.input_schema["required"] == ["source"]
     assert not search.is_error
@@ -89,7 +90,7 @@ def test_schedcp_mcp_speaks_stdio(tmp_path):
             return names, await c.call_tool("get_policy", {"name": "powersave"})
 
     names, entry = asyncio.run(go())
-    assert names == set(SPECS)
+    assert names == set(SPECS) | {MEASURE_SPEC.name}
     assert not entry.is_error and payload(entry)["goals"] == ["battery"]
     assert (tmp_path / "schedcp" / "policies.db").is_file()  # XDG honoured: home untouched
 
@@ -110,7 +111,7 @@ def test_tools_are_described_annotated_and_errors_say_did_you_mean(repo):  # noq
 
     info, tools, typo, detail = asyncio.run(go())
     assert info.name == "schedcp" and info.version == __version__
-    for name, spec in SPECS.items():
+    for name, spec in [*SPECS.items(), (MEASURE_SPEC.name, MEASURE_SPEC)]:
         t = tools[name]
         assert "Takes:" in t.description and "Side effects:" in t.description
         assert "Example:" in t.description and len(t.description) > 80
@@ -152,3 +153,52 @@ def test_installed_schedulers_and_deployment_status_ask_the_helper(repo, stack):
     assert st["sched_ext"]["supported"] is False  # this host: no sched_ext
     assert st["running"] is False and st["output"] == ""
     assert missing.is_error and "NotFound: no deployment '000000000000'" in text(missing)
+
+
+def test_measure_plan_runs_the_loops_trials_and_reports_progress(repo):  # noqa: F811
+    """measure_plan over MCP: the loop's own A/B trial set on a simulated helper (a known
+    -20 % effect with noise), a progress notification per run, the effect in words."""
+    from mcp import Client
+
+    from tests.app.agent.sim import SimHelper
+    from tests.app.agent.test_fixed import Noisy
+
+    helper = SimHelper({"ljf{}": 0.8})
+    server = build_server(AgentTools(repo=repo, client=helper),
+                          executor_factory=lambda **kw: Noisy(helper))
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        progress.append((p, total, message))
+
+    async def go():
+        async with Client(server) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            res = await c.call_tool("measure_plan", {"command": ["crunch"], "policy": "ljf"},
+                                    progress_callback=on_progress)
+            return tools, res
+
+    tools, res = asyncio.run(go())
+    assert tools["measure_plan"].annotations.destructive_hint
+    assert "ctx" not in tools["measure_plan"].input_schema["properties"]
+    assert not res.is_error, text(res)
+    out = payload(res)
+    assert out["decision"] == "improved" and "runs)" in out["effect"]
+    n = out["evidence"]["n_a"] + out["evidence"]["n_b"]
+    assert len(progress) == n and progress[0][0] == 1 and progress[-1][0] == n
+    assert all(m and m.startswith("trial ") for _, _, m in progress)
+    assert out["kept"] is None and helper.running is None
+
+
+def test_measure_plan_without_sched_ext_runs_nothing(repo, stack, tmp_path):  # noqa: F811
+    """The real helper on this host (no sched_ext): refused before the workload's warm-up."""
+    marker = tmp_path / "ran"
+    client = stack.client()
+    try:
+        server = build_server(AgentTools(repo=repo, client=client))
+        _, (res,) = call_all(server, [("measure_plan", {
+            "command": ["sh", "-c", f"touch {marker}"], "policy": "ljf"})])
+    finally:
+        client.close()
+    assert res.is_error and "NoSchedExt" in text(res)
+    assert not marker.exists()

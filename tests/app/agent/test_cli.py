@@ -9,11 +9,12 @@ import subprocess
 import sys
 
 
-def optimize(tmp_path, bus: str) -> tuple[subprocess.CompletedProcess, bool]:
+def optimize(tmp_path, bus: str, *extra: str) -> tuple[subprocess.CompletedProcess, bool]:
     marker = tmp_path / "ran"
-    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus, "XDG_DATA_HOME": str(tmp_path)}
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus, "XDG_DATA_HOME": str(tmp_path),
+           "SCHEDCP_EMBEDDER": "hash"}
     r = subprocess.run([sys.executable, "-m", "schedcp", "optimize", "--goal", "throughput",
-                        "--", "touch", str(marker)],
+                        *extra, "--", "touch", str(marker)],
                        capture_output=True, text=True, env=env, timeout=120)
     return r, marker.exists()
 
@@ -81,3 +82,23 @@ def test_an_unknown_model_warns_and_reports_tokens_instead_of_crashing(fake_api,
     r = subprocess.run([*base, "--price", "lots", "--", "true"], capture_output=True,
                        text=True, env=env, timeout=120)
     assert r.returncode == 2 and "--price" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_policy_or_a_recheck_checks_its_arguments_then_the_machine(stack, tmp_path):
+    """--policy/--tunable/--recheck: a bad name or tunable is exit 2 before anything runs; a
+    good plan still stops at the missing sched_ext (exit 5) before the command runs."""
+    from schedcp.agentcmd import _tunable
+
+    assert [_tunable(t) for t in ("slice_us=5000", "x=0x10", "on=True", "mode=fast")] == [
+        ("slice_us", 5000), ("x", 16), ("on", True), ("mode", "fast")]
+    for extra, words in [(("--policy", "ljff"), "did you mean 'ljf'"),
+                         (("--policy", "ljf", "--tunable", "slice_us"), "expected K=V"),
+                         (("--tunable", "slice_us=1"), "goes with --policy"),
+                         (("--policy", "ljf", "--recheck"), "exclude each other")]:
+        r, ran = optimize(tmp_path, stack.address, *extra)
+        assert (r.returncode, ran) == (2, False), (extra, r.stderr)
+        assert words in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for extra in (("--policy", "ljf", "--tunable", "slice_us=5000"), ("--recheck",)):
+        r, ran = optimize(tmp_path, stack.address, *extra)
+        assert (r.returncode, ran) == (5, False), (extra, r.stderr)
+        assert "has no sched_ext" in r.stderr
