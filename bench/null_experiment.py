@@ -161,6 +161,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--vm", action="store_true", help="also run the VM part")
     ap.add_argument("--vm-repeats", type=int, default=2)
+    ap.add_argument("--vm-virtual-time", action="store_true",
+                    help="the VM part on qemu's instruction-counted clock (-icount): guest "
+                    "time does not depend on the host's load, so the runs' spread is the "
+                    "guest's own")
+    ap.add_argument("--vm-scale", type=float, default=0.5, help="the VM batch's unit scale")
     ap.add_argument("--rule", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a StopRule field (e.g. max_pairs=6); default: the "
                     "throughput goal's rule, for runs of the VM batch's length")
@@ -193,7 +198,8 @@ def main() -> int:
     if args.vm:
         from null_vm import vm_part
 
-        summary["vm"] = vm_part(args.vm_repeats)
+        summary["vm"] = vm_part(args.vm_repeats, unit_scale=args.vm_scale,
+                                 virtual_time=args.vm_virtual_time)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(summary, indent=1))

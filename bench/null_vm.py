@@ -38,7 +38,8 @@ def _order(pairs: int) -> list[str]:
     return out
 
 
-def vm_part(repeats: int = 2, pairs: int = 6, unit_scale: float = 0.5) -> dict:
+def vm_part(repeats: int = 2, pairs: int = 6, unit_scale: float = 0.5,
+            virtual_time: bool = False) -> dict:
     params = Batch(tasks=40, unit_scale=unit_scale)
     argv = list(invocation(params, probe_binary()).argv)
     rule = StopRule(max_pairs=pairs)
@@ -58,7 +59,8 @@ def vm_part(repeats: int = 2, pairs: int = 6, unit_scale: float = 0.5) -> dict:
                                  "hint_map": "expected_runtime" if b else None, "argv": argv,
                                  "timeout": 240})
                 sets.append((name, r, start))
-        results, rc = run_plan(runs, Path(d), timeout=180 + 90 * len(runs), quiet=True)
+        results, rc = run_plan(runs, Path(d), timeout=180 + 90 * len(runs), quiet=True,
+                               virtual_time=virtual_time)
     rows, defaults = [], []
     for name, r, start in sets:
         chunk = results[start:start + 2 * pairs]
@@ -83,4 +85,4 @@ def vm_part(repeats: int = 2, pairs: int = 6, unit_scale: float = 0.5) -> dict:
             "default_spread": round(spread(defaults) or 0.0, 3),
             "default_median_s": round(statistics.median(defaults), 2) if defaults else None,
             "default_runs": len(defaults), "seconds": round(time.perf_counter() - t0, 1),
-            "unit_scale": unit_scale, "pairs_cap": pairs}
+            "unit_scale": unit_scale, "pairs_cap": pairs, "virtual_time": virtual_time}
