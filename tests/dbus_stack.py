@@ -30,6 +30,7 @@ POLKIT_ACTIONS = Path("/usr/share/polkit-1/actions")
 POLKIT_RULES = Path("/etc/polkit-1/rules.d")
 POLKITD = Path("/usr/lib/polkit-1/polkitd")
 USER_YES, USER_NO = "schedcp-yes", "schedcp-no"
+USER_DETAILS = "schedcp-details"  # allowed exactly when the helper sent the details it must
 USER_ROOT = Path("/opt/schedcp-test")
 RULES = """// SchedCP tests: one user granted every helper action, one refused every one (even the
 // read-status action every other user gets by the .policy defaults).
@@ -37,9 +38,16 @@ polkit.addRule(function(action, subject) {
     if (action.id.indexOf("org.schedcp.helper.") == 0) {
         if (subject.user == "{yes}") return polkit.Result.YES;
         if (subject.user == "{no}") return polkit.Result.NO;
+        // the details a deploy sends for the admin's dialog ($(name), $(artifact)) arrive
+        // here: a garbage token names no scheduler and no artifact; calls without details
+        // (Revert, Status) are refused for this user
+        if (subject.user == "{details}")
+            return (action.lookup("name") == "(unknown)" &&
+                    action.lookup("artifact") == "(none)") ? polkit.Result.YES
+                                                           : polkit.Result.NO;
     }
 });
-""".replace("{yes}", USER_YES).replace("{no}", USER_NO)
+""".replace("{yes}", USER_YES).replace("{no}", USER_NO).replace("{details}", USER_DETAILS)
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -287,6 +295,7 @@ def start_stack(helper: bool = True) -> Stack:
     OPEN.append(stack)
     try:
         stack.uid_yes, stack.uid_no = ensure_user(USER_YES), ensure_user(USER_NO)
+        ensure_user(USER_DETAILS)
         stack.python = user_python()
         _install(POLICY_SRC.read_text(), POLKIT_ACTIONS / POLICY_SRC.name, stack)
         _install(RULES, POLKIT_RULES / "49-schedcp-test.rules", stack)

@@ -15,7 +15,7 @@ from schedcp.client import HelperClient, InvalidArgs, NoSchedExt, NotAuthorized,
 from schedcp_helper.deploy import Deployment, Spec, Store
 from schedcp_helper.service import BUS_NAME, INTERFACE
 from schedcp_helper.service.dbus import METHODS, SIGNALS
-from tests.dbus_stack import USER_NO, USER_YES
+from tests.dbus_stack import USER_DETAILS, USER_NO, USER_YES
 
 NOT_AUTH = "org.schedcp.Helper1.Error.NotAuthorized"
 # One call per method that gets past argument checks and authorization cheaply on a host
@@ -176,6 +176,16 @@ def test_no_sched_ext_is_a_clear_error(root_client):
 def test_denied_error_is_actionable(stack):
     r = stack.as_user(USER_NO, "[('Revert', 'ss', ['', ''])]")[0]
     assert NotAuthorized(r["error"], r["message"]).hint
+
+
+def test_polkit_receives_the_details_of_a_deploy(stack):
+    """The details (scheduler name, artifact hash) reach polkitd itself, not just our call:
+    a rule that decides on them lets the deploy through to the kernel check, and refuses a
+    call that sends none."""
+    deploy, revert = stack.as_user(USER_DETAILS, "[('Deploy', 'sa{sv}', ['x.y', {}]), "
+                                   "('Revert', 'ss', ['', ''])]")
+    assert deploy["error"] == "org.schedcp.Helper1.Error.NoSchedExt", deploy
+    assert revert["error"] == "org.schedcp.Helper1.Error.NotAuthorized", revert
 
 
 def test_signals_reach_subscribers(root_client):
