@@ -3,11 +3,12 @@
 Source text may come from an AI or a user: the helper treats it as hostile. The text checks
 below are a cheap first filter, and text filters can be talked around (computed includes,
 digraphs, line splices, char literals that fool a comment stripper), so the decision is made by
-what clang really did: clang runs as ``nobody`` in a root-owned folder holding only root-owned
-copies of the allowed headers, with ``-nostdinc``, without network, under CPU, memory, file-size
-and wall-time limits and ``-fno-crash-diagnostics``. Its ``-MD`` dependency list (which names
-``#embed``-ed files too) must stay inside that folder, and its LLVM IR must hold no inline
-assembly beyond empty compiler barriers (file-scope ``asm`` with ``.incbin`` shows there).
+what clang really did: clang runs as ``nobody`` in a root-owned, read-only folder holding only
+root-owned copies of the allowed headers, with ``-nostdinc``, without network (its own network
+namespace, or the unit's ``PrivateNetwork=``), under CPU, memory, file-size and wall-time limits
+and ``-fno-crash-diagnostics``; it writes only to descriptors the helper opened. Its dependency
+list (which names ``#embed``-ed files too) must stay inside that folder, and its LLVM IR must hold
+no inline assembly beyond empty compiler barriers (file-scope ``asm`` with ``.incbin`` shows there).
 Diagnostics are scrubbed to the lines about the source and the allowed headers before the
 caller sees them.
 """
