@@ -234,6 +234,14 @@ def test_bundled_libraries_load_with_declared_dependencies(run: Run) -> None:
     assert "rc=" not in out and "svg-icon True" in out and "charts QChart" in out, out
 
 
+def test_bundled_native_libraries_keep_their_names(run: Run) -> None:
+    """Only Python extension modules may carry a cpython tag: a library loaded by file name
+    (sqlite-vec's vec0.so, numpy's OpenBLAS, Qt plugins) must be where its loader looks."""
+    renamed = sorted(f for f in run.installed if f.startswith("usr/lib/schedcp/vendor/")
+                     and re.search(r"/(lib[^/]*|vec0)\.cpython-[^/]*\.so$", f))
+    assert not renamed, renamed[:10]
+
+
 def test_policies_search_uses_the_bundled_minilm(run: Run) -> None:
     """Installed users get the model, as in a checkout with the extras: the default search
     names it and ranks the paraphrase right; the fallback (asked for explicitly) does not."""
