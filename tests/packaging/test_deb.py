@@ -92,13 +92,12 @@ print("qt", QtCore.qVersion(), "svg-icon", not icon.pixmap(32, 32).isNull(),
       "tray-class", QtWidgets.QSystemTrayIcon.__name__, "charts", QtCharts.QChart.__name__)
 print("apsw-sqlite", apsw.sqlite_lib_version(), "platformdirs", platformdirs.__version__)
 PY
-search() {  # JSON on stdout; stderr shown only on failure
+policies() {  # JSON on stdout; stderr shown only on failure
     # not a host path: inside the test root
-    as_user schedcp policies search --json -k 3 "$@" 2>/tmp/search.err \
-        || { echo "rc=$?"; cat /tmp/search.err; }
+    as_user schedcp policies "$@" 2>/tmp/search.err || { echo "rc=$?"; cat /tmp/search.err; }
 }
-section search-default; search "{query}"
-section search-hash; search --embedder hash "{query}"
+section search-default; policies search --json -k 3 "{query}"
+section search-hash; policies --embedder hash search --json -k 3 "{query}"
 section end
 """.replace("{query}", SEARCH_QUERY)
 
