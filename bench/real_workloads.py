@@ -106,6 +106,14 @@ def _workload(name: str, run: dict[str, Any]):
     return w
 
 
+def _wait(run: dict[str, Any], seconds: float) -> float:
+    """A guest-side wait. In virtual time (-icount sleep=off) an idle guest's clock jumps to its
+    next timer, so while a process waits on the host (9p paging, a build reading its sources)
+    a short timeout expires in no wall time at all: there, only the host's wall-clock limit
+    on the guest guards against a hang."""
+    return 3600.0 if run.get("virtual_time") else seconds
+
+
 def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, Any]:
     from schedcp.workloads import start
 
@@ -119,8 +127,8 @@ def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, An
         if run["kind"] == "latency":
             lw = _workload(run["load"], run)
             load = start(lw, cpus, 3600, work / "load")
-            load.wait_children(getattr(lw, "per_cpu", 0) * cpus or 1, timeout=120)
-            deadline = time.monotonic() + 900
+            load.wait_children(getattr(lw, "per_cpu", 0) * cpus or 1, timeout=_wait(run, 120))
+            deadline = time.monotonic() + _wait(run, 900)
             while hasattr(lw, "compiling") and not lw.compiling(work / "load"):
                 if time.monotonic() > deadline or load.proc.poll() is not None:
                     raise RuntimeError("the build never reached its compile phase")
@@ -128,8 +136,8 @@ def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, An
             time.sleep(0.2)
             target = start(_workload(run["workload"], run), cpus, seconds, work / "target",
                            cgroup=CGROUP)
-            out["metrics"] = target.finish(timeout=60 + 40 * seconds)
-            out["load_metrics"] = load.finish(timeout=60, stop=True)
+            out["metrics"] = target.finish(timeout=_wait(run, 60 + 40 * seconds))
+            out["load_metrics"] = load.finish(timeout=_wait(run, 60), stop=True)
         elif run["kind"] == "batch":
             w = _workload(run["workload"], run)
             hints = None
@@ -185,8 +193,8 @@ def guest_main(plan_path: str) -> int:
 
 
 def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float, load: str,
-         out_dir: Path, only: list[str] | None = None, build_jobs: int = 2
-         ) -> list[dict[str, Any]]:
+         out_dir: Path, only: list[str] | None = None, build_jobs: int = 2,
+         virtual_time: bool = False) -> list[dict[str, Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from guest_driver import compile_objects
 
@@ -213,7 +221,7 @@ def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float
                     "variant": v, "round": r, "workload": name, "kind": table,
                     "load": load if table == "latency" else None, "cpus": cpus,
                     "seconds": seconds, "source": source, "probe": probe, "hint": hint,
-                    "build_jobs": build_jobs,
+                    "build_jobs": build_jobs, "virtual_time": virtual_time,
                     "obj": objs.get(obj) if obj and not obj.startswith("exe:") else None,
                     "exe": str(exe_dir / obj[4:]) if obj.startswith("exe:") else None,
                     "tunables": "cgroup" if hint == "cgroup" else None})
@@ -315,7 +323,8 @@ def main() -> int:
         ap.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as d:
         runs = plan(args.table, variants, args.n, args.cpus, args.seconds, args.load, Path(d),
-                    args.workloads.split(",") if args.workloads else None, args.build_jobs)
+                    args.workloads.split(",") if args.workloads else None, args.build_jobs,
+                    args.virtual_time)
         per_run = {"latency": 30 + 3 * args.seconds, "batch": 120, "build": 900}[args.table]
         slow = 12 if args.virtual_time else 1
         results, _ = run_plan(runs, Path(d), timeout=slow * (120 + per_run * len(runs)),
