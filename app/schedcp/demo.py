@@ -105,28 +105,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _batch_part(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> int:
-    from schedcp_helper.vm import GuestError, KitError, default_config, guest
-
     with tempfile.TemporaryDirectory(prefix="schedcp-demo-") as d:
         os.chmod(d, 0o755)
         line = (f"{sys.executable} -m schedcp demo --guest --probe {probe} "
                 f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs} "
                 f"--unit-scale {args.unit_scale} --trial-budget {args.trial_budget}"
                 + (" --save demo.json" if args.save else ""))
-        try:
-            cfg = default_config(out_dir=Path(d), timeout=args.timeout, env=env)
-            print(f"booting the sched_ext micro-VM ({cfg.kernel.name}) ...", flush=True)
-            r = guest.run(line, cfg, lambda b: (sys.stdout.buffer.write(b),
-                                                sys.stdout.buffer.flush()))
-        except (GuestError, KitError) as e:
-            print(f"schedcp demo: {e}", file=sys.stderr)
+        rc = boot(line, Path(d), env, announce=True, timeout=args.timeout)
+        if rc is None:
             return 2
-        if r.message:
-            print(f"schedcp demo: {r.message}", file=sys.stderr)
         saved = Path(d) / "demo.json"
         if args.save and saved.is_file():
             args.save.write_bytes(saved.read_bytes())
-        return r.returncode
+        return rc
+
+
+def boot(line: str, out_dir: Path, env: dict[str, str], announce: bool = False,
+         **cfg) -> int | None:
+    """Run ``line`` in a micro-VM (``cfg``: GuestConfig fields), streaming what it prints;
+    returns its exit status, None when the guest cannot start (the reason on stderr)."""
+    from schedcp_helper.vm import GuestError, KitError, default_config, guest
+
+    try:
+        config = default_config(out_dir=out_dir, env=env, **cfg)
+        if announce:
+            print(f"booting the sched_ext micro-VM ({config.kernel.name}) ...", flush=True)
+        r = guest.run(line, config, lambda b: (sys.stdout.buffer.write(b),
+                                               sys.stdout.buffer.flush()))
+    except (GuestError, KitError) as e:
+        print(f"schedcp demo: {e}", file=sys.stderr)
+        return None
+    if r.message:
+        print(f"schedcp demo: {r.message}", file=sys.stderr)
+    return r.returncode
 
 
 def _start_bus(d: Path) -> tuple[subprocess.Popen, str]:

@@ -75,8 +75,7 @@ def host_main(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> int
     """Boot the virtual-time guest and stream what it prints (it prints the table itself)."""
     import tempfile
 
-    from schedcp_helper.vm import GuestError, KitError, default_config, guest
-
+    from .demo import boot
     from .workloads.stress_cpu import WORKLOAD as STRESS
 
     try:
@@ -97,19 +96,13 @@ def host_main(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> int
         t0 = time.monotonic()
         print("\nlatency part: a second boot, in virtual time (1 vCPU, qemu -icount): the "
               "batch part's 2-vCPU guest cannot switch its clock", flush=True)
-        try:
-            cfg = default_config(out_dir=Path(d), timeout=args.latency_timeout, env=env,
-                                 cpus=1, virtual_time=True)
-            r = guest.run(line, cfg, lambda b: (sys.stdout.buffer.write(b),
-                                                sys.stdout.buffer.flush()))
-        except (GuestError, KitError) as e:
-            print(f"schedcp demo: {e}", file=sys.stderr)
+        rc = boot(line, Path(d), env, timeout=args.latency_timeout, cpus=1,
+                  virtual_time=True)
+        if rc is None:
             return 2
-        if r.message:
-            print(f"schedcp demo: {r.message}", file=sys.stderr)
         print(f"latency part: {time.monotonic() - t0:.0f} s of wall time, boot included",
               flush=True)
-        return r.returncode
+        return rc
 
 
 # ---------------------------------------------------------------------------------------------
