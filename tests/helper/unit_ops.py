@@ -20,36 +20,12 @@ from schedcp_helper.service import errors
 from schedcp_helper.verifier import pipeline
 
 STOP = "stopped before the micro-VM (unit restrictions test)"
-USER_SOURCE = b"""#include "schedcp.bpf.h"
-/* a user's own scheduler: one shared queue, like fifo, under another name */
-#define Q 7
-s32 BPF_STRUCT_OPS(mine_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
-{
-    bool idle = false;
-    s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &idle);
+# a user-written scheduler that passes compile and static (the agent tests' fixed one); the
+# box runs this file as a script, so the repository root goes on the path for it
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.app.agent.sources import FIXED  # noqa: E402
 
-    if (idle)
-        schedcp_dispatch(p, SCX_DSQ_LOCAL, 5000000, 0);
-    return cpu;
-}
-void BPF_STRUCT_OPS(mine_enqueue, struct task_struct *p, u64 enq_flags)
-{
-    schedcp_dispatch(p, Q, 5000000, enq_flags);
-}
-void BPF_STRUCT_OPS(mine_dispatch, s32 cpu, struct task_struct *prev)
-{
-    schedcp_consume(Q);
-}
-s32 BPF_STRUCT_OPS_SLEEPABLE(mine_init)
-{
-    return scx_bpf_create_dsq(Q, -1);
-}
-SCHEDCP_OPS(mine,
-        .select_cpu    = (void *)mine_select_cpu,
-        .enqueue    = (void *)mine_enqueue,
-        .dispatch    = (void *)mine_dispatch,
-        .init    = (void *)mine_init);
-"""
+USER_SOURCE = FIXED.encode()
 BROKEN_SOURCE = b'#include "schedcp.bpf.h"\nint f(void) { return undeclared_thing; }\n'
 probes: list[str] = []
 
