@@ -309,8 +309,6 @@ class TrayApp(QObject):
         threading.Thread(target=work, name="schedcp-revert", daemon=True).start()
 
     def optimize_target(self) -> None:
-        from .optimize_dialog import OptimizeDialog
-
         if self.optimize_dialog is not None and self.optimize_dialog.running:
             self.optimize_dialog.show()
             self.optimize_dialog.raise_()
@@ -334,10 +332,49 @@ class TrayApp(QObject):
                 root = pid
         req = optimizer.Request(pid=root, name=identity.name, goal=self.settings.default_goal,
                                 analyze_only=self.state == "unavailable")
+        self._start_run(req)
+
+    def _running_profiles(self) -> dict[str, tuple[set[int], str]]:
+        """app_id → (pids, live deployment id) of profiled apps running now."""
+        manager = getattr(self.session, "profiles", None)
+        try:
+            return manager.running() if manager is not None else {}
+        except Exception as e:  # the watcher stopped: nothing runs as far as we know
+            log.warning("profiles: %s", e)
+            return {}
+
+    def recheck_profile(self, app_id: str) -> None:
+        """Measure a saved profile on its running app with the same A/B trials as an
+        optimization: its scheduler against the default (a live deployment of the profile is
+        reverted first, and comes back only if it still wins)."""
+        if self.optimize_dialog is not None and self.optimize_dialog.running:
+            self.optimize_dialog.show()
+            self.optimize_dialog.raise_()
+            return
+        profile = self.store.get(app_id)
+        pids, dep_id = self._running_profiles().get(app_id, (set(), ""))
+        if profile is None or not pids:
+            self.tray.showMessage("SchedCP", "Start the app first: a re-check measures it "
+                                  "while it runs.", state_icon(self.state), 6000)
+            return
+        req = optimizer.Request(pid=min(pids), name=profile.name, goal=profile.goal,
+                                max_iterations=1, plan=(profile.policy,
+                                                        dict(profile.tunables)),
+                                keep=bool(dep_id))
+        self._start_run(req, before=(lambda: self.session.revert(dep_id, "re-check"))
+                        if dep_id else None)
+
+    def _start_run(self, req: optimizer.Request,
+                   before: Callable[[], None] | None = None) -> None:
+        """The progress window for one run; ``before`` runs first in the worker thread."""
+        from .optimize_dialog import OptimizeDialog
 
         record = getattr(self.session, "record_step", None)
 
         def runner(on_step, cancel: threading.Event, on_progress):
+            if before is not None:
+                before()
+
             def step(s: dict) -> None:
                 s = {**s, "app": req.name, "goal": req.goal}
                 if record is not None:  # the history's "why" and "what it measured"
@@ -398,7 +435,9 @@ class TrayApp(QObject):
         dlg = self.windows.get("profiles")
         if dlg is None:
             dlg = ProfilesDialog(self.store, self._load_policies(),
-                                 default_goal=self.settings.default_goal)
+                                 default_goal=self.settings.default_goal,
+                                 running=lambda: set(self._running_profiles()))
+            dlg.recheck_requested.connect(self.recheck_profile)
             dlg.setAttribute(Qt.WA_DeleteOnClose)
             dlg.destroyed.connect(lambda: self.windows.pop("profiles", None))
             self.windows["profiles"] = dlg

@@ -1,12 +1,15 @@
 """Per-app profiles: which scheduler (and tunables, goal) an app gets when it starts. A list on
 the left, an editor on the right built from the policy's declared tunables (bounds, choices,
-units, help), so a profile can only hold values the helper would accept."""
+units, help), so a profile can only hold values the helper would accept. "Re-check now" asks
+the tray to measure a saved profile on its running app (``recheck_requested``): profiles are
+kept on evidence, and evidence goes stale when the app or the machine changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, Qt
+from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -94,10 +97,14 @@ class TunablesForm(QWidget):
 
 
 class ProfilesDialog(QDialog):
+    recheck_requested = Signal(str)  # app_id of a saved profile whose app runs now
+
     def __init__(self, store: Any, policies: dict[str, Any], default_goal: str = "balanced",
-                 parent=None):
+                 parent=None, running: Callable[[], set[str]] | None = None):
+        """``running()``: the app_ids of profiled apps that run now (re-check needs one)."""
         super().__init__(parent)
         self.store, self.policies, self.default_goal = store, policies, default_goal
+        self.running = running or (lambda: set())
         self._editing: Any = None
         self._new = False
         self.setWindowTitle("SchedCP Profiles")
@@ -148,6 +155,9 @@ class ProfilesDialog(QDialog):
         self.delete_button.clicked.connect(self.delete_current)
         row.addWidget(self.delete_button)
         row.addStretch(1)
+        self.recheck_button = QPushButton("&Re-check now")
+        self.recheck_button.clicked.connect(self._recheck)
+        row.addWidget(self.recheck_button)
         self.save_button = QPushButton("&Save profile")
         self.save_button.clicked.connect(self.save_current)
         row.addWidget(self.save_button)
@@ -213,7 +223,7 @@ class ProfilesDialog(QDialog):
         self.error.clear()
         enabled = p is not None
         for w in (self.policy, self.goal, self.auto, self.tun_box, self.save_button,
-                  self.delete_button):
+                  self.delete_button, self.recheck_button):
             w.setEnabled(enabled)
         if p is None:
             self.app_label.setText("<i>No profile selected. Use “Save profile for …” in the "
@@ -221,6 +231,7 @@ class ProfilesDialog(QDialog):
             self.app_label.setWordWrap(True)
             return
         self.delete_button.setEnabled(not self._new)
+        self._refresh_recheck()
         self.app_label.setText(f"<b>{p.name}</b><br><small>{p.app_id}</small>"
                                + (" <i>(new)</i>" if self._new else ""))
         self.goal.setCurrentIndex(max(0, self.goal.findData(p.goal)))
@@ -233,6 +244,24 @@ class ProfilesDialog(QDialog):
         self.policy.setCurrentIndex(idx)
         self.policy.blockSignals(False)
         self._policy_changed(values=dict(p.tunables))
+
+    def _refresh_recheck(self) -> None:
+        p = self._editing
+        try:
+            runs = p is not None and p.app_id in self.running()
+        except Exception:  # the watcher is gone: nothing to measure on
+            runs = False
+        self.recheck_button.setEnabled(bool(runs and not self._new))
+        self.recheck_button.setToolTip(
+            "Measure this profile's scheduler against the default on the running app, in "
+            "alternating runs, and show the effect with its interval. The profile stays "
+            "applied only if it still helps." if runs and not self._new else
+            "Save the profile first." if self._new else
+            "Start the app first: a re-check measures it while it runs.")
+
+    def _recheck(self) -> None:
+        if self._editing is not None and not self._new:
+            self.recheck_requested.emit(self._editing.app_id)
 
     def _policy_changed(self, *_args, values: dict | None = None) -> None:
         name = self.policy.currentData()
