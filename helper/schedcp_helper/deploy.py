@@ -261,7 +261,7 @@ class Deployer:
         self.listener = listener or (lambda kind, dep: None)
         self.kept, self.history = self.store.load()
         self.suspended = Suspensions(state_dir)
-        self._eject_error = False  # the last ejection was the scheduler's fault (kernel says)
+        self._eject_error = ""  # the kernel's words when the last ejection was its fault
         self.current: Deployment | None = None
         self.running: Running | None = None
         self._lock = threading.RLock()
@@ -447,7 +447,7 @@ class Deployer:
             if self.current is not dep or (dep.state == "kept" and not even_kept):
                 return
             if even_kept and self._eject_error:
-                self.suspended.add(dep.spec, reason)
+                self.suspended.add(dep.spec, self._eject_error)
             if reason.startswith("replaced by "):  # another tool took it: do not fight back
                 self._end_current("replaced", reason)
                 with contextlib.suppress(OSError):
@@ -632,7 +632,7 @@ class Deployer:
         with self._lock:
             if self.current is not dep:
                 return None
-        self._eject_error = False
+        self._eject_error = ""
         # sched_ext logs why only while "disabling", after the state left "enabled": give it a
         # moment, or the reason would be a bare state instead of the kernel's (e.g. the stall)
         deadline = time.monotonic() + SETTLE_S
@@ -641,7 +641,9 @@ class Deployer:
         ejection = None
         for ev in reversed(kernel_events(seq)):
             if ev.kind == "disabled" and ev.ops == dep.ops:
-                self._eject_error = ev.error
+                if ev.error:
+                    self._eject_error = (f"the kernel ejected it ({ev.reason}"
+                                         + (f": {ev.message})" if ev.message else ")"))
                 ejection = f"sched_ext ejected it: {ev.explanation}"
                 break
         now = read_state()
