@@ -92,6 +92,7 @@ class DesktopSession:
         self._ours: dict[str, dict] = {}  # dep id → {what, app, effect, source, notification}
         self._seen_deps: dict[str, str] = {}  # dep id → last state we told listeners
         self._unsubscribe: Callable[[], None] | None = None
+        self._others = ""  # the helper's one line on who holds the CPU scheduler
 
     # -- listeners ------------------------------------------------------------------------------
     def add_listener(self, cb: Callable[[str, dict], None]) -> None:
@@ -149,6 +150,8 @@ class DesktopSession:
         if self._attention:
             return "attention", f"Reverted automatically: {self._attention}"
         dep_state = st.get("deployment_state", "")
+        if st.get("attached_owner") not in (None, "", "schedcp") and not st.get("deployment"):
+            return "default", ""  # another tool's scheduler: not ours to show as optimized
         if st.get("deployment") and dep_state == "canary":
             return "canary", ""
         if (st.get("deployment") and dep_state in ("passed", "kept")) or st.get("state") == (
@@ -164,8 +167,9 @@ class DesktopSession:
 
     def _set_state(self, state: str, problem: str) -> None:
         with self._lock:
-            changed = (state, problem) != (self.state, self.problem)
-            self.state, self.problem = state, problem
+            others = self.status.get("others", "")
+            changed = (state, problem, others) != (self.state, self.problem, self._others)
+            self.state, self.problem, self._others = state, problem, others
         if changed:
             self._emit("state", {"state": state, "problem": problem, "status": dict(self.status)})
 

@@ -61,6 +61,7 @@ class TrayApp(QObject):
         self.bridge.foreground.connect(self._on_foreground)
         self.state, self.problem = "unavailable", ""
         self.current: dict = {}  # the deployment running for us now ({} = none)
+        self.others = ""  # the helper's line on who holds the CPU scheduler
         self.target: tuple[Any, int] | None = None  # (AppIdentity, pid) to optimize
         self.windows: dict[str, Any] = {}  # open dialogs by name (one of each)
         self.optimize_dialog = None
@@ -203,6 +204,8 @@ class TrayApp(QObject):
             detail = f"{self.current.get('policy', '?')}" + (f" for {app}" if app else "")
         elif state in ("unavailable", "attention") and problem:
             detail = _elide(problem.split(". ")[0].split(", so")[0], 56)
+        elif self.others and not self.others.startswith("kernel default"):
+            detail = _elide(self.others, 56)  # "scx_lavd via scx_loader (Gaming)"
         self.act_detail.setText(detail)
         self.act_detail.setVisible(bool(detail))
         self.act_problem.setVisible(bool(problem))
@@ -214,11 +217,14 @@ class TrayApp(QObject):
             tip += "\n" + detail
         if problem:
             tip += "\n" + problem
+        if self.others:
+            tip += "\nCPU scheduler: " + self.others
         self.tray.setToolTip(tip)
         self._refresh_target()
 
     def _on_session_event(self, kind: str, info: dict) -> None:
         if kind == "state":
+            self.others = str((info.get("status") or {}).get("others") or "")
             self._set_state(info.get("state", self.state), info.get("problem", ""))
         elif kind == "deployed":
             prev = self.current if self.current.get("dep_id") == info.get("dep_id") else {}

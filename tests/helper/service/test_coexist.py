@@ -243,3 +243,18 @@ def test_a_take_over_recorded_before_a_restart_is_given_back(world, loader):
                                   "SCHEDCP_OTHERS_POLL_S": "0.2"})
     assert loader.calls()[-1] == ["SwitchScheduler", "scx_lavd", 2]
     assert not (stack.state_dir / "takeover.json").exists()
+
+
+def test_schedcp_status_and_deploy_say_who_holds_the_scheduler(world, loader, monkeypatch,
+                                                               capsys):
+    from schedcp.cli import main
+
+    stack, *_ = world
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", stack.address)
+    loader.call("StartScheduler", "string:scx_lavd", "uint32:3")
+    status_until(stack, lambda s: s["attached_owner"] == "scx_loader")
+    assert main(["status"]) == 0
+    assert "CPU scheduler: scx_lavd via scx_loader (LowLatency)" in capsys.readouterr().out
+    assert main(["deploy", "--scx", "scx_simple"]) == 6
+    err = capsys.readouterr().err
+    assert "scx_lavd via scx_loader (LowLatency) holds the CPU scheduler" in err, err
