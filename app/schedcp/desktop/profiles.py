@@ -501,6 +501,15 @@ class ProfileManager:
             return
         self._emit("restored", run.profile, {"dep_id": run.dep_id})
 
+    def game(self, kind: str, pid: int) -> None:
+        """GameMode's GameRegistered/GameUnregistered: the game's profile applies at once
+        (whatever the exec events said), and ends when the game unregisters."""
+        if kind == "started" and _alive(pid):
+            if pid not in self._tracked:
+                self._consider(pid, time.monotonic())
+        elif kind == "stopped" and pid in self._tracked:
+            self._forget_pid(pid)
+
     def forget_deployment(self, dep_id: str) -> None:
         """The deployment ended some other way (reverted from a notification, by the breaker,
         replaced): nothing to restore when the app exits."""

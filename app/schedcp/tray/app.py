@@ -150,10 +150,19 @@ class TrayApp(QObject):
         self._refresh_target()
         pm.addAction("Edit profiles…").triggered.connect(lambda: self.show_profiles())
 
+    def _goal(self) -> str:
+        """The goal an optimization starts with: the session's (the user's choice, else the
+        power profile's: power-saver → battery), else the setting."""
+        goal = getattr(self.session, "goal", None)
+        if not isinstance(goal, str) or goal not in GOALS:
+            goal = self.settings.default_goal
+        return goal if goal in GOALS else "balanced"
+
     def _refresh_goal(self) -> None:
-        goal = self.settings.default_goal if self.settings.default_goal in GOALS else "balanced"
+        goal = self._goal()
         self.goal_actions[goal].setChecked(True)
-        self.goal_menu.setTitle(f"Goal: {GOAL_LABELS[goal]}")
+        why = " (power saver)" if goal != self.settings.default_goal else ""
+        self.goal_menu.setTitle(f"Goal: {GOAL_LABELS[goal]}{why}")
 
     def _refresh_target(self) -> None:
         if not hasattr(self, "act_optimize"):
@@ -241,6 +250,8 @@ class TrayApp(QObject):
             self.tray.showMessage("SchedCP", info.get("message", ""),
                                   level.get(info.get("level", ""), QSystemTrayIcon.Information),
                                   10000)
+        elif kind == "power":  # the power profile changed: the goal may follow it
+            self._refresh_goal()
         elif kind == "profile" and "profiles" in self.windows:
             self.windows["profiles"].reload()
         hist = self.windows.get("history")
@@ -280,10 +291,10 @@ class TrayApp(QObject):
     def set_goal(self, goal: str) -> None:
         if goal == self.settings.default_goal:
             return
-        old = self.settings.default_goal
-        self.settings.default_goal = goal
+        old, chosen = self.settings.default_goal, self.settings.goal_chosen
+        self.settings.default_goal, self.settings.goal_chosen = goal, True
         if not self._save_settings():
-            self.settings.default_goal = old
+            self.settings.default_goal, self.settings.goal_chosen = old, chosen
         self._refresh_goal()
 
     def set_auto_apply(self, on: bool) -> None:
@@ -338,7 +349,7 @@ class TrayApp(QObject):
                 root = root_of(pid)
             except Exception:  # the process tree changed: optimize what was in front
                 root = pid
-        req = optimizer.Request(pid=root, name=identity.name, goal=self.settings.default_goal,
+        req = optimizer.Request(pid=root, name=identity.name, goal=self._goal(),
                                 analyze_only=self.state == "unavailable")
 
         record = getattr(self.session, "record_step", None)
