@@ -261,7 +261,11 @@ def identify(st: ScxState, ours_ops: str = "", loader: LoaderView | None = None,
         if any(_in_unit(p, "scx.service") for p in chain):
             return Attached(st.state, st.ops, SCX_SERVICE, name, pid=pid, process=holder.comm)
         return Attached(st.state, st.ops, PROCESS, name, pid=pid, process=holder.comm)
-    # nobody found holding a link (an older scheduler, or /proc hidden from us)
+    # nobody found holding a link (an older scheduler, or /proc hidden from us): a scx_*
+    # process of scx.service whose name fits the ops is the service's
+    for p in processes(proc):
+        if _in_unit(p, "scx.service") and p.comm.startswith("scx_") and _matches(st.ops, p.comm):
+            return Attached(st.state, st.ops, SCX_SERVICE, p.comm, pid=p.pid, process=p.comm)
     if ours_ops and st.ops == ours_ops:
         return Attached(st.state, st.ops, OURS, st.ops)
     if loader and loader.running and _matches(st.ops, loader.current):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -258,3 +259,66 @@ def test_schedcp_status_and_deploy_say_who_holds_the_scheduler(world, loader, mo
     assert main(["deploy", "--scx", "scx_simple"]) == 6
     err = capsys.readouterr().err
     assert "scx_lavd via scx_loader (LowLatency) holds the CPU scheduler" in err, err
+
+
+SYSTEMD_STANDIN = ROOT / "tests" / "fixtures" / "systemd_standin.py"
+
+
+def cgroup_for_tests() -> Path:
+    """A folder in a writable cgroup hierarchy (name=systemd v1, or v2) to play scx.service."""
+    for root in (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"),
+                 Path("/sys/fs/cgroup")):
+        if (root / "cgroup.procs").exists():
+            d = root / f"schedcp-test-{os.getpid()}"
+            try:
+                (d / "scx.service").mkdir(parents=True, exist_ok=True)
+            except OSError:
+                continue
+            return d
+    pytest.fail("no writable cgroup hierarchy to run the scx.service stand-in in")
+
+
+def test_take_over_from_scx_service_goes_through_systemd_and_gives_it_back(world, tmp_path):
+    """scx.service's scheduler (a process in a real cgroup named scx.service) is named from
+    its cgroup; take-over stops the unit through systemd's StopUnit and StartUnit gives it
+    back (systemd itself is a stand-in: no systemd as PID 1 here)."""
+    stack, sysfs, _ = world
+    rusty = tmp_path / "scx_rusty"
+    shutil.copy(shutil.which("sleep"), rusty)
+    group = cgroup_for_tests()
+    log = tmp_path / "systemd.jsonl"
+    p = subprocess.Popen([sys.executable, str(SYSTEMD_STANDIN), "--address", stack.address,
+                          "--cgroup", str(group / "scx.service"), "--sysfs", str(sysfs),
+                          "--ops", "rusty", "--log", str(log), str(rusty), "300"],
+                         stdout=subprocess.PIPE, text=True, env=stack.env)
+    try:
+        assert _readline(p, 20).strip() == "ready"
+        st = status_until(stack, lambda s: s["attached_owner"] == "scx.service")
+        assert st["others"].startswith("scx_rusty via scx.service"), st["others"]
+        assert "scx.service" in st["tuners_active"]
+        out = stack.as_user("schedcp-yes", "[('Switch', 'sa{sv}a{sv}', ['scx_simple', {}, {}]),"
+                            "('Switch', 'sa{sv}a{sv}', ['scx_simple', {}, "
+                            "{'take_over': Variant('b', True)}])]")
+        assert out[0]["error"] == "org.schedcp.Helper1.Error.OtherScheduler", out
+        assert "could not start scx_simple" in out[1]["message"], out
+        calls = [json.loads(x) for x in log.read_text().splitlines()]
+        assert calls == [["StopUnit", "scx.service", "replace"],
+                         ["StartUnit", "scx.service", "replace"]], calls
+        st = status_until(stack, lambda s: s["given_back"] and s["attached_owner"] ==
+                          "scx.service")
+        assert st["given_back"] == "gave scx_rusty back to scx.service", st
+        assert (sysfs / "state").read_text().strip() == "enabled"
+    finally:
+        p.terminate()
+        p.wait(20)
+        (sysfs / "state").write_text("disabled\n")
+        (sysfs / "root" / "ops").write_text("\n")
+        for d in (group / "scx.service", group):
+            deadline = time.monotonic() + 5
+            while d.exists():
+                try:
+                    d.rmdir()
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
