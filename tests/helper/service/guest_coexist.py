@@ -147,6 +147,30 @@ try:
         return {"state": state, "revert_to_theirs_s": round(time.monotonic() - t0, 3),
                 "attached_s": back, "given_s": given, "sysfs": sysfs(), "status": status(),
                 "calls": loader_calls(), "takeover_file": Path("state/takeover.json").exists()}
+
+    @step("process_owner")
+    def _():
+        """A scheduler no tool we know started: named by its process; take-over stops it
+        (root here: polkit's take-over action grants uid 0) and nothing is given back."""
+        loader_call("StopScheduler")
+        free = until(lambda: sysfs()["state"] == "disabled", 30)
+        proc = subprocess.Popen([str(SCX_BINDIR / "scx_simple")], stdout=subprocess.DEVNULL)
+        R["stray"] = proc.pid
+        attached = until(lambda: sysfs() == {"state": "enabled", "ops": "simple"}, 60)
+        known = until(lambda: client.status()["attached_owner"] == "process", 30)
+        before = status()
+        dep = client.switch("scx_qmap", {}, {"window_s": 5.0, "take_over": True})
+        ours = until(lambda: sysfs() == {"state": "enabled", "ops": "qmap"}, 30)
+        try:
+            rc = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        client.revert(dep, "coexist test")
+        given = until(lambda: bool(client.status()["given_back"]) and client.status()[
+            "given_back"].startswith("scx_simple"), 30)
+        return {"free_s": free, "attach_s": attached, "known_s": known, "before": before,
+                "pid": proc.pid, "ours_s": ours, "stray_rc": rc, "given_s": given,
+                "after": status(), "sysfs": sysfs()}
 finally:
     loader.terminate()
     try:

@@ -86,3 +86,15 @@ def test_revert_gives_scx_loader_its_scheduler_back_with_the_same_arguments(cycl
     assert s["calls"][-1] == ["SwitchSchedulerWithArgs", "scx_lavd", ["-f"]], s["calls"]
     assert s["status"]["given_back"] == "gave scx_lavd back to scx_loader"
     assert s["status"]["attached_owner"] == "scx_loader" and not s["takeover_file"]
+
+
+@pytest.mark.vm
+def test_a_stray_process_is_named_and_stopped_only_on_take_over_and_not_restarted(cycle):
+    s = ok(cycle, "process_owner")
+    b = s["before"]
+    assert b["attached_owner"] == "process" and b["attached_pid"] == s["pid"], b
+    assert b["others"] == f"simple via scx_simple (pid {s['pid']})", b
+    assert s["ours_s"] is not None and s["stray_rc"] is not None  # SIGTERM ended it
+    assert s["after"]["given_back"] == (f"scx_simple (process, pid {s['pid']}) was stopped; "
+                                        "SchedCP cannot restart it"), s["after"]
+    assert s["sysfs"]["state"] == "disabled"
