@@ -260,7 +260,7 @@ def identify(st: ScxState, ours_ops: str = "", loader: LoaderView | None = None,
                             pid, holder.comm)
         if any(_in_unit(p, "scx.service") for p in chain):
             return Attached(st.state, st.ops, SCX_SERVICE, name, pid=pid, process=holder.comm)
-        return Attached(st.state, st.ops, PROCESS, name, pid=pid, process=holder.comm)
+        return Attached(st.state, st.ops, PROCESS, st.ops, pid=pid, process=holder.comm)
     # nobody found holding a link (an older scheduler, or /proc hidden from us): a scx_*
     # process of scx.service whose name fits the ops is the service's
     for p in processes(proc):
