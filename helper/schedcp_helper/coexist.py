@@ -298,13 +298,26 @@ class Coexistence:
     """The survey, with injectable roots; cheap enough to run every few seconds."""
 
     roots: Roots = field(default_factory=Roots)
+    # the owner is looked up again only when sched_ext, scx_loader's account or our own
+    # deployment changed, or its process is gone (a scan of every fd costs ~0.1 ms/process)
+    _cache: tuple[tuple, Attached] | None = field(default=None, repr=False)
 
     def state(self) -> ScxState:
         return read_state(self.roots.sysfs)
 
+    def attached(self, ours_ops: str = "", loader: LoaderView | None = None) -> Attached:
+        st = self.state()
+        key = (st.supported, st.state, st.ops, st.enable_seq, ours_ops, loader)
+        if self._cache is not None and self._cache[0] == key and (
+                not self._cache[1].pid or (self.roots.proc / str(self._cache[1].pid)).exists()):
+            return self._cache[1]
+        att = identify(st, ours_ops, loader, self.roots.proc)
+        self._cache = (key, att)
+        return att
+
     def survey(self, ours_ops: str = "", loader: LoaderView | None = None,
                bus_names: set[str] | frozenset = frozenset()) -> Survey:
         procs = processes(self.roots.proc)
-        attached = identify(self.state(), ours_ops, loader, self.roots.proc)
+        attached = self.attached(ours_ops, loader)
         present, active = tuners(self.roots, procs, bus_names)
         return Survey(attached, present, active, loader)

@@ -130,3 +130,28 @@ def test_survey_line_names_the_owner_and_the_other_active_tuners(tmp_path):
     assert sv.line == ("scx_lavd via scx_loader (Gaming); also active: "
                        "power-profiles-daemon")
     assert sv.to_dict()["attached"]["owner"] == "scx_loader"
+
+
+def test_the_owner_is_looked_up_again_only_when_something_changed(tmp_path, monkeypatch):
+    """Status is polled every few seconds: the fd scan runs once per attached scheduler."""
+    from schedcp_helper import coexist
+
+    scans = []
+    real = coexist.struct_ops_holders
+    monkeypatch.setattr(coexist, "struct_ops_holders", lambda proc: scans.append(1) or real(proc))
+    sysfs = tmp_path / "sched_ext"
+    (sysfs / "root").mkdir(parents=True)
+    (sysfs / "state").write_text("enabled\n")
+    (sysfs / "root" / "ops").write_text("lavd\n")
+    (sysfs / "enable_seq").write_text("3\n")
+    proc = tmp_path / "proc"
+    fake_proc(proc, 200, "scx_lavd", 1, "0::/system.slice/scx.service\n", link=True)
+    c = Coexistence(Roots(sysfs=sysfs, proc=proc, fs=tmp_path))
+    for _ in range(5):
+        assert c.attached().owner == "scx.service"
+    assert len(scans) == 1
+    (sysfs / "enable_seq").write_text("4\n")  # detached and attached again: look again
+    c.attached()
+    assert len(scans) == 2
+    shutil.rmtree(proc / "200")  # its process is gone: look again
+    assert c.attached().owner == "unknown" and len(scans) == 3
