@@ -496,13 +496,13 @@ class HelperService:
         raise ServiceError(errors.INVALID_ARGS, "Get(ss), GetAll(s) or Set(ssv)")
 
     async def _authorize(self, caller: authz.Caller, action: str,
-                         details: dict[str, str] | None = None) -> None:
+                         details: dict[str, str] | None = None, rate: bool = True) -> None:
         _note(action=action)
         if not await self.authority.check(caller, action, details=details):
             raise ServiceError(errors.NOT_AUTHORIZED,
                                f"uid {caller.uid} is not authorized for {action} (polkit)")
         method = AUDIT.get({}).get("method")
-        wait = self.rates.take(caller.uid, method) if method else 0.0
+        wait = self.rates.take(caller.uid, method) if method and rate else 0.0
         if wait:
             raise ServiceError(errors.BUSY, f"rate limit: too many {method} calls from uid "
                                f"{caller.uid}; retry in {wait:.0f} s")
@@ -581,7 +581,7 @@ class HelperService:
         if att.owner in (PROCESS, UNKNOWN):
             await self._authorize(caller, authz.TAKE_OVER,
                                   {"process": att.process or "an unknown program",
-                                   "name": att.name or att.ops})
+                                   "name": att.name or att.ops}, rate=False)
         _note(took_over=att.owner)
         await self.others.take_over(att, sv.loader, self.loop)
         self.emit("OthersChanged", [errors.scrub(f"SchedCP took over from {att.line}")])
