@@ -73,12 +73,9 @@ client = stack.client()
 loader_bin = Path("loader-bin").resolve()
 loader_bin.mkdir(exist_ok=True)
 (loader_bin / "scx_lavd").symlink_to((SCX_BINDIR / "scx_simple").resolve())
-exe = Path("scx_loader").resolve()
-exe.write_text(f"#!{sys.executable}\n" + STANDIN.read_text())
-exe.chmod(0o755)
 calls = Path("loader-calls.jsonl").resolve()
-loader = subprocess.Popen([str(exe), "--address", stack.address, "--exec", str(loader_bin),
-                           "--log", str(calls)], stdout=subprocess.PIPE, text=True,
+loader = subprocess.Popen([sys.executable, str(STANDIN), "--address", stack.address,
+                           "--exec", str(loader_bin), "--log", str(calls)], stdout=subprocess.PIPE, text=True,
                           env=stack.env)
 assert _readline(loader, 60).strip() == "ready", "the scx_loader stand-in did not start"
 

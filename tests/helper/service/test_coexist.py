@@ -46,17 +46,13 @@ def world(tmp_path_factory):
 
 
 class Loader:
-    """The scx_loader stand-in as a process named scx_loader; its calls logged as JSON lines."""
+    """The scx_loader stand-in (it names its process scx_loader); calls logged as JSON lines."""
 
     def __init__(self, stack: Stack, sysfs: Path, d: Path):
-        exe = d / "bin" / "scx_loader"
-        exe.parent.mkdir(exist_ok=True)
-        exe.write_text(f"#!{sys.executable}\n" + STANDIN.read_text())
-        exe.chmod(0o755)
         self.log = d / f"loader-{time.monotonic_ns()}.jsonl"
         self.stack = stack
-        self.proc = subprocess.Popen([str(exe), "--address", stack.address, "--sysfs",
-                                      str(sysfs), "--log", str(self.log)],
+        self.proc = subprocess.Popen([sys.executable, str(STANDIN), "--address", stack.address,
+                                      "--sysfs", str(sysfs), "--log", str(self.log)],
                                      stdout=subprocess.PIPE, text=True, env=stack.env)
         if _readline(self.proc, 20).strip() != "ready":
             self.stop()
