@@ -75,8 +75,8 @@ loader_bin.mkdir(exist_ok=True)
 (loader_bin / "scx_lavd").symlink_to((SCX_BINDIR / "scx_simple").resolve())
 calls = Path("loader-calls.jsonl").resolve()
 loader = subprocess.Popen([sys.executable, str(STANDIN), "--address", stack.address,
-                           "--exec", str(loader_bin), "--log", str(calls)], stdout=subprocess.PIPE, text=True,
-                          env=stack.env)
+                           "--exec", str(loader_bin), "--log", str(calls)],
+                          stdout=subprocess.PIPE, text=True, env=stack.env)
 assert _readline(loader, 60).strip() == "ready", "the scx_loader stand-in did not start"
 
 
