@@ -175,3 +175,20 @@ def test_the_sessions_goal_follows_the_power_profile_until_the_user_chooses(ppd,
     finally:
         set_profile(ppd.address, "balanced")
         s.close()
+
+
+def test_a_profile_says_once_whether_to_take_over_from_another_tool(tmp_path):
+    """Per profile: leave another tool's scheduler (the default) or take over while the app
+    runs; the choice travels as the helper's take_over option and survives a reload."""
+    store = ProfileStore(tmp_path / "p.json")
+    store.put(Profile("exe:/usr/games/leave", "leave", "scx_simple"))
+    store.put(Profile("exe:/usr/games/take", "take", "scx_simple", take_over=True))
+    client = Client()
+    m = ProfileManager(store, client, enabled=lambda: True, on_event=Events())
+    m.apply("exe:/usr/games/leave", os.getpid())
+    m.apply("exe:/usr/games/take", os.getpid())
+    assert [c[2] for c in client.calls] == [{"window_s": 30.0},
+                                            {"window_s": 30.0, "take_over": True}]
+    assert ProfileStore(tmp_path / "p.json").get("exe:/usr/games/take").take_over is True
+    assert Profile("a", "a", "scx_simple", take_over="yes").problems() == [
+        "take_over must be true or false"]
