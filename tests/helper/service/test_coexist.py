@@ -318,3 +318,31 @@ def test_take_over_from_scx_service_goes_through_systemd_and_gives_it_back(world
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
+
+
+def test_optimize_stops_before_running_anything_unless_told_to_take_over(world, loader,
+                                                                          tmp_path):
+    from tests.app.agent.test_cli import optimize
+
+    stack, *_ = world
+    loader.call("StartScheduler", "string:scx_lavd", "uint32:1")
+    status_until(stack, lambda s: s["attached_owner"] == "scx_loader")
+    r, ran = optimize(tmp_path, stack.address, "--policy", "scx_simple")
+    assert (r.returncode, ran) == (6, False), r.stderr
+    assert "scx_lavd via scx_loader (Gaming) holds the CPU scheduler" in r.stderr
+    assert "--take-over" in r.stderr and "Traceback" not in r.stderr
+    assert [c[0] for c in loader.calls()] == ["StartScheduler"]
+
+
+def test_optimize_with_take_over_asks_the_helper_to_take_over(world, loader, tmp_path):
+    """Past the check, the candidate's Switch carries take_over: scx_loader is stopped through
+    its API and, as scx_simple cannot start on this host, given its scheduler back."""
+    from tests.app.agent.test_cli import optimize
+
+    stack, *_ = world
+    loader.call("StartScheduler", "string:scx_lavd", "uint32:1")
+    status_until(stack, lambda s: s["attached_owner"] == "scx_loader")
+    r, ran = optimize(tmp_path, stack.address, "--policy", "scx_simple", "--take-over")
+    assert ran and "Traceback" not in r.stderr, r.stderr
+    assert [c[0] for c in loader.calls()][:3] == ["StartScheduler", "StopScheduler",
+                                                  "SwitchScheduler"], (loader.calls(), r.stderr)
