@@ -102,7 +102,7 @@ class PowerProfileWatch(_BusWatch):
         self.service = ""
 
     async def _start(self) -> None:
-        from dbus_next import Message, MessageType
+        from dbus_next import Message, MessageFlag, MessageType
 
         for name, path in PPD:
             await self._add_match(f"type='signal',sender='{name}',path='{path}',"
@@ -111,7 +111,8 @@ class PowerProfileWatch(_BusWatch):
         for name, path in PPD:
             reply = await self._bus.call(Message(
                 destination=name, path=path, interface="org.freedesktop.DBus.Properties",
-                member="Get", signature="ss", body=[name, "ActiveProfile"]))
+                member="Get", signature="ss", body=[name, "ActiveProfile"],
+                flags=MessageFlag.NO_AUTO_START))  # ask, never start a daemon by asking
             if reply.message_type == MessageType.METHOD_RETURN:
                 self.service = name
                 self._set(reply.body[0].value)

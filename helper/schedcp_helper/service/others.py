@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dbus_next import Message, MessageType
+from dbus_next import Message, MessageFlag, MessageType
 
 from ..coexist import (
     LOADER_BUS,
@@ -96,9 +96,12 @@ class Others:
         self.last_given_back = ""  # what the last give-back did, for status
 
     async def _call(self, dest: str, path: str, iface: str, member: str, sig: str = "",
-                    body: list | None = None, timeout: float = 10.0) -> Message:
+                    body: list | None = None, timeout: float = 10.0,
+                    start: bool = False) -> Message:
+        """``start``: the bus may start the service (giving back); asking never does."""
         msg = Message(destination=dest, path=path, interface=iface, member=member,
-                      signature=sig, body=body or [])
+                      signature=sig, body=body or [],
+                      flags=MessageFlag.NONE if start else MessageFlag.NO_AUTO_START)
         return await asyncio.wait_for(self.bus.call(msg), timeout)
 
     async def bus_names(self) -> set[str]:
@@ -201,12 +204,14 @@ class Others:
                 if rec.args:
                     reply = await self._call(LOADER_BUS, LOADER_PATH, LOADER_BUS,
                                              "SwitchSchedulerWithArgs", "sas",
-                                             [rec.name, rec.args])
+                                             [rec.name, rec.args], start=True)
                 else:
                     reply = await self._call(LOADER_BUS, LOADER_PATH, LOADER_BUS,
-                                             "SwitchScheduler", "su", [rec.name, rec.mode])
+                                             "SwitchScheduler", "su", [rec.name, rec.mode],
+                                             start=True)
             elif rec.owner == SCX_SERVICE:
-                reply = await self._call(*SYSTEMD, "StartUnit", "ss", ["scx.service", "replace"])
+                reply = await self._call(*SYSTEMD, "StartUnit", "ss", ["scx.service", "replace"],
+                                         start=True)
             else:
                 reply = None
         except Exception as e:
