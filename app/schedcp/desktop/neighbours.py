@@ -112,7 +112,7 @@ class PowerProfileWatch(_BusWatch):
             reply = await self._bus.call(Message(
                 destination=name, path=path, interface="org.freedesktop.DBus.Properties",
                 member="Get", signature="ss", body=[name, "ActiveProfile"],
-                flags=MessageFlag.NO_AUTO_START))  # ask, never start a daemon by asking
+                flags=MessageFlag.NO_AUTOSTART))  # ask, never start a daemon by asking
             if reply.message_type == MessageType.METHOD_RETURN:
                 self.service = name
                 self._set(reply.body[0].value)

@@ -101,7 +101,7 @@ class Others:
         """``start``: the bus may start the service (giving back); asking never does."""
         msg = Message(destination=dest, path=path, interface=iface, member=member,
                       signature=sig, body=body or [],
-                      flags=MessageFlag.NONE if start else MessageFlag.NO_AUTO_START)
+                      flags=MessageFlag(0) if start else MessageFlag.NO_AUTOSTART)
         return await asyncio.wait_for(self.bus.call(msg), timeout)
 
     async def bus_names(self) -> set[str]:
