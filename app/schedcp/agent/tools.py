@@ -458,6 +458,10 @@ class AgentTools:
                                   "NotFound")
         running = bool(want) and want == current
         return {"sched_ext": {k: st.get(k) for k in ("supported", "state", "ops")},
+                # who holds the CPU scheduler ("scx_lavd via scx_loader (Gaming)") and what a
+                # take-over did: another tool's scheduler is the user's, never replaced silently
+                "others": {k: st.get(k) for k in ("others", "attached_owner", "taken_over",
+                                                  "given_back", "conflict") if st.get(k)},
                 "deployment": dep, "running": running,
                 "output": str(st.get("deployment_output", ""))[-4000:] if running else ""}
 
