@@ -433,6 +433,12 @@ def test_c2_a_kept_scheduler_ejected_later_is_replaced_by_the_previous(scenarios
     assert c2["dep"]["state"] == "reverted" and "after the canary" in c2["dep"]["reason"]
     assert c2["restored"]["ops"] == "schedcp_vtime" and c2["saved_kept"]["name"] == "vtime"
     assert c2["keep_to_restored_s"] is not None and c2["keep_to_restored_s"] < 15
+    # issue 17: no ejection loop: c's stall suspended it; only resume runs it again, and its
+    # second stall suspends it again
+    assert "hidden_stall is suspended" in c2["suspended"], c2
+    assert "runnable task stall" in c2["suspended"]
+    assert c2["running_after_refusal"]["ops"] == "schedcp_vtime"
+    assert c2["suspended_again"] == ["hidden_stall"]
 
 
 @pytest.mark.vm
