@@ -114,7 +114,7 @@ try:
             client.switch("scx_qmap", {}, {"window_s": 5.0})
             out = {"unexpected": "switched"}
         except HelperError as e:
-            out = {"error": e.name, "message": e.message}
+            out = {"refused_with": e.name, "message": e.message}
         return {**out, "sysfs": sysfs(), "calls": loader_calls()}
 
     @step("take_over")
