@@ -73,7 +73,7 @@ def _metric(m: dict | None, goal: str) -> str:
     return f"makespan {m.get('makespan_s')}"
 
 
-def _preflight(tools) -> tuple[int, str] | None:
+def _preflight(tools, take_over: bool = False) -> tuple[int, str] | None:
     """What every plan needs — the helper, and sched_ext to deploy on — checked before the
     baseline run spends the user's time (an exit code from helpercmd's table and why)."""
     from .agent.tools import ToolFailure
@@ -88,6 +88,11 @@ def _preflight(tools) -> tuple[int, str] | None:
             f"this kernel ({os.uname().release}) has no sched_ext, so no scheduler can be "
             "deployed here and nothing was run (Linux 6.12+ built with CONFIG_SCHED_CLASS_EXT "
             "has it); `schedcp demo` runs the whole loop in a sched_ext micro-VM")
+    if status.get("attached_owner") not in (None, "", "schedcp") and not take_over:
+        return EXIT["OtherScheduler"], (
+            f"{status.get('others') or 'another tool'} holds the CPU scheduler and SchedCP "
+            "does not replace it silently; nothing was run. Leave it, or rerun with "
+            "--take-over: it is stopped for this optimization and given back afterwards")
     return None
 
 
@@ -179,7 +184,8 @@ def cmd_optimize(args) -> int:
         print("schedcp optimize: --tunable goes with --policy", file=sys.stderr)
         tools.close()
         return 2
-    if (problem := _preflight(tools)) is not None:
+    tools.take_over = bool(getattr(args, "take_over", False))
+    if (problem := _preflight(tools, tools.take_over)) is not None:
         tools.close()
         print(f"schedcp optimize: {problem[1]}", file=sys.stderr)
         return problem[0]
@@ -268,6 +274,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(repeatable)")
     o.add_argument("--recheck", action="store_true", help="re-measure the best stored for "
                    "this workload and say whether its effect still holds")
+    o.add_argument("--take-over", action="store_true", help="another tool's scheduler runs "
+                   "(scx_loader, scx.service): stop it for each candidate's runs and give it "
+                   "back for the baseline's, so candidates are compared with what you ran")
     o.add_argument("--json", action="store_true", help="one JSON record per step")
     o.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: a batch command")
     o.set_defaults(func=cmd_optimize)

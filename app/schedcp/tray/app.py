@@ -61,6 +61,7 @@ class TrayApp(QObject):
         self.bridge.foreground.connect(self._on_foreground)
         self.state, self.problem = "unavailable", ""
         self.current: dict = {}  # the deployment running for us now ({} = none)
+        self.others = ""  # the helper's line on who holds the CPU scheduler
         self.target: tuple[Any, int] | None = None  # (AppIdentity, pid) to optimize
         self.windows: dict[str, Any] = {}  # open dialogs by name (one of each)
         self.optimize_dialog = None
@@ -149,10 +150,19 @@ class TrayApp(QObject):
         self._refresh_target()
         pm.addAction("Edit profiles…").triggered.connect(lambda: self.show_profiles())
 
+    def _goal(self) -> str:
+        """The goal an optimization starts with: the session's (the user's choice, else the
+        power profile's: power-saver → battery), else the setting."""
+        goal = getattr(self.session, "goal", None)
+        if not isinstance(goal, str) or goal not in GOALS:
+            goal = self.settings.default_goal
+        return goal if goal in GOALS else "balanced"
+
     def _refresh_goal(self) -> None:
-        goal = self.settings.default_goal if self.settings.default_goal in GOALS else "balanced"
+        goal = self._goal()
         self.goal_actions[goal].setChecked(True)
-        self.goal_menu.setTitle(f"Goal: {GOAL_LABELS[goal]}")
+        why = " (power saver)" if goal != self.settings.default_goal else ""
+        self.goal_menu.setTitle(f"Goal: {GOAL_LABELS[goal]}{why}")
 
     def _refresh_target(self) -> None:
         if not hasattr(self, "act_optimize"):
@@ -203,6 +213,8 @@ class TrayApp(QObject):
             detail = f"{self.current.get('policy', '?')}" + (f" for {app}" if app else "")
         elif state in ("unavailable", "attention") and problem:
             detail = _elide(problem.split(". ")[0].split(", so")[0], 56)
+        elif self.others and not self.others.startswith("kernel default"):
+            detail = _elide(self.others, 56)  # "scx_lavd via scx_loader (Gaming)"
         self.act_detail.setText(detail)
         self.act_detail.setVisible(bool(detail))
         self.act_problem.setVisible(bool(problem))
@@ -214,11 +226,14 @@ class TrayApp(QObject):
             tip += "\n" + detail
         if problem:
             tip += "\n" + problem
+        if self.others:
+            tip += "\nCPU scheduler: " + self.others
         self.tray.setToolTip(tip)
         self._refresh_target()
 
     def _on_session_event(self, kind: str, info: dict) -> None:
         if kind == "state":
+            self.others = str((info.get("status") or {}).get("others") or "")
             self._set_state(info.get("state", self.state), info.get("problem", ""))
         elif kind == "deployed":
             prev = self.current if self.current.get("dep_id") == info.get("dep_id") else {}
@@ -235,6 +250,8 @@ class TrayApp(QObject):
             self.tray.showMessage("SchedCP", info.get("message", ""),
                                   level.get(info.get("level", ""), QSystemTrayIcon.Information),
                                   10000)
+        elif kind == "power":  # the power profile changed: the goal may follow it
+            self._refresh_goal()
         elif kind == "profile" and "profiles" in self.windows:
             self.windows["profiles"].reload()
         hist = self.windows.get("history")
@@ -274,10 +291,10 @@ class TrayApp(QObject):
     def set_goal(self, goal: str) -> None:
         if goal == self.settings.default_goal:
             return
-        old = self.settings.default_goal
-        self.settings.default_goal = goal
+        old, chosen = self.settings.default_goal, self.settings.goal_chosen
+        self.settings.default_goal, self.settings.goal_chosen = goal, True
         if not self._save_settings():
-            self.settings.default_goal = old
+            self.settings.default_goal, self.settings.goal_chosen = old, chosen
         self._refresh_goal()
 
     def set_auto_apply(self, on: bool) -> None:
@@ -330,7 +347,7 @@ class TrayApp(QObject):
                 root = root_of(pid)
             except Exception:  # the process tree changed: optimize what was in front
                 root = pid
-        req = optimizer.Request(pid=root, name=identity.name, goal=self.settings.default_goal,
+        req = optimizer.Request(pid=root, name=identity.name, goal=self._goal(),
                                 analyze_only=self.state == "unavailable")
         self._start_run(req)
 
