@@ -39,7 +39,7 @@ def test_settings_saved_with_key_in_keyring_only(qtbot, settings, settings_path)
     data = json.loads(settings_path.read_text())
     assert data == {"default_goal": "responsiveness", "brain": "claude",
                     "model": "claude-opus-5", "budget_usd": 1.25, "auto_apply_profiles": True,
-                    "start_at_login": True}
+                    "start_at_login": True, "goal_chosen": True}  # a power profile won't override
     assert "sk-ant" not in settings_path.read_text()
     assert secrets.key == "sk-ant-test-123" and secrets.autostart is True
     assert settings.brain == "claude" and settings.default_goal == "responsiveness"
