@@ -129,7 +129,7 @@ def cmd_optimize(args) -> int:
         price = Price.parse(args.price) if args.price else None
     except ValueError as e:
         print(f"schedcp optimize: --price: {e}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     tools = AgentTools()
     if args.brain == "claude":
         from .agent.claude import ClaudeBrain
@@ -138,7 +138,7 @@ def cmd_optimize(args) -> int:
         if not key:
             print("schedcp optimize: --brain claude needs ANTHROPIC_API_KEY or a keyring "
                   "entry (service schedcp, user anthropic)", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
                             iteration_budget_usd=args.iteration_budget, effort=args.effort)
     elif args.brain == "openai":
@@ -149,12 +149,12 @@ def cmd_optimize(args) -> int:
         except ImportError:
             print("schedcp optimize: --brain openai needs the openai package "
                   "(pip install 'schedcp[local]')", file=sys.stderr)
-            return 2
+            return Exit.USAGE
 
         if args.model == DEFAULT_MODEL:
             print("schedcp optimize: --brain openai needs --model (the local server's model "
                   "name, e.g. qwen3:8b)", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         brain = OpenAIBrain(tools, args.model, base_url=args.base_url,
                             api_key=os.environ.get("OPENAI_API_KEY", "local"),
                             budget_usd=args.budget, budget_tokens=args.budget_tokens,
@@ -169,7 +169,7 @@ def cmd_optimize(args) -> int:
         if args.policy is not None and args.recheck:
             print("schedcp optimize: --policy and --recheck exclude each other", file=sys.stderr)
             tools.close()
-            return 2
+            return Exit.USAGE
         try:
             tunables = dict(_tunable(t) for t in args.tunable or ())
             if args.policy is not None:
@@ -177,13 +177,13 @@ def cmd_optimize(args) -> int:
         except (ValueError, ToolFailure) as e:
             tools.close()
             print(f"schedcp optimize: {e}", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         brain = FixedPlan(Plan(args.policy, tunables, None, "--policy", "fixed")
                           if args.policy is not None else None)
     elif args.tunable:
         print("schedcp optimize: --tunable goes with --policy", file=sys.stderr)
         tools.close()
-        return 2
+        return Exit.USAGE
     if (problem := _preflight(tools)) is not None:
         tools.close()
         print(f"schedcp optimize: {problem[1]}", file=sys.stderr)

@@ -62,7 +62,7 @@ def cmd_status(args) -> int:
         f"{st['last_known_good_kind']} {st['last_known_good']}" if st["last_known_good"]
         else DEFAULT_SCHEDULER)
     _print(args, st, text)
-    return 0
+    return Exit.OK
 
 
 def cmd_list(args) -> int:
@@ -73,7 +73,7 @@ def cmd_list(args) -> int:
         mark = "verified" if r["verified"] else ("available" if r["available"] else "missing")
         lines.append(f"{r['name']:14} {r['kind']:3} {mark:9} {r['summary']}")
     _print(args, rows, "\n".join(lines))
-    return 0
+    return Exit.OK
 
 
 def cmd_verify(args) -> int:
@@ -151,14 +151,14 @@ def cmd_keep(args) -> int:
     with _client() as c:
         state = c.keep(args.id)
     _print(args, {"id": args.id, "state": state}, f"{args.id}: {state}")
-    return 0
+    return Exit.OK
 
 
 def cmd_revert(args) -> int:
     with _client() as c:
         state = c.revert(args.id or "", args.reason)
     _print(args, {"id": args.id or "", "state": state}, f"{args.id or 'current'}: {state}")
-    return 0
+    return Exit.OK
 
 
 def cmd_history(args) -> int:
@@ -167,7 +167,7 @@ def cmd_history(args) -> int:
     lines = [f"{d['id']} {d['spec']['kind']:3} {d['spec']['name']:14} {d['state']:9} "
              f"{d['reason']}" for d in rows]
     _print(args, rows, "\n".join(lines) or "no deployments yet")
-    return 0
+    return Exit.OK
 
 
 def run(func, args) -> int:

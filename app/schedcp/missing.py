@@ -85,7 +85,8 @@ def no_sched_ext_short(facts: KernelFacts | None = None) -> str:
     """One line for the CLI: the running release and the one reason."""
     f = facts or kernel_facts()
     if f.new_enough is False:
-        why = f"older than {FIRST_RELEASE[0]}.{FIRST_RELEASE[1]}, the first with sched_ext"
+        why = (f"older than {FIRST_RELEASE[0]}.{FIRST_RELEASE[1]}, the first with sched_ext "
+               "(it needs a kernel built with CONFIG_SCHED_CLASS_EXT)")
     elif f.config is False:
         why = "new enough, but built without CONFIG_SCHED_CLASS_EXT"
     else:

@@ -124,4 +124,4 @@ def cmd_show(args: argparse.Namespace) -> int:
             hint = f"did you mean {best!r}? " if best else ""
             return _fail(f"no entry named {args.name!r}; {hint}known: {', '.join(names)}")
     print(json.dumps(entry.to_dict(), indent=2) if args.json else _show_text(entry))
-    return 0
+    return Exit.OK
