@@ -11,6 +11,7 @@ change in plain words, and how sure we are::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,3 +168,40 @@ def before_after_sentence(before: dict | None, after: dict | None,
             return (f"{metric_label(key)} {value_text(key, b)} {ARROW} {value_text(key, a)}, "
                     f"{change_text(key, a / b)} (1 run each)")
     return ""
+
+
+def gain_text(gain: float | None) -> str:
+    """A bare improvement fraction (no numbers to show): ``25 % better`` / ``10 % worse``."""
+    if gain is None:
+        return ""
+    if round(gain * 100) == 0:
+        return "no change"
+    return f"{abs(round(gain * 100))} % {'better' if gain > 0 else 'worse'}"
+
+
+_WAIT_ROSE = re.compile(r"runqueue wait of pid (\d+) rose past ([\d.]+)x its baseline")
+_REGRESSED = re.compile(r"reported metric regressed: ([\d.e+-]+) vs baseline ([\d.e+-]+)")
+
+
+def plain_reason(reason: str) -> tuple[str, str]:
+    """(plain sentence, details) for a reason the helper gives for undoing a deployment; the
+    details keep the helper's own words (pids, ratios) for the Details expander."""
+    r = (reason or "").strip()
+    prefix = ""
+    if r.startswith("after the canary, "):
+        prefix, r = "After its trial, ", r.removeprefix("after the canary, ")
+    if m := _WAIT_ROSE.search(r):
+        text = (f"the app had to wait for a CPU more than {m.group(2)} times as long as "
+                "before")
+    elif _REGRESSED.search(r):
+        text = "the app got slower than before"
+    elif "eject" in r or "watchdog" in r:
+        text = "the kernel stopped it because it left tasks waiting too long"
+    elif "loader" in r and ("died" in r or "exit" in r):
+        text = "the scheduler's program stopped unexpectedly"
+    elif r:
+        text = r
+    else:
+        text = "the helper undid it"
+    text = prefix + text if prefix else text[:1].upper() + text[1:]
+    return text, reason

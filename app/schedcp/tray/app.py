@@ -21,10 +21,11 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCursor, QFont
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
+from ..vocabulary import UNDO_LONG, gain_text
 from . import optimizer
 from .bridge import Bridge
 from .icons import app_icon, state_icon
-from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES, percent
+from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES
 from .wording import effect as effect_text
 
 log = logging.getLogger("schedcp.tray")
@@ -106,7 +107,7 @@ class TrayApp(QObject):
         self.profiles_menu = m.addMenu("Profiles")
         self.profiles_menu.aboutToShow.connect(self._fill_profiles_menu)
         self._fill_profiles_menu()
-        self.act_revert = m.addAction("Revert to default")
+        self.act_revert = m.addAction(UNDO_LONG)
         self.act_revert.triggered.connect(self.revert)
         m.addSeparator()
         self.act_history = m.addAction("History…")
@@ -368,8 +369,7 @@ class TrayApp(QObject):
                 self.tray.showMessage(f"SchedCP: {dlg.request.name}", dlg.summary,
                                       state_icon(self.state), 8000)
             return
-        what = best.get("policy", "?") + "".join(
-            f" {k}={v}" for k, v in sorted((best.get("tunables") or {}).items()))
+        what = best.get("policy", "?")  # tunables: History's details
         from ..measure.effect import describe_effect
 
         effect = describe_effect(best["evidence"]) if best.get("evidence") else ""
@@ -380,7 +380,7 @@ class TrayApp(QObject):
                     "improvement"):
                 effect = effect_text(oc.get("before"), oc.get("after"), dlg.request.goal)
         if not effect and best.get("improvement") is not None:
-            effect = percent(best["improvement"])
+            effect = gain_text(best["improvement"])
         try:
             announce(best["kept"], what, dlg.request.name, effect)
         except Exception as e:  # no notification service: the dialog already says it
