@@ -46,8 +46,8 @@ def normalize_goal(text: str) -> str:
 
 # -- undo ----------------------------------------------------------------------------------------
 UNDO = "Undo"  # the verb on every button, menu item and notification action
-UNDO_LONG = "Undo: go back to the scheduler that ran before"
-PREVIOUS = "the scheduler that ran before"  # what "last-known-good" means to a user
+UNDO_LONG = "Undo: back to the previous scheduler"
+PREVIOUS = "the previous scheduler"  # what "last-known-good" means to a user
 DEFAULT_SCHEDULER = "the kernel's own scheduler"
 
 
@@ -121,7 +121,7 @@ def _span(low: float, high: float) -> str:
     a, b = 1 - high, 1 - low  # as gains
     if (a >= 0 and b >= 0) or (a <= 0 and b <= 0):
         lo, hi = sorted((abs(round(a * 100)), abs(round(b * 100))))
-        return f"{lo}\u2026{hi} %"
+        return f"{lo} %" if lo == hi else f"{lo}\u2026{hi} %"
 
     def signed(x: float) -> str:
         v = round(x * 100)
@@ -203,5 +203,4 @@ def plain_reason(reason: str) -> tuple[str, str]:
         text = r
     else:
         text = "the helper undid it"
-    text = prefix + text if prefix else text[:1].upper() + text[1:]
-    return text, reason
+    return prefix + text, reason

@@ -116,7 +116,10 @@ class DesktopSession:
                 self._set_state("unavailable", describe_problem(e))
         if self.watch_programs:
             self.profiles = ProfileManager(self.store, self.client,
-                                           enabled=lambda: self.settings.auto_apply_profiles,
+                                           # never where switching cannot work: an apply
+                                           # would only fail, after a long sandbox check
+                                           enabled=lambda: self.settings.auto_apply_profiles
+                                           and self.state != "unavailable",
                                            on_event=self._on_profile)
             self.profiles.start()
             if self.profiles.error:
@@ -222,7 +225,8 @@ class DesktopSession:
             self.notifier.close_notification(ours["notification"])
         self.notifier.notify(f"Undone: {what}" + (f" for {ours['app']}" if ours.get("app")
                                                   else ""),
-                             f"{plain}. Back to {PREVIOUS}; History has the details.",
+                             f"{plain[:1].upper()}{plain[1:]}. Back to {PREVIOUS}; History "
+                             "has the details.",
                              icon="dialog-warning", critical=True)
         self._apply_status(st)
 
@@ -316,20 +320,20 @@ class DesktopSession:
             self.notifier.close_notification(nid)
 
     def _apply_later(self, app_id: str, pid: int, key: str) -> None:
-        self._close_prompt(app_id)  # answered: the question goes away whatever the answer
-        if key != "apply":
-            return
-        profile = self.store.get(app_id)
-        if profile is not None:  # say what the wait is for, and how long it is
-            self._prompts[app_id] = self.notifier.notify(
+        """The answer to "apply its profile?" (from the notifier's thread: every bus call,
+        closing the question included, is made from a thread of its own)."""
+
+        def run():
+            self._close_prompt(app_id)  # answered: the question goes away whatever the answer
+            profile = self.store.get(app_id)
+            if key != "apply" or profile is None or self.profiles is None:
+                return
+            nid = self.notifier.notify(  # say what the wait is for, and how long it is
                 f"Applying the profile for {profile.name}",
                 f"Checking {profile.policy} in a sandbox first, about {CHECK_SECONDS} s.",
                 icon="schedcp")
-
-        def run():
-            profile = self.store.get(app_id)
-            if profile is None or self.profiles is None:
-                return
+            with self._lock:
+                self._prompts[app_id] = nid
             t = time.monotonic()
             try:
                 dep_id = self.profiles.apply(app_id, pid)

@@ -183,9 +183,9 @@ def test_history_rows_and_charts(qtbot):
     first = win.tree.topLevelItem(0)  # newest first
     assert first.text(1) == "Firefox"
     assert first.text(2) == "default → vtime (slice_us=3000)"
-    assert first.text(3) == "runqueue wait \u221235 %"
+    assert first.text(3) == "time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less (1 run each)"
     assert first.text(4) == "kept"
-    assert win.tree.topLevelItem(1).text(4) == "reverted: runnable task stall"
+    assert win.tree.topLevelItem(1).text(4) == "undone: runnable task stall"
     views = win.chart_box.findChildren(QChartView)
     assert len(views) == 2  # before/after bars and the canary's samples
     kinds = sorted(type(s).__name__ for v in views for s in v.chart().series())
@@ -195,7 +195,13 @@ def test_history_rows_and_charts(qtbot):
     line = next(s for v in views for s in v.chart().series()
                 if isinstance(s, QLineSeries) and s.name() == "measured")
     assert line.count() == 8 and line.at(0).x() == pytest.approx(1.0)
+    # the planner's reasoning, the tunables and the id wait behind Details (issue #18)
+    assert "interactive: short slices" not in win.detail.toPlainText()
+    assert "slice_us" not in win.detail.toPlainText()
+    win.details.setChecked(True)
     assert "interactive: short slices" in win.detail.toPlainText()
+    assert "slice_us=3000" in win.detail.toPlainText()
+    win.details.setChecked(False)
     win.tree.setCurrentItem(win.tree.topLevelItem(1))
     assert win.charts.currentWidget() is win.no_data  # nothing measured: say so
 
@@ -210,9 +216,12 @@ def test_history_in_the_sessions_own_shape(qtbot):
     rows = [[win.tree.topLevelItem(i).text(c) for c in range(5)]
             for i in range(win.tree.topLevelItemCount())]
     assert [r[1:] for r in rows] == [
-        ["make", "vtime → ljf", "makespan \u221212 %", "kept"],
-        ["Firefox", "default → vtime (slice_us=3000)", "runqueue wait \u221234 %", "kept"],
-        ["blender", "default → scx_rusty", "—", "reverted: runnable task stall"]]
+        ["make", "vtime → ljf",
+         "batch run time 11.7 s \u2192 10.3 s, 12 % faster (9\u202615 %, 6+6 runs)", "kept"],
+        # responsiveness: the goal's own headline metric, as in the notification
+        ["Firefox", "default → vtime (slice_us=3000)",
+         "input latency (p99) 3.2 ms \u2192 2.1 ms, 34 % lower (1 run each)", "kept"],
+        ["blender", "default → scx_rusty", "—", "undone: runnable task stall"]]
 
 
 def test_history_from_a_real_demo_run(qtbot):
@@ -239,17 +248,19 @@ def test_history_from_a_real_demo_run(qtbot):
     before = step["outcome"]["before"]["makespan_s"]
     after = step["outcome"]["after"]["makespan_s"]
     item = win.tree.topLevelItem(kept)
-    assert item.text(3) == f"makespan \u2212{(before - after) / before * 100:.0f} %"
+    assert item.text(3) == (f"batch run time {before:.3g} s \u2192 {after:.3g} s, "
+                            f"{(before - after) / before * 100:.0f} % faster (1 run each)")
     assert item.text(1) == "schedcp-probe" and row.goal == "throughput"
     win.tree.setCurrentItem(item)
     bars = next(s for v in win.chart_box.findChildren(QChartView) for s in v.chart().series()
                 if isinstance(s, QBarSeries))
     assert [bars.barSets()[0].at(0), bars.barSets()[1].at(0)] == [before, after]
+    assert f"batch run time {before:.3g} s \u2192 {after:.3g} s" in win.detail.toPlainText()
+    win.details.setChecked(True)
     assert step["outcome"]["plan"]["rationale"] in win.detail.toPlainText()
-    assert f"makespan {before:.3g} \u2192 {after:.3g} s" in win.detail.toPlainText()
     refused = [win.tree.topLevelItem(i) for i, r in enumerate(win.rows) if r.state == "refused"]
     assert len(refused) == n_refused
-    assert all(r.text(4).startswith("refused by the verifier: ") and len(r.text(4)) <= 48
+    assert all(r.text(4).startswith("refused by the safety check: ") and len(r.text(4)) <= 48
                for r in refused)
     assert "short_lived_progress" in refused[0].toolTip(4)  # the whole reason
 
@@ -309,9 +320,11 @@ def test_optimize_from_the_menu_shows_each_step(tray, qtbot):
     assert (req.pid, req.name, req.goal, req.analyze_only) == (4243, "Firefox",
                                                                "responsiveness", False)
     lines = [dlg.list.item(i).text() for i in range(dlg.list.count())]
-    assert lines[0].startswith("Measured: interactive workload; baseline runqueue wait 4")
+    assert lines[0].startswith("Measured: interactive workload; baseline time waiting for a "
+                               "CPU 4")
     assert lines[1].startswith("1. Trying vtime (slice_us=3000): interactive app")
-    assert lines[2] == "1. vtime: runqueue wait 2.6 ms/s (\u221235 %)"
+    assert lines[2] == ("1. vtime: time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less "
+                        "(1 run each)")
     assert "kept vtime" in lines[3]
     assert "Done: no further improvement found" in dlg.status.text()
     assert dlg.close_button.isVisibleTo(dlg) and not dlg.cancel_button.isVisibleTo(dlg)
@@ -323,8 +336,8 @@ def test_optimize_from_the_menu_shows_each_step(tray, qtbot):
     assert {(s["app"], s["goal"]) for s in recorded} == {("Firefox", "responsiveness")}
     # the kept winner is announced: "Applied vtime slice_us=3000 for Firefox: ..."
     ann = [c for c in tray.session.calls if c[0] == "announce"]
-    assert len(ann) == 1 and ann[0][1:4] == ("d1", "vtime slice_us=3000", "Firefox")
-    assert ann[0][4] == "runqueue wait \u221235 %"
+    assert len(ann) == 1 and ann[0][1:4] == ("d1", "vtime", "Firefox")  # tunables: Details
+    assert ann[0][4] == "time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less (1 run each)"
 
 
 def test_cancel_stops_the_loop(qtbot):

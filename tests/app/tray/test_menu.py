@@ -42,7 +42,8 @@ def test_menu_has_the_issue_items_in_order(tray):
     tray._before_menu()
     items = texts(tray.menu)
     assert items[1:] == ["Optimize “Firefox”", "Goal: Balanced", "Profiles",
-                         "Revert to default", "History…", "Settings…", "Quit"]
+                         "Undo: back to the previous scheduler", "History…", "Settings…",
+                         "Quit"]
     assert not tray.act_revert.isEnabled()  # nothing of ours runs
 
 
@@ -183,8 +184,8 @@ def test_no_helper_on_a_real_bus_explains_how_to_fix(qtbot, tmp_path, settings, 
             session.connect()
             qtbot.waitUntil(lambda: tray.state == "unavailable" and bool(tray.problem),
                             timeout=5000)
-            assert "helper is not reachable" in tray.problem
-            assert "install the schedcp-helper package" in tray.problem
+            assert "helper is not installed or not running" in tray.problem
+            assert "sudo apt install schedcp-helper" in tray.problem
             assert tray.act_problem.isVisible() and not tray.act_revert.isEnabled()
             assert tray.act_optimize.text() == "Analyze “GIMP”"
             assert tray.act_optimize.isEnabled() and tray.act_history.isEnabled()
