@@ -214,7 +214,7 @@ def test_the_profile_prompt_closes_once_answered_and_says_how_long(make, dunst, 
     and how long it takes, and the outcome closes that one."""
     from schedcp.desktop.profiles import Profile
 
-    s, _c, events = make()
+    s, _c, _events = make()
     profile = Profile("exe:/usr/games/game", "Game", "vtime", {"slice_us": 3000},
                       "responsiveness")
     s.store.put(profile)
