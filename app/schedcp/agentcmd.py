@@ -56,7 +56,7 @@ def _line(step: dict, goal: str) -> str | None:
         if not oc["verified"]:
             res = f"refused at {oc['refused_at']}: {oc['message']}"
         elif oc.get("trials"):  # the A/B trials' effect, with its interval
-            res = f"{_metric(oc['after'], goal)} (median): {step.get('effect') or ''}"
+            res = step.get("effect") or _metric(oc["after"], goal)
             if oc["trials"].get("decision") in ("failed", "invalid"):
                 res = f"{step.get('effect')}: {oc['message']}"
         elif oc["after"]:
