@@ -63,20 +63,20 @@ def kernel_facts(release: str | None = None,
 
 
 def no_sched_ext(facts: KernelFacts | None = None) -> str:
-    """The full explanation for a kernel without sched_ext (several sentences)."""
+    """The full explanation for a kernel without sched_ext (several sentences; the first, up to
+    ", so", is the headline the tray's menu shows)."""
     f = facts or kernel_facts()
-    running = f"This computer runs Linux {f.release}."
+    head = (f"No sched_ext in this kernel (Linux {f.release}), so SchedCP cannot switch CPU "
+            "schedulers here.")
     if f.new_enough is False:
-        why = (f"That is older than {FIRST_RELEASE[0]}.{FIRST_RELEASE[1]}, the first version "
-               "with sched_ext, the kernel feature SchedCP uses to switch CPU schedulers.")
+        why = (f"This kernel is older than {FIRST_RELEASE[0]}.{FIRST_RELEASE[1]}, the first "
+               "version with sched_ext.")
     elif f.config is False:
-        why = ("It is new enough, but it was built without CONFIG_SCHED_CLASS_EXT, so "
-               "it has no sched_ext, the kernel feature SchedCP uses to switch CPU schedulers"
-               f" (its build configuration, {f.config_path}, says so).")
+        why = ("The kernel is new enough, but it was built without CONFIG_SCHED_CLASS_EXT "
+               f"(its build configuration, {f.config_path}, says so).")
     else:
-        why = ("It has no sched_ext, the kernel feature SchedCP uses to switch CPU "
-               "schedulers: most likely it was built without CONFIG_SCHED_CLASS_EXT.")
-    return (f"{running} {why} Check with: {CHECK_COMMAND}. Kernels that have it: "
+        why = "Most likely it was built without CONFIG_SCHED_CLASS_EXT."
+    return (f"{head} {why} Check with: {CHECK_COMMAND}. Kernels that have it: "
             f"{KERNELS_WITH_IT}; or a kernel you build with CONFIG_SCHED_CLASS_EXT=y. "
             f"Analyzing apps still works here. {DEMO}")
 
