@@ -27,7 +27,7 @@ from .cliargs import (
 )
 from .cliargs import goal as goal_arg
 from .exitcodes import Exit, for_error
-from .vocabulary import DEFAULT_GOAL, GOALS, before_after_sentence, metric_text
+from .vocabulary import DEFAULT_GOAL, GOALS, before_after_sentence, checking_text, metric_text
 
 
 def _api_key() -> str | None:
@@ -48,6 +48,12 @@ def _line(step: dict, goal: str) -> str | None:
         base = step["baseline"]
         return (f"[0] {step['profile']['kind']} workload ({step['key']}); warm-up run "
                 f"{_metric(base, goal)} (not compared: candidates run interleaved A/B trials)")
+    if role == "planning":  # say what the wait before the next line is, and how long
+        plan = step.get("plan")
+        if not plan:
+            return None
+        name = plan["policy"] + (" (generated)" if plan.get("source") else "")
+        return f"[{it}] {checking_text(name)}; then A/B runs against what runs now"
     if role == "execution":
         oc = step["outcome"]
         plan = oc["plan"]

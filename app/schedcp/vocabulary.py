@@ -51,6 +51,15 @@ PREVIOUS = "the previous scheduler"  # what "last-known-good" means to a user
 DEFAULT_SCHEDULER = "the kernel's own scheduler"
 
 
+# -- long steps say what they do and how long --------------------------------------------------
+CHECK_SECONDS = 20  # a verification's sandbox VM run on a 2-core machine (README: ~20 s)
+
+
+def checking_text(policy: str) -> str:
+    """What the wait before a scheduler runs is: ``checking vtime in a sandbox VM, about 20 s``."""
+    return f"checking {policy} in a sandbox VM, about {CHECK_SECONDS} s"
+
+
 # -- metrics -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Metric:

@@ -23,7 +23,15 @@ from pathlib import Path
 
 from ..client import HelperClient, HelperError, HelperUnavailable, NoSchedExt, NotAuthorized
 from ..missing import no_helper, no_sched_ext
-from ..vocabulary import PREVIOUS, UNDO, before_after_sentence, effect_sentence, plain_reason
+from ..vocabulary import (
+    CHECK_SECONDS,
+    PREVIOUS,
+    UNDO,
+    before_after_sentence,
+    checking_text,
+    effect_sentence,
+    plain_reason,
+)
 from .notify import Notifier
 from .profiles import Profile, ProfileManager, ProfileStore
 from .settings import Settings, atomic_write, data_dir
@@ -31,7 +39,6 @@ from .settings import Settings, atomic_write, data_dir
 log = logging.getLogger("schedcp.desktop.session")
 STATES = ("default", "optimized", "canary", "attention", "unavailable")
 MAX_STEPS = 2000
-CHECK_SECONDS = 20  # a verification's sandbox VM run on a 2-core machine (README: ~20 s)
 
 # the full "what is missing" text for this machine (running release, why, how to check, which
 # kernels have it, `schedcp demo`): computed once, the kernel does not change under us
@@ -330,7 +337,7 @@ class DesktopSession:
                 return
             nid = self.notifier.notify(  # say what the wait is for, and how long it is
                 f"Applying the profile for {profile.name}",
-                f"Checking {profile.policy} in a sandbox first, about {CHECK_SECONDS} s.",
+                f"C{checking_text(profile.policy)[1:]}, before it runs.",
                 icon="schedcp")
             with self._lock:
                 self._prompts[app_id] = nid

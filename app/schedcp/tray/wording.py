@@ -11,6 +11,7 @@ from ..vocabulary import (
     METRICS,
     UNDO,
     before_after_sentence,
+    checking_text,
     effect_sentence,
     metric_text,
 )
@@ -55,7 +56,8 @@ def step_line(step: dict, goal: str = DEFAULT_GOAL) -> tuple[str, str] | None:
             return "plan", "Nothing left worth trying"
         why = (plan.get("rationale") or "").strip().split("\n")[0]
         text = f"Trying {plan.get('policy')} ({_tunables(plan.get('tunables') or {})})"
-        return "plan", text + (f": {why}" if why else "")
+        return "plan", text + (f": {why}" if why else "") + (
+            f" \u2014 {checking_text(plan.get('policy') or 'it')} first")
     if role == "execution":
         oc = step.get("outcome") or {}
         plan = oc.get("plan") or {}

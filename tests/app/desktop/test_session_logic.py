@@ -236,7 +236,7 @@ def test_the_profile_prompt_closes_once_answered_and_says_how_long(make, dunst, 
     dunst.invoke(ask.id, "apply")
     dunst.wait_for(lambda n: n.id == ask.id and n.closed is not None)
     busy = dunst.wait_for(lambda n: n.summary == "Applying the profile for Game")
-    assert "Checking vtime in a sandbox first, about 20 s" in busy.body
+    assert "Checking vtime in a sandbox VM, about 20 s" in busy.body
     dunst.wait_for(lambda n: n.summary == "Could not apply the profile for Game")
     dunst.wait_for(lambda n: n.id == busy.id and n.closed is not None)
     # dismissing it (any other answer) closes it too, and applies nothing
