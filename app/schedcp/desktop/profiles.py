@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..analysis import procfs as proc
+from ..vocabulary import DEFAULT_GOAL
 from .apps import INTERPRETERS, WINE_LOADERS, AppIdentity, identify
 from .procwatch import ProcChange, ProcWatch
 from .settings import GOALS, atomic_write, data_dir
@@ -39,8 +40,14 @@ class Profile:
     name: str
     policy: str
     tunables: dict[str, int | bool | str] = field(default_factory=dict)
-    goal: str = "balanced"
+    goal: str = DEFAULT_GOAL
     auto_apply: bool = True
+    enabled: bool = True  # off: kept, but neither applied nor offered when the app starts
+
+    @property
+    def when(self) -> str:
+        """The one per-profile choice: "auto" (apply when the app starts), "ask" or "off"."""
+        return "off" if not self.enabled else ("auto" if self.auto_apply else "ask")
 
     def problems(self) -> list[str]:
         out = []
@@ -62,17 +69,19 @@ class Profile:
             out.append(f"goal must be one of {', '.join(GOALS)}, not {self.goal!r}")
         if not isinstance(self.auto_apply, bool):
             out.append("auto_apply must be true or false")
+        if not isinstance(self.enabled, bool):
+            out.append("enabled must be true or false")
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Profile:
-        known = {k: d[k] for k in ("app_id", "name", "policy", "tunables", "goal", "auto_apply")
-                 if k in d}
+        known = {k: d[k] for k in ("app_id", "name", "policy", "tunables", "goal", "auto_apply",
+                                   "enabled") if k in d}
         return cls(**known)
 
     @classmethod
     def for_app(cls, ident: AppIdentity, policy: str, tunables: dict | None = None,
-                goal: str = "balanced", auto_apply: bool = True) -> Profile:
+                goal: str = DEFAULT_GOAL, auto_apply: bool = True) -> Profile:
         return cls(ident.app_id, ident.name, policy, dict(tunables or {}), goal, auto_apply)
 
 
@@ -441,6 +450,8 @@ class ProfileManager:
             run.pids.add(pid)
         self._refilter()
         if not first:
+            return
+        if not profile.enabled:  # the person turned this profile off: nothing happens
             return
         if self.enabled() and profile.auto_apply:
             try:

@@ -286,6 +286,13 @@ class TrayApp(QObject):
         if not self._save_settings():
             self.settings.auto_apply_profiles = not on
 
+    def _set_auto_from_profiles(self, on: bool) -> None:
+        """The Profiles dialog's switch: the same setting as the menu's, kept in step."""
+        self.set_auto_apply(on)
+        self.act_auto_apply.blockSignals(True)
+        self.act_auto_apply.setChecked(bool(self.settings.auto_apply_profiles))
+        self.act_auto_apply.blockSignals(False)
+
     def _save_settings(self) -> bool:
         try:
             self.settings.save(self.settings_path)
@@ -398,7 +405,9 @@ class TrayApp(QObject):
         dlg = self.windows.get("profiles")
         if dlg is None:
             dlg = ProfilesDialog(self.store, self._load_policies(),
-                                 default_goal=self.settings.default_goal)
+                                 default_goal=self.settings.default_goal,
+                                 auto_allowed=bool(self.settings.auto_apply_profiles),
+                                 set_auto_allowed=self._set_auto_from_profiles)
             dlg.setAttribute(Qt.WA_DeleteOnClose)
             dlg.destroyed.connect(lambda: self.windows.pop("profiles", None))
             self.windows["profiles"] = dlg

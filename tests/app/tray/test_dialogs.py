@@ -9,6 +9,7 @@ import time
 
 import pytest
 from PySide6.QtCharts import QBarSeries, QChartView, QLineSeries
+from PySide6.QtWidgets import QLabel
 
 from schedcp.desktop.profiles import Profile
 from schedcp.tray.history_window import HistoryWindow
@@ -130,7 +131,7 @@ def test_profiles_editor_builds_fields_from_the_policy(qtbot, store, policies):
     assert (spin.minimum(), spin.maximum()) == (t.min, t.max)  # only what the helper accepts
     new_value = t.max if t.default != t.max else t.min
     spin.setValue(new_value)
-    dlg.auto.setChecked(False)
+    dlg.when.setCurrentIndex(dlg.when.findData("ask"))
     assert dlg.save_current()
     p = store.get("exe:/usr/bin/firefox")
     assert p.policy == "vtime" and p.tunables == {name: new_value}  # defaults not stored
@@ -139,9 +140,53 @@ def test_profiles_editor_builds_fields_from_the_policy(qtbot, store, policies):
     # switching the scheduler rebuilds the fields
     other = next(n for n, pol in sorted(policies.items()) if n != "vtime")
     dlg.policy.setCurrentIndex(dlg.policy.findData(other))
-    assert set(dlg.tunables.editors) == set(policies[other].tunables)
+    assert set(dlg.tunables.editors) == {n for n, t in policies[other].tunables.items()
+                                         if not t.set_by_helper}
     dlg.delete_without_asking()
     assert store.get("exe:/usr/bin/firefox") is None and dlg.list.count() == 0
+
+
+def test_profiles_without_traps(qtbot, store, policies):
+    """Issue #18 item 6: one per-profile choice with the global switch visible beside it,
+    uninstalled and demo schedulers marked, humane labels, no raw ids."""
+    switched: list[bool] = []
+    on_host = {n for n, p in policies.items() if p.kind == "bpf"} | {"scx_simple"}
+    dlg = ProfilesDialog(store, policies, auto_allowed=False, set_auto_allowed=switched.append,
+                         is_installed=lambda p: p.name in on_host)
+    qtbot.addWidget(dlg)
+    dlg.add_profile("exe:/usr/games/supertuxkart", "SuperTuxKart")
+    dlg.policy.setCurrentIndex(dlg.policy.findData("interactive"))
+    # one choice, and what the global switch does to it is said, not silent
+    assert [dlg.when.itemData(i) for i in range(dlg.when.count())] == ["auto", "ask", "off"]
+    dlg.when.setCurrentIndex(dlg.when.findData("auto"))
+    assert dlg.when_note.isVisibleTo(dlg) and "asks first" in dlg.when_note.text()
+    assert dlg.save_current()
+    assert "asks first" in dlg.list.item(0).text()
+    dlg.global_auto.setChecked(True)  # flipped here, in the dialog
+    assert switched == [True] and not dlg.when_note.isVisibleTo(dlg)
+    assert "asks first" not in dlg.list.item(0).text()
+    dlg.when.setCurrentIndex(dlg.when.findData("off"))
+    assert dlg.save_current()
+    p = store.get("exe:/usr/games/supertuxkart")
+    assert (p.when, p.enabled) == ("off", False) and "· off" in dlg.list.item(0).text()
+    # the scheduler list: ours first; demos and uninstalled ones say so; uninstalled cannot be
+    # picked
+    items = [(dlg.policy.itemText(i), dlg.policy.itemData(i),
+              dlg.policy.model().item(i).isEnabled()) for i in range(dlg.policy.count())]
+    kinds = [policies[d].kind for _, d, _ in items]
+    assert kinds == sorted(kinds)  # "bpf" < "scx": SchedCP's own first
+    by_name = {d: (t, on) for t, d, on in items}
+    assert by_name["scx_simple"] == ("scx_simple (kernel demo, for testing)", True)
+    assert by_name["scx_lavd"] == ("scx_lavd (not installed)", False)
+    assert by_name["vtime"] == ("vtime", True)
+    assert [d for _, d, _ in items][-1].startswith("scx_") and not items[-1][2]
+    # humane labels from the policy metadata; the ids the helper fills in are not shown
+    dlg.policy.setCurrentIndex(dlg.policy.findData("interactive"))
+    labels = [w.text() for w in dlg.tunables.findChildren(QLabel)]
+    assert "Turn length of everything else:" in labels
+    assert "target_cgid" not in dlg.tunables.editors
+    assert not any("_" in t or " us:" in t for t in labels), labels
+    assert "exe:/usr/games" not in dlg.app_label.text()
 
 
 def test_profiles_editor_shows_store_errors(qtbot, store, policies, monkeypatch):
@@ -451,10 +496,16 @@ def test_step_lines_cover_refusals():
 
 
 def test_profiles_editor_handles_64_bit_bounds(qtbot, store, policies):
-    """interactive's target_cgid goes up to 2^63-1: a text field, validated on save."""
+    """interactive's target_cgid goes up to 2^63-1: a text field, validated on save (the
+    helper fills that one in, so the dialog hides it: shown here as if it were not)."""
+    from dataclasses import replace
+
     from PySide6.QtWidgets import QLineEdit
 
-    dlg = ProfilesDialog(store, policies)
+    inter = policies["interactive"]
+    shown = replace(inter, tunables={**inter.tunables, "target_cgid": replace(
+        inter.tunables["target_cgid"], set_by_helper=False)})
+    dlg = ProfilesDialog(store, {**policies, "interactive": shown})
     qtbot.addWidget(dlg)
     dlg.add_profile("exe:/usr/bin/x", "X", policy="interactive")
     field = dlg.tunables.editors["target_cgid"]
