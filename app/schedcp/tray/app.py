@@ -65,6 +65,7 @@ class TrayApp(QObject):
         self.target: tuple[Any, int] | None = None  # (AppIdentity, pid) to optimize
         self.windows: dict[str, Any] = {}  # open dialogs by name (one of each)
         self.optimize_dialog = None
+        self.goal_notice = ""  # the last "what the goal does" message shown
 
         self.tray = QSystemTrayIcon(self)
         self.menu = QMenu()
@@ -93,6 +94,10 @@ class TrayApp(QObject):
         self.act_optimize = m.addAction("")
         self.act_optimize.triggered.connect(self.optimize_target)
         self.goal_menu = m.addMenu("Goal")
+        self.goal_menu.setToolTipsVisible(True)  # Qt hides menu tooltips unless asked
+        self.goal_menu.setToolTip("What the next optimization aims for")
+        head = self.goal_menu.addAction("For the next optimization:")
+        head.setEnabled(False)
         self.goal_group = QActionGroup(self)
         self.goal_group.setExclusive(True)
         self.goal_actions: dict[str, QAction] = {}
@@ -105,6 +110,8 @@ class TrayApp(QObject):
             self.goal_actions[g] = a
         self.goal_group.triggered.connect(lambda a: self.set_goal(a.data()))
         self.profiles_menu = m.addMenu("Profiles")
+        self.profiles_menu.setToolTipsVisible(True)
+        m.setToolTipsVisible(True)
         self.profiles_menu.aboutToShow.connect(self._fill_profiles_menu)
         self._fill_profiles_menu()
         self.act_revert = m.addAction(UNDO_LONG)
@@ -141,8 +148,10 @@ class TrayApp(QObject):
             a.setEnabled(False)
         for p in sorted(profiles, key=lambda p: p.name.lower()):
             a = pm.addAction(f"{_elide(p.name, 24)} — {p.policy}")
-            a.setToolTip(f"{p.app_id}\ngoal {p.goal}; " +
-                         ("applied automatically" if p.auto_apply else "asks before applying"))
+            when = {"auto": "applied automatically" if self.settings.auto_apply_profiles
+                    else "asks first (automatic applying is off)",
+                    "ask": "asks before applying", "off": "off"}[p.when]
+            a.setToolTip(f"Goal: {GOAL_LABELS.get(p.goal, p.goal)}; {when}")
             a.triggered.connect(lambda _=False, app_id=p.app_id: self.show_profiles(app_id))
         pm.addSeparator()
         self.act_save_profile = pm.addAction("Save profile for this app…")
@@ -280,6 +289,11 @@ class TrayApp(QObject):
         if not self._save_settings():
             self.settings.default_goal = old
         self._refresh_goal()
+        if self.settings.default_goal == goal:  # say what changed, and when it matters
+            self.goal_notice = (f"Goal: {GOAL_LABELS[goal]} ({GOAL_HINTS[goal]}). The next "
+                                "optimization aims for it; what runs now is unchanged.")
+            self.tray.showMessage("SchedCP", self.goal_notice, QSystemTrayIcon.Information,
+                                  5000)
 
     def set_auto_apply(self, on: bool) -> None:
         self.settings.auto_apply_profiles = bool(on)

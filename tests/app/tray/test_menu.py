@@ -96,6 +96,12 @@ def test_goal_is_saved(tray, settings_path):
     assert tray.goal_menu.title() == "Goal: Throughput"
     assert tray.goal_actions["throughput"].isChecked()
     assert not tray.goal_actions["balanced"].isChecked()
+    # issue #18 item 9: choosing a goal says what it does and that it is for the next run,
+    # and the submenus show their tooltips
+    assert "next optimization" in tray.goal_notice and "Throughput" in tray.goal_notice
+    assert tray.goal_menu.toolTipsVisible() and tray.profiles_menu.toolTipsVisible()
+    assert tray.goal_actions["throughput"].toolTip() == "finish batch work sooner"
+    assert texts(tray.goal_menu)[0] == "For the next optimization:"
 
 
 def test_profiles_submenu(tray, store, settings_path, qtbot):
