@@ -44,6 +44,11 @@ def normalize_goal(text: str) -> str:
     return goal
 
 
+# what a workload is, in words (the analysis' kinds)
+KIND_WORDS = {"game": "a game", "interactive": "an interactive app", "batch": "batch work",
+              "build": "a software build", "media": "media playback", "idle": "an idle app"}
+
+
 # -- undo ----------------------------------------------------------------------------------------
 UNDO = "Undo"  # the verb on every button, menu item and notification action
 UNDO_LONG = "Undo: back to the previous scheduler"

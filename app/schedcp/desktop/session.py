@@ -311,6 +311,12 @@ class DesktopSession:
                 self._prompts[profile.app_id] = nid
         elif kind == "failed":
             self._close_prompt(profile.app_id)
+            try:  # History keeps failed applies too
+                self.record_step({"role": "profile-failed", "t": time.time(),
+                                  "app": profile.name, "goal": profile.goal,
+                                  "policy": profile.policy, "error": info.get("error", "")})
+            except OSError as e:
+                log.warning("cannot record a failed apply: %s", e)
             self.notifier.notify(f"Could not apply the profile for {profile.name}",
                                  info.get("error", ""), icon="dialog-error")
             self._notice(f"Profile for {profile.name}: {info.get('error', '')}")
@@ -369,34 +375,72 @@ class DesktopSession:
             lines = self.steps_path.read_text(encoding="utf-8").splitlines()[-MAX_STEPS:]
             atomic_write(self.steps_path, "\n".join(lines) + "\n", 0o600)
 
-    def _steps_by_deployment(self) -> dict[str, dict]:
-        out: dict[str, dict] = {}
+    def _steps(self) -> list[dict]:
         try:
             lines = self.steps_path.read_text(encoding="utf-8").splitlines()
         except OSError:
-            return out
+            return []
+        out = []
         for raw in lines:
             try:
                 step = json.loads(raw)
             except ValueError:
                 continue
-            oc = step.get("outcome") if isinstance(step, dict) else None
+            if isinstance(step, dict):
+                out.append(step)
+        return out
+
+    def _steps_by_deployment(self, steps: list[dict] | None = None) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for step in self._steps() if steps is None else steps:
+            oc = step.get("outcome")
             if isinstance(oc, dict) and oc.get("deployment_id"):
                 out[oc["deployment_id"]] = step
+        return out
+
+    @staticmethod
+    def _local_rows(steps: list[dict]) -> list[dict]:
+        """What never reached the helper but belongs in History (issue #18): analyses, trials
+        the safety check refused, profiles that could not be applied."""
+        out = []
+        base = {"id": "", "kind": "", "tunables": {}, "ended": 0.0, "previous": "",
+                "metrics": [], "before": None, "after": None, "improvement": None,
+                "source": "agent", "reason": "", "why": "", "effect": ""}
+        for s in steps:
+            role, oc = s.get("role"), s.get("outcome")
+            if role == "analysis":
+                out.append({**base, "name": "", "state": "analyzed", "started": s.get("t", 0.0),
+                            "app": s.get("app", ""), "goal": s.get("goal", ""),
+                            "effect": s.get("verdict", ""), "why": s.get("next_step", "")})
+            elif role == "execution" and isinstance(oc, dict) and not oc.get("deployment_id"):
+                # refused by the safety check, or verified but never deployed (it failed)
+                plan = oc.get("plan") if isinstance(oc.get("plan"), dict) else {}
+                out.append({**base, "name": plan.get("policy", ""),
+                            "tunables": plan.get("tunables") or {},
+                            "state": "failed" if oc.get("verified") else "refused",
+                            "started": s.get("t", 0.0), "app": s.get("app", ""),
+                            "goal": s.get("goal", ""), "why": plan.get("rationale", ""),
+                            "reason": str(oc.get("message") or oc.get("refused_at") or "")})
+            elif role == "profile-failed":
+                out.append({**base, "name": s.get("policy", ""), "state": "failed",
+                            "started": s.get("t", 0.0), "app": s.get("app", ""),
+                            "goal": s.get("goal", ""), "source": "profile",
+                            "reason": s.get("error", "")})
         return out
 
     def history(self, limit: int = 50) -> list[dict]:
         """Deployments, newest last: what ran (name, kind, tunables), when, how it ended and
         why, and where the app knows it, why it was chosen and what it measured (the agent's
         step: rationale, before/after metrics, improvement) or which profile ran it."""
-        if self.client is None:
-            return []
-        try:
-            deps = self.client.history(limit)
-        except HelperError as e:
-            self._notice(f"History unavailable: {e}")
-            return []
-        steps = self._steps_by_deployment()
+        all_steps = self._steps()
+        local = self._local_rows(all_steps)[-limit:]
+        deps: list[dict] = []
+        if self.client is not None:
+            try:
+                deps = self.client.history(limit)
+            except HelperError as e:
+                self._notice(f"History unavailable: {e}")
+        steps = self._steps_by_deployment(all_steps)
         out = []
         for d in deps:
             spec = d.get("spec") or {}
@@ -426,7 +470,7 @@ class DesktopSession:
                     item["source"] = "profile"
                     item["why"] = item["why"] or f"profile for {ours.get('app', '')}"
             out.append(item)
-        return out
+        return out + local
 
     # -- the end -----------------------------------------------------------------------------------
     def close(self) -> None:

@@ -443,12 +443,21 @@ class TrayApp(QObject):
             log.warning("policies: %s", e)
             return {}
 
+    def _history_empty_text(self) -> str:
+        """The empty History names the menu item that exists in this state (issue #18)."""
+        if self.state == "unavailable":
+            return ("Nothing yet. “Analyze” in the tray menu measures the app in front and "
+                    "keeps its answer here; schedulers cannot be switched on this computer "
+                    "(see “What is missing”).")
+        return ("Nothing yet. “Optimize” in the tray menu tries schedulers for the app in "
+                "front; what it tries, keeps and undoes is listed here.")
+
     def show_history(self) -> None:
         from .history_window import HistoryWindow
 
         win = self.windows.get("history")
         if win is None:
-            win = HistoryWindow(self.session.history)
+            win = HistoryWindow(self.session.history, empty_text=self._history_empty_text)
             win.setAttribute(Qt.WA_DeleteOnClose)
             win.destroyed.connect(lambda: self.windows.pop("history", None))
             self.windows["history"] = win

@@ -40,6 +40,8 @@ from .records import HistoryEntry, entries
 from .wording import METRIC_LABELS
 
 COLUMNS = ("When", "App", "Change", "Effect", "Outcome")
+EMPTY = ("Nothing yet. “Optimize” in the tray menu tries schedulers for the app in front; "
+         "what it tries, keeps and undoes is listed here.")
 BEFORE, AFTER = QColor("#8a9099"), QColor("#23955a")
 SHORT_LABELS = {k: f"{label} ({unit})" for k, (label, unit) in METRIC_LABELS.items()}
 
@@ -151,9 +153,11 @@ def detail_html(e: HistoryEntry, technical: bool = False) -> str:
 class HistoryWindow(QWidget):
     _loaded = Signal(list, str)  # (records, error) from the loading thread
 
-    def __init__(self, load: Callable[[], list[dict]], parent=None):
+    def __init__(self, load: Callable[[], list[dict]], parent=None,
+                 empty_text: Callable[[], str] | None = None):
         super().__init__(parent, Qt.Window)
         self.load = load
+        self.empty_text = empty_text or (lambda: EMPTY)
         self.loading = False
         self._loaded.connect(self._show_rows)
         self.rows: list[HistoryEntry] = []
@@ -229,9 +233,7 @@ class HistoryWindow(QWidget):
         if error:
             self.message.setText(f"Could not read the history: {error}")
         else:
-            self.message.setText("" if self.rows else
-                                 "No deployments yet. “Optimize this app” in the tray menu "
-                                 "starts one.")
+            self.message.setText("" if self.rows else self.empty_text())
         self.tree.clear()
         for r in self.rows:
             item = QTreeWidgetItem([r.when, r.app or "—", r.change, r.effect,

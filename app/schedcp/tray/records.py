@@ -18,6 +18,7 @@ STATE_WORDS = {
     "canary": "on trial", "passed": "trial passed", "kept": "kept",
     "reverted": "undone", "failed": "failed", "replaced": "replaced",
     "refused": "refused by the safety check",  # a trial that was never deployed
+    "analyzed": "analyzed, nothing changed",
 }
 
 
@@ -49,6 +50,8 @@ class HistoryEntry:
 
     @property
     def change(self) -> str:
+        if self.state == "analyzed":
+            return "analysis only"
         tun = ", ".join(f"{k}={v}" for k, v in sorted(self.tunables.items()))
         head = f"{self.previous or 'default'} → {self.policy or '?'}"
         return head + (f" ({tun})" if tun else "")

@@ -8,6 +8,7 @@ from ..vocabulary import (
     GOAL_HINTS,
     GOAL_LABELS,
     GOALS,
+    KIND_WORDS,
     METRICS,
     UNDO,
     before_after_sentence,
@@ -47,8 +48,11 @@ def step_line(step: dict, goal: str = DEFAULT_GOAL) -> tuple[str, str] | None:
     role = step.get("role")
     if role == "observation":
         prof = step.get("profile") or {}
-        what = prof.get("description") or f"{prof.get('kind') or 'unknown'} workload"
-        return "observe", (f"Measured: {what}; baseline "
+        f = prof.get("features") or {}
+        what = KIND_WORDS.get(prof.get("kind"), f"{prof.get('kind') or 'unknown'} workload")
+        busy = (f" ({f['cpus_used']:.1f} of {int(f['ncpus'])} CPUs busy)"
+                if f.get("cpus_used") is not None and f.get("ncpus") else "")
+        return "observe", (f"Measured: {what}{busy}; now "
                            f"{metric_text(step.get('baseline'), goal)}")
     if role == "planning":
         plan = step.get("plan")
@@ -78,6 +82,10 @@ def step_line(step: dict, goal: str = DEFAULT_GOAL) -> tuple[str, str] | None:
                 return ("good" if gain > 0 else "neutral"), text
             return "neutral", text
         return "bad", f"{name}: {oc.get('message') or 'no measurement'}"
+    if role == "analysis":  # Analyze's answer: the verdict, then what SchedCP would do
+        kind = {"low": "good", "noticeable": "neutral", "high": "bad"}.get(step.get("level"),
+                                                                           "neutral")
+        return kind, f"{step.get('verdict', '')} {step.get('next_step', '')}".strip()
     if role == "stop":
         return "stop", step.get("message") or step.get("reason") or "stopped"
     if role == "error":

@@ -244,3 +244,45 @@ def test_the_profile_prompt_closes_once_answered_and_says_how_long(make, dunst, 
     ask2 = dunst.wait_for(lambda n: n.id != ask.id and n.summary == ask.summary)
     s._apply_later(profile.app_id, 4243, "dismissed")
     dunst.wait_for(lambda n: n.id == ask2.id and n.closed is not None)
+
+
+def test_history_keeps_analyses_refused_trials_and_failed_applies(tmp_path, bus, dunst):
+    """Issue #18 item 9: History listed only the helper's deployments, so analyses, refused
+    trials and failed applies never appeared — and with no helper it was empty. Now they are
+    rows of their own, with or without the helper."""
+    from schedcp.analysis.answer import answer
+    from schedcp.client import HelperUnavailable
+    from schedcp.desktop.profiles import Profile
+    from schedcp.tray.records import entries
+
+    def no_helper():
+        raise HelperUnavailable("org.freedesktop.DBus.Error.ServiceUnknown", "not reachable")
+
+    n = Notifier(bus)
+    s = DesktopSession(no_helper, Settings(), n, ProfileStore(tmp_path / "p.json"),
+                       steps_path=tmp_path / "steps.jsonl", watch_programs=False)
+    s.connect()
+    try:
+        assert s.client is None and s.state == "unavailable"
+        said = answer({"kind": "interactive", "features": {"wait_frac": 0.28}},
+                      "responsiveness", "SuperTuxKart", can_switch=False, now=100.0)
+        s.record_step({**said.to_step(), "goal": "responsiveness"})
+        s.record_step({"role": "execution", "t": 200.0, "app": "make", "goal": "throughput",
+                       "outcome": {"plan": {"policy": "custom_x", "tunables": {}},
+                                   "verified": False, "refused_at": "static",
+                                   "message": "an enqueue path never dispatches"}})
+        s._on_profile("failed", Profile("exe:/usr/games/g", "Game", "vtime"),
+                      {"error": "the canary reverted it", "pid": 1})
+        rows = {r.state: r for r in entries(s.history())}
+        assert set(rows) == {"analyzed", "refused", "failed"}
+        a = rows["analyzed"]
+        assert (a.app, a.change, a.plain_outcome) == ("SuperTuxKart", "analysis only",
+                                                      "analyzed, nothing changed")
+        assert a.effect.startswith("SuperTuxKart (an interactive app) waits for a CPU 28 %")
+        assert rows["refused"].plain_outcome.startswith("refused by the safety check: an "
+                                                        "enqueue path")
+        assert rows["failed"].app == "Game" and "canary" in rows["failed"].reason
+        assert [r.state for r in entries(s.history())][-1] == "analyzed"  # oldest last
+    finally:
+        s.close()
+        n.close()

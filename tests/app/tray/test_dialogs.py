@@ -331,7 +331,12 @@ def test_history_without_helper_says_why(qtbot):
     empty = HistoryWindow(list)
     qtbot.addWidget(empty)
     qtbot.waitUntil(lambda: not empty.loading, timeout=2000)
-    assert "No deployments yet" in empty.message.text()
+    assert "Nothing yet. “Optimize” in the tray menu" in empty.message.text()
+    # the empty text names what exists in the tray's state (it named a missing item)
+    said = HistoryWindow(list, empty_text=lambda: "Nothing yet. “Analyze” …")
+    qtbot.addWidget(said)
+    qtbot.waitUntil(lambda: not said.loading, timeout=2000)
+    assert said.message.text() == "Nothing yet. “Analyze” …"
 
 
 def test_a_slow_history_does_not_block_the_window(qtbot):
@@ -365,8 +370,7 @@ def test_optimize_from_the_menu_shows_each_step(tray, qtbot):
     assert (req.pid, req.name, req.goal, req.analyze_only) == (4243, "Firefox",
                                                                "responsiveness", False)
     lines = [dlg.list.item(i).text() for i in range(dlg.list.count())]
-    assert lines[0].startswith("Measured: interactive workload; baseline time waiting for a "
-                               "CPU 4")
+    assert lines[0].startswith("Measured: an interactive app; now time waiting for a CPU 4")
     assert lines[1].startswith("1. Trying vtime (slice_us=3000): interactive app")
     assert lines[2] == ("1. vtime: time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less "
                         "(1 run each)")
@@ -465,11 +469,16 @@ def test_analysis_only_on_a_real_process(qtbot, settings):
         dlg.start()
         qtbot.waitUntil(lambda: not dlg.running, timeout=20000)
         lines = [dlg.list.item(i).text() for i in range(dlg.list.count())]
-        assert lines[0].startswith("Measured: idle workload: sleep"), lines
-        assert lines[-1] == "Analysis finished; nothing was changed"
-        assert "nothing changed" in dlg.status.text()
+        # a windowed app (the app in front) is an interactive app, never "batch work"
+        assert lines[0].startswith("Measured: an interactive app (0.0 of "), lines
+        assert "Analysis finished; nothing was changed" in lines
+        # Analyze answers: a verdict with its number, and what SchedCP would do
+        assert lines[-1].startswith("sleep (an interactive app) waits for a CPU 0 % of the "
+                                    "time it wants to run: that is low"), lines
+        assert "little to gain" in lines[-1]
+        assert "that is low" in dlg.status.text() and "Nothing was changed" in dlg.status.text()
         assert not dlg.history_button.isVisibleTo(dlg)
-        assert [s["role"] for s in dlg.steps] == ["observation", "stop"]
+        assert [s["role"] for s in dlg.steps] == ["observation", "stop", "analysis"]
     finally:
         p.kill()
         p.wait()

@@ -113,7 +113,8 @@ def test_real_tray_menu_with_real_clicks(stack, tmp_path):
     assert not res["history_message"].startswith("Could not"), res["history_message"]
     # "Analyze" ran the real agent loop on the app in front (its process, found over X11)
     assert res["optimize_open"] and res["optimize_pid"] == probe_pid, res
-    assert res["optimize_roles"] == ["observation", "stop"], res["optimize_lines"]
+    assert res["optimize_roles"] == ["observation", "stop", "analysis"], res["optimize_lines"]
+    assert "waits for a CPU" in res["optimize_lines"][-1], res["optimize_lines"]
     assert res["optimize_lines"][0].startswith("Measured: "), res["optimize_lines"]
     assert "Analysis done" in res["optimize_status"] and res["optimize_closed"]
     assert res["quit"]
