@@ -66,6 +66,7 @@ class TrayApp(QObject):
         self.windows: dict[str, Any] = {}  # open dialogs by name (one of each)
         self.optimize_dialog = None
         self.goal_notice = ""  # the last "what the goal does" message shown
+        self.candidates: Callable[[], list] | None = None  # "Choose app…" (default: desktop)
 
         self.tray = QSystemTrayIcon(self)
         self.menu = QMenu()
@@ -93,6 +94,10 @@ class TrayApp(QObject):
         m.addSeparator()
         self.act_optimize = m.addAction("")
         self.act_optimize.triggered.connect(self.optimize_target)
+        self.act_choose = m.addAction("Choose another app…")
+        self.act_choose.setToolTip("Pick the app from a list: for one that is not in front, "
+                                   "or when SchedCP cannot tell which one is")
+        self.act_choose.triggered.connect(self.choose_app)
         self.goal_menu = m.addMenu("Goal")
         self.goal_menu.setToolTipsVisible(True)  # Qt hides menu tooltips unless asked
         self.goal_menu.setToolTip("What the next optimization aims for")
@@ -179,6 +184,9 @@ class TrayApp(QObject):
         else:
             self.act_optimize.setText(f"{verb} this app (no app in front)")
             self.act_optimize.setEnabled(False)
+        if hasattr(self, "act_choose"):
+            self.act_choose.setText("Choose an app…" if self.target is None
+                                    else "Choose another app…")
         self.act_optimize.setToolTip(
             "Measure the app in front and try schedulers for it, keeping the best"
             if verb == "Optimize" else
@@ -329,6 +337,54 @@ class TrayApp(QObject):
                                                   "level": "error"})
 
         threading.Thread(target=work, name="schedcp-revert", daemon=True).start()
+
+    def choose_app(self) -> None:
+        """A list of the apps a person could mean; choosing one analyzes or optimizes it."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QListWidget, QVBoxLayout
+
+        if self.candidates is None:
+            from ..desktop.foreground import candidates as found
+        else:
+            found = self.candidates
+        try:
+            apps = found()
+        except Exception as e:  # best effort: say so instead of failing silently
+            log.warning("choose app: %s", e)
+            apps = []
+        dlg = QDialog()
+        dlg.setWindowTitle("SchedCP: choose an app")
+        dlg.setWindowIcon(app_icon())
+        lay = QVBoxLayout(dlg)
+        lst = QListWidget()
+        for ident, pid in apps:
+            lst.addItem(ident.name)
+            lst.item(lst.count() - 1).setData(Qt.UserRole, (ident, pid))
+        if not apps:
+            lst.addItem("No apps found")
+            lst.item(0).setFlags(Qt.NoItemFlags)
+        lay.addWidget(lst)
+        verb = "Analyze" if self.state == "unavailable" else "Optimize"
+        buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+        go = buttons.addButton(verb, QDialogButtonBox.AcceptRole)
+        go.setEnabled(False)
+        lst.currentItemChanged.connect(lambda cur, _p: go.setEnabled(
+            cur is not None and cur.data(Qt.UserRole) is not None))
+        buttons.accepted.connect(dlg.accept)
+        buttons.rejected.connect(dlg.reject)
+        lay.addWidget(buttons)
+
+        def chosen() -> None:
+            item = lst.currentItem()
+            if item is not None and item.data(Qt.UserRole) is not None:
+                self.target = item.data(Qt.UserRole)
+                self._refresh_target()
+                self.optimize_target()
+
+        dlg.accepted.connect(chosen)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        self.windows["choose"] = dlg
+        dlg.destroyed.connect(lambda: self.windows.pop("choose", None))
+        dlg.show()
 
     def optimize_target(self) -> None:
         from .optimize_dialog import OptimizeDialog

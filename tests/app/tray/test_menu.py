@@ -41,7 +41,7 @@ def test_menu_has_the_issue_items_in_order(tray):
     assert items[0] == STATE_TITLES["default"]
     tray._before_menu()
     items = texts(tray.menu)
-    assert items[1:] == ["Optimize “Firefox”", "Goal: Balanced", "Profiles",
+    assert items[1:] == ["Optimize “Firefox”", "Choose another app…", "Goal: Balanced", "Profiles",
                          "Undo: back to the previous scheduler", "History…", "Settings…",
                          "Quit"]
     assert not tray.act_revert.isEnabled()  # nothing of ours runs
@@ -198,3 +198,28 @@ def test_no_helper_on_a_real_bus_explains_how_to_fix(qtbot, tmp_path, settings, 
         finally:
             session.close()
             tray.tray.hide()
+
+
+def test_choose_app_when_nothing_is_in_front(tray, qtbot):
+    """Issue #18 item 8: a window without _NET_WM_PID left a greyed "no app in front" and no
+    way to pick one. "Choose an app…" lists apps by the names people know; choosing one
+    starts the optimization (or analysis) of that app."""
+    from schedcp.desktop.apps import AppIdentity
+
+    tray.target = None
+    tray._refresh_target()
+    assert not tray.act_optimize.isEnabled() and tray.act_choose.text() == "Choose an app…"
+    kart = AppIdentity("exe:/usr/games/supertuxkart", "SuperTuxKart", "/usr/games/x", "game")
+    tray.candidates = lambda: [(kart, 4242)]
+    started = []
+    tray.optimize_target = lambda: started.append(tray.target)
+    tray.act_choose.trigger()
+    dlg = tray.windows["choose"]
+    from PySide6.QtWidgets import QListWidget
+
+    lst = dlg.findChild(QListWidget)
+    assert [lst.item(i).text() for i in range(lst.count())] == ["SuperTuxKart"]
+    lst.setCurrentRow(0)
+    dlg.accept()
+    assert started == [(kart, 4242)]
+    assert tray.act_optimize.text() == "Optimize “SuperTuxKart”"
