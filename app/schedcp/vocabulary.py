@@ -203,7 +203,7 @@ def plain_reason(reason: str) -> tuple[str, str]:
     r = (reason or "").strip()
     prefix = ""
     if r.startswith("after the canary, "):
-        prefix, r = "After its trial, ", r.removeprefix("after the canary, ")
+        prefix, r = "after its trial, ", r.removeprefix("after the canary, ")
     if m := _WAIT_ROSE.search(r):
         text = (f"the app had to wait for a CPU more than {m.group(2)} times as long as "
                 "before")

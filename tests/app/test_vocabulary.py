@@ -129,7 +129,7 @@ def test_sentences_for_each_metric_and_direction():
     ("runqueue wait of pid 4242 rose past 3x its baseline",
      "the app had to wait for a CPU more than 3 times as long as before"),
     ("after the canary, runqueue wait of pid 7 rose past 2.5x its baseline",
-     "After its trial, the app had to wait for a CPU more than 2.5 times as long as before"),
+     "after its trial, the app had to wait for a CPU more than 2.5 times as long as before"),
     ("runnable task stall: the kernel ejected it",
      "the kernel stopped it because it left tasks waiting too long"),
     ("reported metric regressed: 12 vs baseline 10", "the app got slower than before"),

@@ -173,8 +173,8 @@ def main() -> int:
             record(path, "no window", shot(" ".join(path)))
             return
         for w in new:
-            pump(lambda w=w: w.isVisible() and w.width() > 120 and w.windowHandle() is not None
-                 and w.windowHandle().isExposed(), 3)
+            pump(lambda w=w: w.isVisible() and w.frameGeometry().width() > 120
+                 and w.windowHandle() is not None and w.windowHandle().isExposed(), 5)
             title = w.windowTitle()
             text = ""
             if isinstance(w, QMessageBox):
@@ -189,7 +189,12 @@ def main() -> int:
                 text = "\n".join(rows) + "\n" + w.message.text()
                 if w.tree.topLevelItemCount():
                     w.tree.setCurrentItem(w.tree.topLevelItem(0))
-            file = shot(" ".join(path), w.frameGeometry().adjusted(-2, -2, 2, 2))
+            if w.frameGeometry().width() > 120:  # mapped by the window manager: as seen
+                file = shot(" ".join(path), w.frameGeometry().adjusted(-2, -2, 2, 2))
+            else:  # not (yet) placed on screen: the widget's own rendering
+                n[0] += 1
+                file = f"{state}-{n[0]:02d}-{slug(' '.join(path))}.png"
+                w.grab().save(str(shots / file))
             record(path, f"window: {title}", file, text=text)
             if hasattr(w, "details"):  # History's Details toggle: the jargon, on request
                 w.details.setChecked(True)
