@@ -170,7 +170,10 @@ class HistoryWindow(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
-        self.tree.header().setSectionResizeMode(2, QHeaderView.Stretch)
+        # the Change column keeps its tunables (they tell rows apart); the effect sentence
+        # takes the rest and its whole text is in the tooltip and the details
+        self.tree.header().setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        self.tree.header().setSectionResizeMode(3, QHeaderView.Stretch)
         self.tree.currentItemChanged.connect(lambda cur, _p: self._select(cur))
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.tree)
