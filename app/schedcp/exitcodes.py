@@ -29,7 +29,8 @@ TABLE: dict[Exit, str] = {
                 "program that does not exist; nothing was run",
     Exit.NO_HELPER: "the SchedCP helper (schedcp-helper, on the system D-Bus) is not reachable",
     Exit.NOT_AUTHORIZED: "polkit refused the operation",
-    Exit.NO_SCHED_EXT: "the command needs sched_ext and this kernel lacks it; nothing was run",
+    Exit.NO_SCHED_EXT: "the command needs sched_ext and this kernel lacks it; nothing was run "
+                       "(`schedcp status` reports it and exits 0)",
     Exit.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); whatever was deployed was reverted",
     Exit.BROKEN_PIPE: "the output was closed (e.g. `| head`)",
 }

@@ -52,7 +52,9 @@ def cmd_status(args) -> int:
     with _client() as c:
         st = c.status()
     if not st["supported"]:
-        text = f"sched_ext: not supported by this kernel (verify targets {st['target']})"
+        from .missing import no_sched_ext_short
+
+        text = f"sched_ext: not supported: {no_sched_ext_short()}"
     else:
         text = f"sched_ext: {st['state'] or 'unknown'}" + (f" ({st['ops']})" if st["ops"] else "")
     if st["deployment"]:
