@@ -80,10 +80,12 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
-def profile(pid: int, goal: str, window_s: float = 1.0, windowed: bool = False) -> WorkloadProfile:
+def profile(pid: int, goal: str, window_s: float = 1.0, windowed: bool = False,
+            game: bool = False) -> WorkloadProfile:
     """Watch ``pid`` and its descendants for ``window_s``: kind, numbers and a description.
     ``windowed``: the app has a window in front of a person (the tray knows), so it is not
     batch work even when it keeps CPUs busy: a game's frame loop looks like a CPU hog.
+    ``game``: its .desktop entry (or Steam/Proton) says it is a game.
 
     Raises ProcessLookupError when ``pid`` does not exist.
     """
@@ -119,8 +121,8 @@ def profile(pid: int, goal: str, window_s: float = 1.0, windowed: bool = False) 
     infos += [_info(a, 0.0, 1) for a in _ancestors(pid)]  # for Steam/make ancestry only
     runnable = {p: (run_d[p] + wait_d[p]) / 1e9 / dt for p in pids}
     kind, conf, _ = classify(infos, ncpus, root=pid, runnable=runnable)
-    if windowed and kind in ("batch", "idle"):
-        kind = "interactive"
+    if windowed and kind in ("batch", "idle", "interactive"):
+        kind = "game" if game else "interactive"
     tree = subtree(infos, pid)
     busy_set, _ = busy_pids(tree, ncpus, runnable)
     busy = [p for p in tree if p.pid in busy_set]
@@ -185,6 +187,9 @@ def describe(wp: WorkloadProfile, tree: list[ProcessInfo], top_exe: str, top_n: 
         compilers = sum(1 for p in tree if is_compiler(p))
         spawn = f", {f['spawn_rate']:.0f} process spawns/s" if "spawn_rate" in f else ""
         body = f"{name} build with {compilers} compiler processes{spawn}, {load}"
+    elif wp.kind == "game" and f.get("windowed"):
+        body = (f"{name}, a game with {wp.nthreads} threads keeping {f['cpus_used']:.1f} CPUs "
+                f"busy, latency-sensitive frame loop, {load}")
     elif wp.kind == "game":
         body = (f"{name} under Wine/Proton with {wp.nthreads} threads, "
                 f"latency-sensitive frame loop, {load}")

@@ -411,7 +411,8 @@ class TrayApp(QObject):
             except Exception:  # the process tree changed: optimize what was in front
                 root = pid
         req = optimizer.Request(pid=root, name=identity.name, goal=self.settings.default_goal,
-                                analyze_only=self.state == "unavailable")
+                                analyze_only=self.state == "unavailable",
+                                game=getattr(identity, "kind", "") == "game")
 
         record = getattr(self.session, "record_step", None)
 

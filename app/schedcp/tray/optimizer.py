@@ -21,6 +21,7 @@ class Request:
     goal: str
     analyze_only: bool = False  # no sched_ext/helper: observe and report, change nothing
     windowed: bool = True  # the app in front has a window: a person is using it
+    game: bool = False  # its identity says game (.desktop Categories=Game, Steam, Proton)
     seconds: float = 3.0  # measurement window per candidate
     max_iterations: int = 6
     canary_s: float = 10.0
@@ -66,7 +67,7 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
             brain = OfflinePlanner(tools=tools)
         cfg = LoopConfig(goal=req.goal, max_iterations=0 if req.analyze_only else
                          req.max_iterations, canary_s=req.canary_s)
-        executor = PidExecutor(req.pid, req.seconds, windowed=req.windowed)
+        executor = PidExecutor(req.pid, req.seconds, windowed=req.windowed, game=req.game)
         result = OptimizationLoop(brain, tools, executor, cfg, cancel, on_step).run()
         obs = next((s for s in result.steps if s.get("role") == "observation"), None)
         if req.analyze_only and obs is not None and isinstance(obs.get("profile"), dict):
