@@ -39,7 +39,7 @@ def test_desktop_entry_names_and_marks_games(tmp_path, monkeypatch):
 
 
 def test_window_title_replaces_a_program_file_name():
-    script = AppIdentity("exe:/home/u/mygame.py", "mygame.py", "/home/u/mygame.py", "app")
+    script = AppIdentity("exe:/opt/games/mygame.py", "mygame.py", "/opt/games/mygame.py", "app")
     assert named(script, "  My   Game  ").name == "My Game"
     assert named(script, "") == script
     wine = AppIdentity("wine:game.exe", "Game.exe", "/usr/bin/wine", "game")
