@@ -56,6 +56,11 @@ PREVIOUS = "the previous scheduler"  # what "last-known-good" means to a user
 DEFAULT_SCHEDULER = "the kernel's own scheduler"
 
 
+# the one switch over every profile, named the same in the menu, Settings and Profiles
+AUTO_PROFILES = "Apply profiles automatically"
+AUTO_PROFILES_HINT = "when an app with a profile starts; when off, every profile asks first"
+
+
 # -- long steps say what they do and how long --------------------------------------------------
 CHECK_SECONDS = 20  # a verification's sandbox VM run on a 2-core machine (README: ~20 s)
 

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCursor, QFont
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
-from ..vocabulary import UNDO_LONG, gain_text
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, UNDO_LONG, gain_text
 from . import optimizer
 from .bridge import Bridge
 from .icons import app_icon, state_icon
@@ -135,11 +135,11 @@ class TrayApp(QObject):
     def _fill_profiles_menu(self) -> None:
         pm = self.profiles_menu
         pm.clear()
-        auto = pm.addAction("Apply profiles automatically")
+        auto = pm.addAction(AUTO_PROFILES)
         auto.setCheckable(True)
         auto.setChecked(bool(self.settings.auto_apply_profiles))
-        auto.setToolTip("When an app with a profile starts, switch to its scheduler; the "
-                        "previous one comes back when it exits")
+        auto.setToolTip(f"{AUTO_PROFILES_HINT[:1].upper()}{AUTO_PROFILES_HINT[1:]}; the "
+                        "previous scheduler comes back when the app exits")
         auto.toggled.connect(self.set_auto_apply)
         self.act_auto_apply = auto
         pm.addSeparator()

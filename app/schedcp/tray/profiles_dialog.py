@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
 from .icons import app_icon
 from .wording import GOAL_LABELS, GOALS
 
@@ -142,8 +143,7 @@ class ProfilesDialog(QDialog):
         lay.addWidget(intro)
         # the global switch, where the per-profile choice is made (it used to override that
         # choice silently from the Settings dialog)
-        self.global_auto = QCheckBox("Profiles may apply &automatically (for every app; "
-                                     "when off, every profile asks first)")
+        self.global_auto = QCheckBox(f"{AUTO_PROFILES} ({AUTO_PROFILES_HINT})")
         self.global_auto.setChecked(auto_allowed)
         self.global_auto.toggled.connect(self._global_changed)
         lay.addWidget(self.global_auto)
