@@ -203,3 +203,17 @@ def test_no_sched_ext_is_one_exit_code_and_one_explanation_everywhere(stack, tmp
         assert r.stderr.count("CONFIG_SCHED_CLASS_EXT") == 1, r.stderr  # the hint once
         assert "schedcp demo" in r.stderr and "Traceback" not in r.stderr
         assert not marker.exists()
+
+
+def test_optimize_says_what_the_long_step_is_and_how_long():
+    """Issue #18 item 1: 22 s of silence while a candidate was verified in the sandbox VM.
+    The planning step now prints what is checked and about how long it takes."""
+    from schedcp.agentcmd import _line
+
+    step = {"role": "planning", "iteration": 2,
+            "plan": {"policy": "ljf", "tunables": {"slice_us": 25000}, "source": None}}
+    assert _line(step, "throughput") == \
+        "[2] checking ljf in a sandbox VM, about 20 s; then A/B runs against what runs now"
+    gen = {**step, "plan": {**step["plan"], "policy": "custom_a1", "source": "/* bpf */"}}
+    assert "checking custom_a1 (generated) in a sandbox VM" in _line(gen, "throughput")
+    assert _line({"role": "planning", "iteration": 3, "plan": None}, "balanced") is None
