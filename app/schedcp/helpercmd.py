@@ -163,11 +163,22 @@ def cmd_revert(args) -> int:
     return Exit.OK
 
 
+STATE_WORDS = {"reverted": "undone", "canary": "on trial", "passed": "trial passed"}
+
+
+def _history_line(d: dict) -> str:
+    """One deployment in the vocabulary's words; the helper's own wording stays in --json."""
+    from .vocabulary import plain_reason
+
+    head = (f"{d['id']} {d['spec']['kind']:3} {d['spec']['name']:14} "
+            f"{STATE_WORDS.get(d['state'], d['state']):12}")
+    return (f"{head} {plain_reason(d['reason'])[0]}" if d["reason"] else head).rstrip()
+
+
 def cmd_history(args) -> int:
     with _client() as c:
         rows = c.history(args.limit)
-    lines = [f"{d['id']} {d['spec']['kind']:3} {d['spec']['name']:14} {d['state']:9} "
-             f"{d['reason']}" for d in rows]
+    lines = [_history_line(d) for d in rows]
     _print(args, rows, "\n".join(lines) or "no deployments yet")
     return Exit.OK
 

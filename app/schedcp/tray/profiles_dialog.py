@@ -193,7 +193,7 @@ class ProfilesDialog(QDialog):
         self.when_note.setStyleSheet("color: #8a5a00")
         form.addRow("", self.when_note)
         rl.addLayout(form)
-        self.tun_box = QGroupBox("Tunables")
+        self.tun_box = QGroupBox("Scheduler settings")
         self.tun_layout = QVBoxLayout(self.tun_box)
         self.tunables = TunablesForm(None, {})
         self.tun_layout.addWidget(self.tunables)
