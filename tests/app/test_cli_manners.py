@@ -217,3 +217,14 @@ def test_optimize_says_what_the_long_step_is_and_how_long():
     gen = {**step, "plan": {**step["plan"], "policy": "custom_a1", "source": "/* bpf */"}}
     assert "checking custom_a1 (generated) in a sandbox VM" in _line(gen, "throughput")
     assert _line({"role": "planning", "iteration": 3, "plan": None}, "balanced") is None
+
+
+def test_cli_history_speaks_the_vocabulary():
+    from schedcp.helpercmd import _history_line
+
+    line = _history_line({"id": "ab12", "spec": {"kind": "scx", "name": "scx_rusty"},
+                          "state": "reverted",
+                          "reason": "runqueue wait of pid 4242 rose past 3x its baseline"})
+    assert line.split()[:4] == ["ab12", "scx", "scx_rusty", "undone"]
+    assert line.endswith("the app had to wait for a CPU more than 3 times as long as before")
+    assert "pid" not in line
