@@ -188,16 +188,17 @@ def describe(wp: WorkloadProfile, tree: list[ProcessInfo], top_exe: str, top_n: 
         spawn = f", {f['spawn_rate']:.0f} process spawns/s" if "spawn_rate" in f else ""
         body = f"{name} build with {compilers} compiler processes{spawn}, {load}"
     elif wp.kind == "game" and f.get("windowed"):
-        body = (f"{name}, a game with {wp.nthreads} threads keeping {f['cpus_used']:.1f} CPUs "
-                f"busy, latency-sensitive frame loop, {load}")
+        body = (f"{name}, a game with {wp.nthreads} threads wanting {f['runnable']:.1f} CPUs, "
+                f"latency-sensitive frame loop, {load}")
     elif wp.kind == "game":
         body = (f"{name} under Wine/Proton with {wp.nthreads} threads, "
                 f"latency-sensitive frame loop, {load}")
     elif wp.kind == "media":
         body = f"{name} decoding and playing, steady periodic deadlines, {load}"
-    elif wp.kind == "interactive" and f.get("windowed") and f["cpus_used"] >= 0.5:
-        body = (f"{name}, a windowed app with {wp.nthreads} threads keeping "
-                f"{f['cpus_used']:.1f} CPUs busy (a frame loop, e.g. a game), {load}")
+    elif wp.kind == "interactive" and f.get("windowed") and f["runnable"] >= 0.5:
+        # runnable, not CPU use: on a busy machine its threads wait instead of running
+        body = (f"{name}, a windowed app with {wp.nthreads} threads wanting "
+                f"{f['runnable']:.1f} CPUs (a frame loop, e.g. a game), {load}")
     elif wp.kind == "interactive":
         body = (f"{name}, {wp.nthreads} threads, mostly sleeping and waking on input "
                 f"(preempted {f['preempt_frac']:.0%} of switches), {load}")

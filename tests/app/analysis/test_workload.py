@@ -78,7 +78,7 @@ def test_a_windowed_busy_app_is_interactive_not_batch(spawn):
     assert plain.kind == "batch", plain.description
     wp = profile(game.pid, "responsiveness", window_s=0.5, windowed=True)
     assert wp.kind == "interactive" and wp.features["windowed"] == 1.0
-    assert "a windowed app with 3 threads keeping" in wp.description, wp.description
+    assert "a windowed app with 3 threads wanting" in wp.description, wp.description
     # its .desktop entry says Game: then it is a game, whatever its CPU use looks like
     kart = profile(game.pid, "responsiveness", window_s=0.5, windowed=True, game=True)
     assert kart.kind == "game" and "a game with 3 threads" in kart.description
