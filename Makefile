@@ -64,6 +64,8 @@ lint: setup
 	$(VENV)/bin/ruff check app helper tests bench
 
 # issue 15's fault campaign: kill -9 at each step of deploy/keep/revert/recover, on a normal,
-# full and read-only state folder, 20 trials each (root: it mounts small tmpfs folders)
+# full and read-only state folder, 20 trials each (root: it mounts small tmpfs folders); then
+# the same against the real kernel in the micro-VM (helper or loader killed, 20 per step/victim)
 soak: setup
 	$(VENV)/bin/python -m schedcp_helper.soak 20
+	SCHEDCP_FAULT_TRIALS=20 bash packaging/run-tests.sh tests/helper/test_faults_vm.py

@@ -18,7 +18,8 @@ log() { echo "[setup] $*"; }
 # The .deb: debhelper/dh-python/pybuild, lintian, appstream; debootstrap for the install test.
 # The workload catalogue (app/schedcp/workloads/): third-party programs run in the guest with
 # their own measurement output: rt-tests (cyclictest, hackbench), stress-ng, linux-perf
-# (perf bench sched), sqlite3, gzip/xz/bzip2/coreutils (batch jobs).
+# (perf bench sched), sqlite3, gzip/xz/bzip2/coreutils (batch jobs). The other tuners SchedCP
+# lives with, tested as the real programs on the test buses: power-profiles-daemon, gamemode.
 PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make clang-19 gcc libc6-dev
       linux-source-6.12 xz-utils libelf-dev zlib1g-dev dbus dbus-daemon polkitd pkexec
       xvfb openbox trayer dunst xfce4-notifyd gnome-keyring libsecret-tools xdotool x11-utils
@@ -27,7 +28,8 @@ PKGS=(qemu-system-x86 busybox-static cpio python3-venv python3-dev make clang-19
       libxcb-xinerama0 libxcb-xkb1
       debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel
       binutils lintian appstream debootstrap
-      rt-tests stress-ng linux-perf sqlite3 gzip bzip2)
+      rt-tests stress-ng linux-perf sqlite3 gzip bzip2
+      power-profiles-daemon gamemode)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

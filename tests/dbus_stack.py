@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 POLICY_SRC = PACKAGING / "polkit" / "org.schedcp.Helper1.policy"
 BUS_CONF_SRC = PACKAGING / "dbus" / "org.schedcp.Helper1.conf"
+# the bus policy of the stand-ins for programs Debian does not ship (scx_loader)
+STANDIN_CONF = ROOT / "tests" / "fixtures" / "dbus" / "org.scx.Loader.conf"
 POLKIT_ACTIONS = Path("/usr/share/polkit-1/actions")
 POLKIT_RULES = Path("/etc/polkit-1/rules.d")
 POLKITD = Path("/usr/lib/polkit-1/polkitd")
@@ -73,6 +75,7 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
           send_member="UpdateActivationEnvironment"/>
   </policy>
   <include>{ours}</include>
+  <include>{standins}</include>
   <includedir>/usr/share/dbus-1/system.d</includedir>
 </busconfig>
 """
@@ -302,7 +305,7 @@ def start_stack(helper: bool = True) -> Stack:
         stack.installed = [POLKIT_ACTIONS / POLICY_SRC.name]
         _LIVE[0] += 1
         conf = d / "bus.conf"
-        conf.write_text(BUS_CONF.format(sock=sock, ours=BUS_CONF_SRC))
+        conf.write_text(BUS_CONF.format(sock=sock, ours=BUS_CONF_SRC, standins=STANDIN_CONF))
         stack.procs["dbus"] = subprocess.Popen(
             ["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
             stdout=subprocess.PIPE, stderr=(d / "dbus.log").open("w"), text=True)

@@ -83,7 +83,7 @@ def _metric(m: dict | None, goal: str) -> str:
     return metric_text(m, goal) if m else "-"
 
 
-def _preflight(tools) -> tuple[int, str] | None:
+def _preflight(tools, take_over: bool = False) -> tuple[int, str] | None:
     """What every plan needs — the helper, and sched_ext to deploy on — checked before the
     baseline run spends the user's time (an exit code from helpercmd's table and why)."""
     from .agent.tools import ToolFailure
@@ -95,6 +95,11 @@ def _preflight(tools) -> tuple[int, str] | None:
         return for_error(e.kind), f"cannot ask the SchedCP helper: {e}"
     if not status.get("supported"):
         return Exit.NO_SCHED_EXT, f"nothing was run: {no_sched_ext_short()}"
+    if status.get("attached_owner") not in (None, "", "schedcp") and not take_over:
+        return Exit.OTHER_SCHEDULER, (
+            f"{status.get('others') or 'another tool'} holds the CPU scheduler and SchedCP "
+            "does not replace it silently; nothing was run. Leave it, or rerun with "
+            "--take-over: it is stopped for this optimization and given back afterwards")
     return None
 
 
@@ -190,7 +195,8 @@ def cmd_optimize(args) -> int:
         print("schedcp optimize: --tunable goes with --policy", file=sys.stderr)
         tools.close()
         return Exit.USAGE
-    if (problem := _preflight(tools)) is not None:
+    tools.take_over = bool(getattr(args, "take_over", False))
+    if (problem := _preflight(tools, tools.take_over)) is not None:
         tools.close()
         print(f"schedcp optimize: {problem[1]}", file=sys.stderr)
         return problem[0]
@@ -298,6 +304,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(repeatable)")
     o.add_argument("--recheck", action="store_true", help="re-measure the best stored for "
                    "this workload and say whether its effect still holds")
+    o.add_argument("--take-over", action="store_true", help="another tool's scheduler runs "
+                   "(scx_loader, scx.service): stop it for each candidate's runs and give it "
+                   "back for the baseline's, so candidates are compared with what you ran")
     o.add_argument("--json", action="store_true", help="one JSON record per step")
     o.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: a batch command")
     o.set_defaults(func=cmd_optimize)

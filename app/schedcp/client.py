@@ -81,10 +81,19 @@ class Busy(HelperError):
     pass
 
 
+class OtherScheduler(HelperError):
+    """Another tool's scheduler is attached; deploy again with ``take_over`` to replace it
+    for this optimization (it is given back afterwards)."""
+
+
+class Suspended(HelperError):
+    """The kernel ejected this scheduler before; ``resume`` runs it again."""
+
+
 _BY_NAME: dict[str, type[HelperError]] = {
     ERROR_PREFIX + c.__name__: c
     for c in (NotAuthorized, NoSchedExt, InvalidArgs, TokenInvalid, NotFound, VerificationFailed,
-              Busy)
+              Busy, OtherScheduler, Suspended)
 }
 _UNAVAILABLE = ("org.freedesktop.DBus.Error.ServiceUnknown",
                 "org.freedesktop.DBus.Error.NameHasNoOwner",

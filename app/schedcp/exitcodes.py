@@ -17,6 +17,8 @@ class Exit(IntEnum):
     NO_HELPER = 3
     NOT_AUTHORIZED = 4
     NO_SCHED_EXT = 5
+    OTHER_SCHEDULER = 6
+    SUSPENDED = 7
     INTERRUPTED = 130
     BROKEN_PIPE = 141
 
@@ -31,6 +33,10 @@ TABLE: dict[Exit, str] = {
     Exit.NOT_AUTHORIZED: "polkit refused the operation",
     Exit.NO_SCHED_EXT: "the command needs sched_ext and this kernel lacks it; nothing was run "
                        "(`schedcp status` reports it and exits 0)",
+    Exit.OTHER_SCHEDULER: "another tool's scheduler is attached (scx_loader, scx.service) and "
+                          "SchedCP does not replace it silently; --take-over does",
+    Exit.SUSPENDED: "the scheduler was suspended after the kernel ejected it; --resume runs "
+                    "it again",
     Exit.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); whatever was deployed was reverted",
     Exit.BROKEN_PIPE: "the output was closed (e.g. `| head`)",
 }
@@ -40,6 +46,8 @@ BY_ERROR: dict[str, Exit] = {
     "HelperUnavailable": Exit.NO_HELPER,
     "NotAuthorized": Exit.NOT_AUTHORIZED,
     "NoSchedExt": Exit.NO_SCHED_EXT,
+    "OtherScheduler": Exit.OTHER_SCHEDULER,
+    "Suspended": Exit.SUSPENDED,
     "InvalidArgs": Exit.USAGE,
 }
 

@@ -2,7 +2,8 @@
 
 Unprivileged: everything goes through the root helper on the system bus (``client.py``), which
 asks polkit. ``--json`` prints machine-readable output; errors are one line with a hint, exit
-statuses from schedcp.exitcodes (3 helper absent, 4 not authorized, 5 no sched_ext, 1 else).
+statuses from schedcp.exitcodes (3 helper absent, 4 not authorized, 5 no sched_ext, 6 another
+tool's scheduler is attached: --take-over, 7 suspended after an ejection: --resume, 1 else).
 
 A deployment is held by the process that made it: ``schedcp deploy`` stays attached through the
 canary and, unless ``--keep``, until Ctrl-C (→ revert) or ``schedcp keep ID`` from elsewhere.
@@ -48,6 +49,26 @@ def _print(args, data, text: str) -> None:
     print(json.dumps(data, indent=1, sort_keys=True) if args.json else text)
 
 
+def others_text(st: dict) -> str:
+    """Who holds the CPU scheduler and what else tunes it (older helpers say nothing)."""
+    text = f"\nCPU scheduler: {st['others']}" if st.get("others") else ""
+    if st.get("taken_over"):
+        text += f"\ntaken over (given back afterwards): {st['taken_over']}"
+    if st.get("given_back"):
+        text += f"\nlast give-back: {st['given_back']}"
+    if st.get("conflict"):
+        text += f"\nconflict: {st['conflict']}"
+    try:
+        held = json.loads(st.get("suspended") or "[]")
+    except ValueError:
+        held = []
+    for h in held if isinstance(held, list) else []:
+        if isinstance(h, dict):
+            text += (f"\nsuspended: {h.get('name', '?')}: {h.get('reason', '')} "
+                     "(run it again with --resume)")
+    return text
+
+
 def cmd_status(args) -> int:
     with _client() as c:
         st = c.status()
@@ -63,6 +84,7 @@ def cmd_status(args) -> int:
     text += f"\nundo goes back to {PREVIOUS}: " + (
         f"{st['last_known_good_kind']} {st['last_known_good']}" if st["last_known_good"]
         else DEFAULT_SCHEDULER)
+    text += others_text(st)
     _print(args, st, text)
     return Exit.OK
 
@@ -104,9 +126,13 @@ def cmd_verify(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    canary = {"window_s": float(args.canary)}
+    canary: dict = {"window_s": float(args.canary)}
     if args.target_pid:
         canary["target_pids"] = args.target_pid
+    if args.take_over:
+        canary["take_over"] = True
+    if args.resume:
+        canary["resume"] = True
     done = threading.Event()
     outcome: dict = {}
     with _client() as c:
@@ -239,6 +265,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--target-pid", type=running_pid, action="append",
                    help="watch this process (repeatable)")
     d.add_argument("--keep", action="store_true", help="keep it when the canary passes")
+    d.add_argument("--take-over", action="store_true",
+                   help="another tool's scheduler runs (scx_loader, scx.service): stop it for "
+                   "this deployment and give it back afterwards (an unknown owner needs an "
+                   "administrator)")
+    d.add_argument("--resume", action="store_true",
+                   help="run a scheduler the kernel ejected before (it is suspended until then)")
     k = add("keep", cmd_keep, "keep a scheduler that is on trial",
             "Keep a deployment that is on canary or passed it: undo will then come back to it.",
             ("schedcp keep 3f2a9c",))

@@ -98,21 +98,22 @@ class HelperCore:
 
     # -- deploy --------------------------------------------------------------------------------
     def deploy(self, token_text: str, uid: int, canary: CanaryParams, owner: str = "",
-               hints: dict[int, int] | None = None, name: str = "") -> Deployment:
+               hints: dict[int, int] | None = None, name: str = "",
+               resume: bool = False) -> Deployment:
         secret = token.load_secret(self.state_dir / "token.key")
         grant = token.check(secret, token_text, uid)
         spec = Spec("bpf", name or grant.artifact[:12], dict(grant.tunables), grant.artifact,
                     dict(hints or {}))
-        return self.deployer.deploy(spec, canary, uid, owner)
+        return self.deployer.deploy(spec, canary, uid, owner, resume)
 
     def switch(self, name: str, tunables: dict, uid: int, canary: CanaryParams,
-               owner: str = "") -> Deployment:
+               owner: str = "", resume: bool = False) -> Deployment:
         """Run a packaged scx_* scheduler; its arguments are validated against its metadata."""
         policy = self.policy(name)
         if policy.kind != "scx":
             raise PolicyError(f"{name} is one of ours: verify it, then deploy the token")
         spec = Spec("scx", name, policy.resolved(tunables))
-        return self.deployer.deploy(spec, canary, uid, owner)
+        return self.deployer.deploy(spec, canary, uid, owner, resume)
 
     def report(self, dep_id: str, value: float, baseline: float,
                higher_is_better: bool) -> None:

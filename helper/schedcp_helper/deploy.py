@@ -40,6 +40,10 @@ class DeployError(Exception):
     """The deployment could not start; nothing changed or the previous state was restored."""
 
 
+class Suspended(DeployError):
+    """The kernel ejected this scheduler earlier: it waits for the user's word (``resume``)."""
+
+
 @dataclass
 class Spec:
     """What to run: a verified object of ours, or a packaged scx_* policy, with its tunables."""
@@ -133,6 +137,48 @@ Launcher = Callable[[Spec], Running]
 Listener = Callable[[str, Deployment], None]
 
 
+def spec_key(spec: Spec) -> str:
+    """One scheduler configuration: kind, name, artifact and tunables."""
+    return json.dumps([spec.kind, spec.name, spec.artifact, sorted(spec.tunables.items())])
+
+
+class Suspensions:
+    """Schedulers the kernel ejected (a stall, a runtime error, scx_bpf_error): not deployed
+    again, by anyone or anything automatic, until the user resumes them. Ejection loops
+    ("watchdog ejects, the loader restarts it, repeat") end here. ``suspended.json``."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "suspended.json"
+        try:
+            raw = json.loads(self.path.read_text())
+            self.entries: dict[str, dict] = {str(k): dict(v) for k, v in raw.items()
+                                             if isinstance(v, dict)}
+        except (OSError, ValueError, AttributeError):
+            self.entries = {}
+
+    def get(self, spec: Spec) -> dict | None:
+        return self.entries.get(spec_key(spec))
+
+    def add(self, spec: Spec, reason: str) -> None:
+        self.entries[spec_key(spec)] = {"kind": spec.kind, "name": spec.name,
+                                        "reason": reason, "since": time.time()}
+        self._save()
+
+    def lift(self, spec: Spec) -> bool:
+        if self.entries.pop(spec_key(spec), None) is None:
+            return False
+        self._save()
+        return True
+
+    def _save(self) -> None:
+        try:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.entries))
+            tmp.replace(self.path)
+        except OSError as e:  # kept in memory: the suspension holds until the helper restarts
+            log.warning("could not record the suspensions: %s", e)
+
+
 class Store:
     """``state.json`` in the state folder, written atomically (write, fsync, rename)."""
 
@@ -214,6 +260,8 @@ class Deployer:
         self.launch = launch
         self.listener = listener or (lambda kind, dep: None)
         self.kept, self.history = self.store.load()
+        self.suspended = Suspensions(state_dir)
+        self._eject_error = ""  # the kernel's words when the last ejection was its fault
         self.current: Deployment | None = None
         self.running: Running | None = None
         self._lock = threading.RLock()
@@ -232,6 +280,7 @@ class Deployer:
                 "current": self.current.to_dict() if self.current else None,
                 "last_known_good": asdict(self.kept) if self.kept else None,
                 "output": self._output(),
+                "suspended": list(self.suspended.entries.values()),
             }
 
     def _output(self, limit: int = 4000) -> str:
@@ -251,9 +300,17 @@ class Deployer:
         raise DeployError(f"no deployment {dep_id!r}")
 
     # -- actions -------------------------------------------------------------------------------
-    def deploy(self, spec: Spec, canary: CanaryParams, uid: int, owner: str = "") -> Deployment:
-        """Replace what runs with ``spec`` and start the canary; on failure restore the previous."""
+    def deploy(self, spec: Spec, canary: CanaryParams, uid: int, owner: str = "",
+               resume: bool = False) -> Deployment:
+        """Replace what runs with ``spec`` and start the canary; on failure restore the previous.
+        A suspended (ejected) scheduler needs ``resume``: the user's word that it may run."""
         with self._lock:
+            held = self.suspended.get(spec)
+            if held and not resume:
+                raise Suspended(f"{spec.name} is suspended: {held['reason']}; resume it to "
+                                "run it again")
+            if held:
+                self.suspended.lift(spec)
             self._end_current("replaced", "replaced by a new deployment")
             dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=uid, owner=owner,
                              started=time.time(), previous=self.kept)
@@ -389,8 +446,17 @@ class Deployer:
         with self._lock:
             if self.current is not dep or (dep.state == "kept" and not even_kept):
                 return
-            self._revert_locked(dep, reason)
-        self.listener("reverted", dep)
+            if even_kept and self._eject_error:
+                self.suspended.add(dep.spec, self._eject_error)
+            if reason.startswith("replaced by "):  # another tool took it: do not fight back
+                self._end_current("replaced", reason)
+                with contextlib.suppress(OSError):
+                    self._save()
+                kind = "replaced"
+            else:
+                self._revert_locked(dep, reason)
+                kind = "reverted"
+        self.listener(kind, dep)
 
     @contextlib.contextmanager
     def paused(self):
@@ -463,6 +529,12 @@ class Deployer:
 
     def _restore(self, spec: Spec | None, reason: str = "") -> None:
         if spec is None:
+            return
+        held = self.suspended.get(spec)
+        if held:  # never bring back, by ourselves, what the kernel ejected
+            self.history.append(Deployment(
+                id=secrets.token_hex(6), spec=spec, uid=0, state="failed", started=time.time(),
+                ended=time.time(), reason=f"not restored: suspended ({held['reason']})"))
             return
         try:
             self.running = self.launch(spec)
@@ -560,14 +632,29 @@ class Deployer:
         with self._lock:
             if self.current is not dep:
                 return None
+        self._eject_error = ""
         # sched_ext logs why only while "disabling", after the state left "enabled": give it a
         # moment, or the reason would be a bare state instead of the kernel's (e.g. the stall)
         deadline = time.monotonic() + SETTLE_S
         while read_state().state == "disabling" and time.monotonic() < deadline:
             time.sleep(0.02)
+        ejection = None
         for ev in reversed(kernel_events(seq)):
             if ev.kind == "disabled" and ev.ops == dep.ops:
-                return f"sched_ext ejected it: {ev.explanation}"
+                if ev.error:
+                    self._eject_error = (f"the kernel ejected it ({ev.reason}"
+                                         + (f": {ev.message})" if ev.message else ")"))
+                ejection = f"sched_ext ejected it: {ev.explanation}"
+                break
+        now = read_state()
+        if now.enabled and now.ops and now.ops != dep.ops:  # someone else's attached since
+            from .coexist import identify
+
+            other = identify(now)
+            return f"replaced by {other.owner} ({other.name or now.ops})" + (
+                f" after {ejection}" if ejection else "")
+        if ejection:
+            return ejection
         if self.running and not self.running.alive():
             return "the scheduler's process exited"
         return f"sched_ext no longer runs it (state {st.state or 'unknown'}, ops {st.ops!r})"

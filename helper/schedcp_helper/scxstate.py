@@ -17,7 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-SYSFS = Path("/sys/kernel/sched_ext")
+# SCHEDCP_SCX_SYSFS moves it: tests of the coexistence logic on kernels without sched_ext
+SYSFS = Path(os.environ.get("SCHEDCP_SCX_SYSFS") or "/sys/kernel/sched_ext")
 
 # scx_exit_reason() of 6.12 → what a person can do about it.
 REASONS = {

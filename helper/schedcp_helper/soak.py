@@ -84,11 +84,21 @@ SEED = {"version": 1, "kept": SEED_SPEC, "history": [
 
 
 def _prepare(folder: Path, condition: str) -> None:
+    _mount(folder, condition)
+    (folder / "state.json").write_text(json.dumps(SEED))
+    _finish(folder, condition)
+
+
+def _mount(folder: Path, condition: str, size: str = "256k") -> None:
+    """The folder, on a tiny tmpfs of its own unless ``condition`` is normal."""
     folder.mkdir(parents=True, exist_ok=True)
     if condition != "normal":
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                        check=True)
-    (folder / "state.json").write_text(json.dumps(SEED))
+
+
+def _finish(folder: Path, condition: str) -> None:
+    """After seeding: fill the folder to the brim, or remount it read-only."""
     if condition == "full-disk":
         with (folder / "filler").open("wb", buffering=0) as f:
             try:

@@ -153,6 +153,7 @@ def test_installed_schedulers_and_deployment_status_ask_the_helper(repo, stack):
     st = payload(status)
     assert st["sched_ext"]["supported"] is False  # this host: no sched_ext
     assert st["running"] is False and st["output"] == ""
+    assert st["others"] == {"others": "no sched_ext in this kernel"}  # issue 17's line
     assert missing.is_error and "NotFound: no deployment '000000000000'" in text(missing)
 
 

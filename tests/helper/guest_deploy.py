@@ -28,7 +28,7 @@ from pathlib import Path
 
 from schedcp_helper import scxrun
 from schedcp_helper.core import TRUSTED_SCX_DIRS_ENV, HelperCore
-from schedcp_helper.deploy import CanaryParams, Spec
+from schedcp_helper.deploy import CanaryParams, Spec, Suspended
 from schedcp_helper.scxstate import kernel_events, last_seq, read_state
 
 STALL_OBJ, FIFO_OBJ, SCX_BINDIR, SLEEPER = sys.argv[1:5]
@@ -222,8 +222,15 @@ def _(out):
 def _(out):
     # Same bypass as c. The user keeps it at once (long before the stall's 5 s watchdog); the
     # kernel ejects it later, and the guard must bring back what it replaced (vtime).
+    # Issue 17: c's ejection suspended it, so it runs again only when the user resumes it.
+    try:
+        core.deployer.deploy(bypass(STALL_OBJ, "hidden_stall"), CanaryParams(), uid=0)
+        out["suspended"] = None
+    except Suspended as e:
+        out["suspended"] = str(e)
+    out["running_after_refusal"] = state()
     dep = core.deployer.deploy(bypass(STALL_OBJ, "hidden_stall"), CanaryParams(
-        window_s=30, poll_s=0.1), uid=0)
+        window_s=30, poll_s=0.1), uid=0, resume=True)
     core.keep(dep.id)
     out["kept_state"] = dep.state
     t0 = time.monotonic()
@@ -232,6 +239,7 @@ def _(out):
     out["dep"] = entry(dep)
     out["restored"] = state()
     out["saved_kept"] = saved()["kept"]
+    out["suspended_again"] = [h["name"] for h in core.deployer.status()["suspended"]]
 
 
 @scenario("e_owner")

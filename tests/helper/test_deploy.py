@@ -433,6 +433,12 @@ def test_c2_a_kept_scheduler_ejected_later_is_replaced_by_the_previous(scenarios
     assert c2["dep"]["state"] == "reverted" and "after the canary" in c2["dep"]["reason"]
     assert c2["restored"]["ops"] == "schedcp_vtime" and c2["saved_kept"]["name"] == "vtime"
     assert c2["keep_to_restored_s"] is not None and c2["keep_to_restored_s"] < 15
+    # issue 17: no ejection loop: c's stall suspended it; only resume runs it again, and its
+    # second stall suspends it again
+    assert "hidden_stall is suspended" in c2["suspended"], c2
+    assert "runnable task stall" in c2["suspended"]
+    assert c2["running_after_refusal"]["ops"] == "schedcp_vtime"
+    assert c2["suspended_again"] == ["hidden_stall"]
 
 
 @pytest.mark.vm
@@ -483,3 +489,67 @@ def test_g_restart_recovers_the_kept_scheduler(scenarios):
                                  "reason": "the helper restarted before it was kept"}
     assert s["after_revert"] == {"state": "disabled", "ops": ""}
     assert scenarios["end"] == {"state": "disabled", "ops": ""}
+
+
+# -- issue 17: no ejection loops, no fighting over the CPU scheduler ---------------------------
+def test_an_ejected_scheduler_is_suspended_until_the_user_resumes_it(fake, monkeypatch):
+    """sched-ext/scx#3791: "watchdog ejects, the loader restarts it, repeat". The kernel's
+    reason is kept; neither a redeploy nor a restore brings it back until ``resume``."""
+    from schedcp_helper.deploy import Suspended
+    from schedcp_helper.scxstate import ScxEvent
+
+    d, world, _ = fake
+    stall = ScxEvent("disabled", "ops_stally", reason="runnable task stall",
+                     message="kworker/0:1[12] failed to run for 30.4s")
+    monkeypatch.setattr(deploy_mod, "kernel_events", lambda seq=None: [stall])
+    good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
+    d.keep(good.id)
+    spec = Spec("scx", "stally", {"slice_us": 5000})
+    dep = d.deploy(spec, CanaryParams(window_s=30, poll_s=0.01), uid=1000)
+    world.update(state="disabled", ops="")
+    assert _wait(lambda: dep.state == "reverted")
+    assert world["ops"] == "ops_good"
+    held = d.status()["suspended"]
+    assert [h["name"] for h in held] == ["stally"]
+    assert "runnable task stall" in held[0]["reason"] and "kworker/0:1" in held[0]["reason"]
+    with pytest.raises(Suspended, match=r"stally is suspended: .*runnable task stall"):
+        d.deploy(Spec("scx", "stally", {"slice_us": 5000}), CanaryParams(), uid=1000)
+    assert world["ops"] == "ops_good"  # the refusal changed nothing
+    # another configuration of it is another scheduler
+    other = d.deploy(Spec("scx", "stally", {"slice_us": 2000}), CanaryParams(), uid=1000)
+    d.revert("done", other.id)
+    # suspended across a restart too, and a kept-then-suspended spec is not restored
+    d2 = Deployer(d.store.path.parent, d.launch)
+    assert d2.suspended.get(spec) is not None
+    d2.kept = spec
+    d2.recover()
+    assert d2.current is None and "not restored: suspended" in d2.history[-1].reason
+    d2.shutdown()
+    again = d.deploy(Spec("scx", "stally", {"slice_us": 5000}), CanaryParams(), uid=1000,
+                     resume=True)
+    assert world["ops"] == "ops_stally" and again.state == "canary"
+    assert d.status()["suspended"] == []
+
+
+def test_an_ejection_without_the_schedulers_fault_suspends_nothing(fake):
+    d, world, _ = fake
+    dep = d.deploy(Spec("bpf", "fine"), CanaryParams(window_s=30, poll_s=0.01), uid=0)
+    world.update(state="disabled", ops="")  # e.g. SysRq-S: no error event
+    assert _wait(lambda: dep.state == "reverted")
+    assert d.status()["suspended"] == []
+    d.deploy(Spec("bpf", "fine"), CanaryParams(), uid=0)  # not refused
+
+
+def test_a_scheduler_replaced_by_another_tool_is_recorded_not_fought(fake):
+    """scx_loader (or anyone) attached its own after ours went: ours is 'replaced', the
+    previous one is not forced back over it, and the listener hears 'replaced'."""
+    d, world, events = fake
+    good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
+    d.keep(good.id)
+    dep = d.deploy(Spec("bpf", "mine"), CanaryParams(window_s=30, poll_s=0.01), uid=0)
+    world.update(state="enabled", ops="lavd")  # another tool's scheduler now
+    assert _wait(lambda: dep.state == "replaced")
+    assert dep.reason.startswith("replaced by "), dep.reason
+    assert "(lavd)" in dep.reason
+    assert world["ops"] == "lavd" and d.current is None  # nothing of ours launched over it
+    assert _wait(lambda: events[-1] == ("replaced", "mine", "replaced")), events

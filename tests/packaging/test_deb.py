@@ -26,7 +26,7 @@ from tests.packaging.debroot import DebRoot, RootError, debs_in, prepared_root
 REPO = Path(__file__).resolve().parents[2]
 ACTIONS = ("org.schedcp.helper.read-status", "org.schedcp.helper.verify",
            "org.schedcp.helper.switch", "org.schedcp.helper.deploy-new",
-           "org.schedcp.helper.revert")
+           "org.schedcp.helper.revert", "org.schedcp.helper.take-over")
 EXPECTED_FILES = (
     "usr/bin/schedcp", "usr/bin/schedcp-tray", "usr/bin/schedcp-helper",
     "usr/bin/schedcp-helper-service",

@@ -275,6 +275,9 @@ class AgentTools:
     # generated sources by handle (what verify_source returned), so a plan names the code
     # instead of carrying it again
     sources: dict[str, str] = field(default_factory=dict)
+    # the user said: another tool's scheduler (scx_loader, scx.service) may be stopped for this
+    # optimization and given back after; never set by a brain
+    take_over: bool = False
     _owned: list = field(default_factory=list)
 
     # -- context -----------------------------------------------------------------------------
@@ -425,12 +428,13 @@ class AgentTools:
 
     def deploy(self, token: str, canary_s: float = 10.0,
                target_pids: list[int] | None = None) -> dict:
-        return {"id": self.helper().deploy(token, _canary(canary_s, target_pids))}
+        return {"id": self.helper().deploy(token, _canary(canary_s, target_pids,
+                                                          self.take_over))}
 
     def switch(self, name: str, tunables: dict | None = None, canary_s: float = 10.0,
                target_pids: list[int] | None = None) -> dict:
         return {"id": self.helper().switch(name, tunables or {},
-                                           _canary(canary_s, target_pids))}
+                                           _canary(canary_s, target_pids, self.take_over))}
 
     def update_hints(self, id: str, hints: dict) -> dict:
         """Expected runtimes (tgid → ns) for jobs of a running deployment (ljf's hint map)."""
@@ -455,6 +459,10 @@ class AgentTools:
                                   "NotFound")
         running = bool(want) and want == current
         return {"sched_ext": {k: st.get(k) for k in ("supported", "state", "ops")},
+                # who holds the CPU scheduler ("scx_lavd via scx_loader (Gaming)") and what a
+                # take-over did: another tool's scheduler is the user's, never replaced silently
+                "others": {k: st.get(k) for k in ("others", "attached_owner", "taken_over",
+                                                  "given_back", "conflict") if st.get(k)},
                 "deployment": dep, "running": running,
                 "output": str(st.get("deployment_output", ""))[-4000:] if running else ""}
 
@@ -478,10 +486,12 @@ class AgentTools:
         return {"recorded": jsonable(lesson)}
 
 
-def _canary(seconds: float, pids: list[int] | None) -> dict:
+def _canary(seconds: float, pids: list[int] | None, take_over: bool = False) -> dict:
     out: dict = {"window_s": float(seconds)}
     if pids:
         out["target_pids"] = [int(p) for p in pids]
+    if take_over:
+        out["take_over"] = True
     return out
 
 

@@ -42,6 +42,9 @@ class Profile:
     tunables: dict[str, int | bool | str] = field(default_factory=dict)
     goal: str = DEFAULT_GOAL
     auto_apply: bool = True
+    # another tool's scheduler attached (scx_loader, scx.service): stop it while this app runs
+    # and give it back after (False: leave it, and say the profile could not apply)
+    take_over: bool = False
     enabled: bool = True  # off: kept, but neither applied nor offered when the app starts
 
     @property
@@ -69,6 +72,8 @@ class Profile:
             out.append(f"goal must be one of {', '.join(GOALS)}, not {self.goal!r}")
         if not isinstance(self.auto_apply, bool):
             out.append("auto_apply must be true or false")
+        if not isinstance(self.take_over, bool):
+            out.append("take_over must be true or false")
         if not isinstance(self.enabled, bool):
             out.append("enabled must be true or false")
         return out
@@ -76,7 +81,7 @@ class Profile:
     @classmethod
     def from_dict(cls, d: dict) -> Profile:
         known = {k: d[k] for k in ("app_id", "name", "policy", "tunables", "goal", "auto_apply",
-                                   "enabled") if k in d}
+                                   "take_over", "enabled") if k in d}
         return cls(**known)
 
     @classmethod
@@ -512,6 +517,15 @@ class ProfileManager:
             return
         self._emit("restored", run.profile, {"dep_id": run.dep_id})
 
+    def game(self, kind: str, pid: int) -> None:
+        """GameMode's GameRegistered/GameUnregistered: the game's profile applies at once
+        (whatever the exec events said), and ends when the game unregisters."""
+        if kind == "started" and _alive(pid):
+            if pid not in self._tracked:
+                self._consider(pid, time.monotonic())
+        elif kind == "stopped" and pid in self._tracked:
+            self._forget_pid(pid)
+
     def forget_deployment(self, dep_id: str) -> None:
         """The deployment ended some other way (reverted from a notification, by the breaker,
         replaced): nothing to restore when the app exits."""
@@ -543,7 +557,9 @@ class ProfileManager:
         # canary's wait check). A profile is a scheduler the user already kept for this app,
         # so it is applied at once; a baseline of a program that has just exec'd would mean
         # little anyway. The canary still watches for ejection and stalls.
-        canary = {"window_s": self.canary_s}
+        canary: dict = {"window_s": self.canary_s}
+        if profile.take_over:
+            canary["take_over"] = True
         if self._kind(profile.policy) == "scx":
             dep_id = self.client.switch(profile.policy, profile.tunables, canary)
         else:

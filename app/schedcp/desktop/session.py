@@ -32,6 +32,7 @@ from ..vocabulary import (
     effect_sentence,
     plain_reason,
 )
+from .neighbours import GameModeWatch, PowerProfileWatch, effective_goal
 from .notify import Notifier
 from .profiles import Profile, ProfileManager, ProfileStore
 from .settings import Settings, atomic_write, data_dir
@@ -70,7 +71,7 @@ class DesktopSession:
     def __init__(self, client_factory: Callable[[], HelperClient] = HelperClient,
                  settings: Settings | None = None, notifier: Notifier | None = None,
                  store: ProfileStore | None = None, *, steps_path: Path | None = None,
-                 watch_programs: bool = True):
+                 watch_programs: bool = True, neighbours: bool | None = None):
         self.client_factory = client_factory
         self.settings = settings or Settings.load()
         self._own_notifier = notifier is None
@@ -90,6 +91,11 @@ class DesktopSession:
         self._ours: dict[str, dict] = {}  # dep id → {what, app, effect, source, notification}
         self._seen_deps: dict[str, str] = {}  # dep id → last state we told listeners
         self._unsubscribe: Callable[[], None] | None = None
+        self._others = ""  # the helper's one line on who holds the CPU scheduler
+        # power profile and GameMode (issue 17); by default with the program watcher
+        self.neighbours = watch_programs if neighbours is None else neighbours
+        self.power: PowerProfileWatch | None = None
+        self.gamemode: GameModeWatch | None = None
 
     # -- listeners ------------------------------------------------------------------------------
     def add_listener(self, cb: Callable[[str, dict], None]) -> None:
@@ -121,6 +127,8 @@ class DesktopSession:
                 self._apply_status(client.status())
             except Exception as e:
                 self._set_state("unavailable", describe_problem(e))
+        if self.neighbours:
+            self.start_neighbours()
         if self.watch_programs:
             self.profiles = ProfileManager(self.store, self.client,
                                            # never where switching cannot work: an apply
@@ -132,6 +140,34 @@ class DesktopSession:
             if self.profiles.error:
                 self._notice(f"Per-app profiles cannot be applied automatically: "
                              f"{self.profiles.error}", "warning")
+
+    # -- the other tuners: power profile → goal, GameMode → per-app profiles ---------------------
+    def start_neighbours(self, system_address: str | None = None,
+                         session_address: str | None = None) -> None:
+        self.stop_neighbours()
+        self.power = PowerProfileWatch(self._on_power_profile, system_address).start()
+        self.gamemode = GameModeWatch(self._on_game, session_address).start()
+
+    def stop_neighbours(self) -> None:
+        for w in (self.power, self.gamemode):
+            if w is not None:
+                w.close()
+        self.power = self.gamemode = None
+
+    @property
+    def goal(self) -> str:
+        """The goal an optimization starts with: the user's choice, else power-saver → battery."""
+        profile = self.power.profile if self.power is not None else ""
+        return effective_goal(self.settings.default_goal, self.settings.goal_chosen, profile)
+
+    def _on_power_profile(self, profile: str) -> None:
+        self._emit("power", {"profile": profile, "goal": self.goal})
+
+    def _on_game(self, kind: str, pid: int) -> None:
+        """GameMode says a game started/stopped: its per-app profile applies/ends now."""
+        self._emit("game", {"kind": kind, "pid": pid})
+        if self.profiles is not None:
+            self.profiles.game(kind, pid)
 
     def _disconnect(self) -> None:
         if self.profiles is not None:
@@ -150,6 +186,8 @@ class DesktopSession:
         if self._attention:
             return "attention", f"Reverted automatically: {self._attention}"
         dep_state = st.get("deployment_state", "")
+        if st.get("attached_owner") not in (None, "", "schedcp") and not st.get("deployment"):
+            return "default", ""  # another tool's scheduler: not ours to show as optimized
         if st.get("deployment") and dep_state == "canary":
             return "canary", ""
         if (st.get("deployment") and dep_state in ("passed", "kept")) or st.get("state") == (
@@ -165,8 +203,9 @@ class DesktopSession:
 
     def _set_state(self, state: str, problem: str) -> None:
         with self._lock:
-            changed = (state, problem) != (self.state, self.problem)
-            self.state, self.problem = state, problem
+            others = self.status.get("others", "")
+            changed = (state, problem, others) != (self.state, self.problem, self._others)
+            self.state, self.problem, self._others = state, problem, others
         if changed:
             self._emit("state", {"state": state, "problem": problem, "status": dict(self.status)})
 
@@ -477,5 +516,6 @@ class DesktopSession:
         """Stop watching and close the helper connection: the helper reverts whatever we ran
         and did not keep."""
         self._disconnect()
+        self.stop_neighbours()
         if self._own_notifier:
             self.notifier.close()

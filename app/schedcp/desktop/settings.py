@@ -62,6 +62,9 @@ class Settings:
     budget_usd: float = 0.50  # per optimization
     auto_apply_profiles: bool = False
     start_at_login: bool = False
+    # the user picked default_goal (tray menu, settings): then the power profile does not
+    # change it (power-saver → battery only while this is false)
+    goal_chosen: bool = False
 
     @staticmethod
     def default_path() -> Path:
@@ -82,7 +85,7 @@ class Settings:
                 or not 0 < b <= MAX_BUDGET_USD):
             out.append(f"budget_usd must be a number above 0 and at most {MAX_BUDGET_USD:g}, "
                        f"not {b!r}")
-        for name in ("auto_apply_profiles", "start_at_login"):
+        for name in ("auto_apply_profiles", "start_at_login", "goal_chosen"):
             if not isinstance(getattr(self, name), bool):
                 out.append(f"{name} must be true or false")
         return out

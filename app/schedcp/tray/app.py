@@ -62,6 +62,7 @@ class TrayApp(QObject):
         self.bridge.foreground.connect(self._on_foreground)
         self.state, self.problem = "unavailable", ""
         self.current: dict = {}  # the deployment running for us now ({} = none)
+        self.others = ""  # the helper's line on who holds the CPU scheduler
         self.target: tuple[Any, int] | None = None  # (AppIdentity, pid) to optimize
         self.windows: dict[str, Any] = {}  # open dialogs by name (one of each)
         self.optimize_dialog = None
@@ -164,10 +165,19 @@ class TrayApp(QObject):
         self._refresh_target()
         pm.addAction("Edit profiles…").triggered.connect(lambda: self.show_profiles())
 
+    def _goal(self) -> str:
+        """The goal an optimization starts with: the session's (the user's choice, else the
+        power profile's: power-saver → battery), else the setting."""
+        goal = getattr(self.session, "goal", None)
+        if not isinstance(goal, str) or goal not in GOALS:
+            goal = self.settings.default_goal
+        return goal if goal in GOALS else "balanced"
+
     def _refresh_goal(self) -> None:
-        goal = self.settings.default_goal if self.settings.default_goal in GOALS else "balanced"
+        goal = self._goal()
         self.goal_actions[goal].setChecked(True)
-        self.goal_menu.setTitle(f"Goal: {GOAL_LABELS[goal]}")
+        why = " (power saver)" if goal != self.settings.default_goal else ""
+        self.goal_menu.setTitle(f"Goal: {GOAL_LABELS[goal]}{why}")
 
     def _refresh_target(self) -> None:
         if not hasattr(self, "act_optimize"):
@@ -221,6 +231,8 @@ class TrayApp(QObject):
             detail = f"{self.current.get('policy', '?')}" + (f" for {app}" if app else "")
         elif state in ("unavailable", "attention") and problem:
             detail = _elide(problem.split(". ")[0].split(", so")[0], 56)
+        elif self.others and not self.others.startswith("kernel default"):
+            detail = _elide(self.others, 56)  # "scx_lavd via scx_loader (Gaming)"
         self.act_detail.setText(detail)
         self.act_detail.setVisible(bool(detail))
         self.act_problem.setVisible(bool(problem))
@@ -232,11 +244,14 @@ class TrayApp(QObject):
             tip += "\n" + detail
         if problem:
             tip += "\n" + problem
+        if self.others:
+            tip += "\nCPU scheduler: " + self.others
         self.tray.setToolTip(tip)
         self._refresh_target()
 
     def _on_session_event(self, kind: str, info: dict) -> None:
         if kind == "state":
+            self.others = str((info.get("status") or {}).get("others") or "")
             self._set_state(info.get("state", self.state), info.get("problem", ""))
         elif kind == "deployed":
             prev = self.current if self.current.get("dep_id") == info.get("dep_id") else {}
@@ -253,6 +268,8 @@ class TrayApp(QObject):
             self.tray.showMessage("SchedCP", info.get("message", ""),
                                   level.get(info.get("level", ""), QSystemTrayIcon.Information),
                                   10000)
+        elif kind == "power":  # the power profile changed: the goal may follow it
+            self._refresh_goal()
         elif kind == "profile" and "profiles" in self.windows:
             self.windows["profiles"].reload()
         hist = self.windows.get("history")
@@ -292,10 +309,10 @@ class TrayApp(QObject):
     def set_goal(self, goal: str) -> None:
         if goal == self.settings.default_goal:
             return
-        old = self.settings.default_goal
-        self.settings.default_goal = goal
+        old, chosen = self.settings.default_goal, self.settings.goal_chosen
+        self.settings.default_goal, self.settings.goal_chosen = goal, True
         if not self._save_settings():
-            self.settings.default_goal = old
+            self.settings.default_goal, self.settings.goal_chosen = old, chosen
         self._refresh_goal()
         if self.settings.default_goal == goal:  # say what changed, and when it matters
             self.goal_notice = (f"Goal: {GOAL_LABELS[goal]} ({GOAL_HINTS[goal]}). The next "
@@ -387,8 +404,6 @@ class TrayApp(QObject):
         dlg.show()
 
     def optimize_target(self) -> None:
-        from .optimize_dialog import OptimizeDialog
-
         if self.optimize_dialog is not None and self.optimize_dialog.running:
             self.optimize_dialog.show()
             self.optimize_dialog.raise_()
@@ -410,13 +425,52 @@ class TrayApp(QObject):
                 root = root_of(pid)
             except Exception:  # the process tree changed: optimize what was in front
                 root = pid
-        req = optimizer.Request(pid=root, name=identity.name, goal=self.settings.default_goal,
+        req = optimizer.Request(pid=root, name=identity.name, goal=self._goal(),
                                 analyze_only=self.state == "unavailable",
                                 game=getattr(identity, "kind", "") == "game")
+        self._start_run(req)
+
+    def _running_profiles(self) -> dict[str, tuple[set[int], str]]:
+        """app_id → (pids, live deployment id) of profiled apps running now."""
+        manager = getattr(self.session, "profiles", None)
+        try:
+            return manager.running() if manager is not None else {}
+        except Exception as e:  # the watcher stopped: nothing runs as far as we know
+            log.warning("profiles: %s", e)
+            return {}
+
+    def recheck_profile(self, app_id: str) -> None:
+        """Measure a saved profile on its running app with the same A/B trials as an
+        optimization: its scheduler against the default (a live deployment of the profile is
+        reverted first, and comes back only if it still wins)."""
+        if self.optimize_dialog is not None and self.optimize_dialog.running:
+            self.optimize_dialog.show()
+            self.optimize_dialog.raise_()
+            return
+        profile = self.store.get(app_id)
+        pids, dep_id = self._running_profiles().get(app_id, (set(), ""))
+        if profile is None or not pids:
+            self.tray.showMessage("SchedCP", "Start the app first: a re-check measures it "
+                                  "while it runs.", state_icon(self.state), 6000)
+            return
+        req = optimizer.Request(pid=min(pids), name=profile.name, goal=profile.goal,
+                                max_iterations=1, plan=(profile.policy,
+                                                        dict(profile.tunables)),
+                                keep=bool(dep_id))
+        self._start_run(req, before=(lambda: self.session.revert(dep_id, "re-check"))
+                        if dep_id else None)
+
+    def _start_run(self, req: optimizer.Request,
+                   before: Callable[[], None] | None = None) -> None:
+        """The progress window for one run; ``before`` runs first in the worker thread."""
+        from .optimize_dialog import OptimizeDialog
 
         record = getattr(self.session, "record_step", None)
 
         def runner(on_step, cancel: threading.Event, on_progress):
+            if before is not None:
+                before()
+
             def step(s: dict) -> None:
                 s = {**s, "app": req.name, "goal": req.goal}
                 if record is not None:  # the history's "why" and "what it measured"
@@ -477,8 +531,10 @@ class TrayApp(QObject):
         if dlg is None:
             dlg = ProfilesDialog(self.store, self._load_policies(),
                                  default_goal=self.settings.default_goal,
+                                 running=lambda: set(self._running_profiles()),
                                  auto_allowed=bool(self.settings.auto_apply_profiles),
                                  set_auto_allowed=self._set_auto_from_profiles)
+            dlg.recheck_requested.connect(self.recheck_profile)
             dlg.setAttribute(Qt.WA_DeleteOnClose)
             dlg.destroyed.connect(lambda: self.windows.pop("profiles", None))
             self.windows["profiles"] = dlg

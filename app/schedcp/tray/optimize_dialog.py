@@ -39,6 +39,24 @@ KIND_COLOURS = {"good": "#1d7f4c", "bad": "#a23b16", "error": "#b3261e"}
 Runner = Callable[[Callable[[dict], None], threading.Event, Callable[[str, str], None]], Any]
 
 
+def recheck_verdict(result: Any, request: Request) -> tuple[str, str]:
+    """A profile re-check's title and sentence: the effect with its interval and runs, or
+    why there is none, and whether the profile's scheduler stays."""
+    from ..agent.fixed import summary
+
+    s = summary(result)
+    policy = request.plan[0] if request.plan else "?"
+    if not s["effect"]:
+        why = s["error"] or s["message"] or result.message
+        return "Re-check not measured", f"{policy}: {why}"
+    stays = ("It stays applied." if s["kept"] else
+             "It was not kept: the app runs on the default until it next starts."
+             if request.keep else "Nothing was changed.")
+    title = {"improved": "Still helps", "regressed": "Now hurts"}.get(
+        s["decision"] or "", "No measurable effect")
+    return title, f"{policy}: {s['effect']}. {stays}"
+
+
 class OptimizeDialog(QDialog):
     finished_run = Signal()  # after the result is shown
     open_history = Signal()
@@ -60,7 +78,8 @@ class OptimizeDialog(QDialog):
         self.bridge.finished.connect(self._on_finished)
         self.bridge.progress.connect(self._on_progress)
 
-        verb = "Analyzing" if request.analyze_only else "Optimizing"
+        verb = ("Analyzing" if request.analyze_only else
+                "Re-checking" if request.plan is not None else "Optimizing")
         self.setWindowTitle(f"{verb} {request.name} — SchedCP")
         self.setWindowIcon(app_icon())
         self.setMinimumSize(560, 380)
@@ -222,6 +241,8 @@ class OptimizeDialog(QDialog):
                 title, message = "Analysis done", (
                     f"{said.get('verdict', '')} Nothing was changed." if said else
                     "The measurements are below; nothing changed.")
+            elif self.request.plan is not None:  # a re-check: its effect is the answer
+                title, message = recheck_verdict(result, self.request)
             self.summary = f"{title}. {message}"
             self.status.setText(f"<b>{title}.</b> {message}")
             self.history_button.setVisible(not self.request.analyze_only and (

@@ -25,6 +25,10 @@ class Request:
     seconds: float = 3.0  # measurement window per candidate
     max_iterations: int = 6
     canary_s: float = 10.0
+    # a profile's re-check: (policy, tunables) measured against what ran before, nothing else
+    # tried; the effect comes out of the same A/B trials as every optimization's
+    plan: tuple[str, dict] | None = None
+    keep: bool = False  # a re-check keeps the profile's scheduler only if it still wins
 
 
 def run(req: Request, settings: Any, on_step: Callable[[dict], None],
@@ -50,7 +54,8 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
 
     tools = AgentTools(client_factory=factory)
     try:
-        if getattr(settings, "brain", "offline") == "claude" and not req.analyze_only:
+        if (getattr(settings, "brain", "offline") == "claude" and not req.analyze_only
+                and req.plan is None):  # a re-check plans nothing: no key needed
             from ..agent.claude import ClaudeBrain
 
             if api_key is None:
@@ -68,6 +73,15 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
         cfg = LoopConfig(goal=req.goal, max_iterations=0 if req.analyze_only else
                          req.max_iterations, canary_s=req.canary_s)
         executor = PidExecutor(req.pid, req.seconds, windowed=req.windowed, game=req.game)
+        if req.plan is not None and not req.analyze_only:
+            from ..agent.fixed import measure_plan
+            from ..model import Plan
+
+            policy, tunables = req.plan
+            return measure_plan(tools, executor, Plan(policy, dict(tunables), None,
+                                                      "re-check of the profile", "profile"),
+                                req.goal, keep=req.keep, config=cfg, on_step=on_step,
+                                cancel=cancel)
         result = OptimizationLoop(brain, tools, executor, cfg, cancel, on_step).run()
         obs = next((s for s in result.steps if s.get("role") == "observation"), None)
         if req.analyze_only and obs is not None and isinstance(obs.get("profile"), dict):

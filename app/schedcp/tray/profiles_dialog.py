@@ -5,13 +5,18 @@ choices, units, help), so a profile can only hold values the helper would accept
 No traps (issue #18): one per-profile choice of what happens when the app starts (apply /
 ask / nothing) with the global "apply automatically" switch shown and changeable right here;
 schedulers that are not installed or are kernel demos are marked, the former cannot be
-chosen; tunables the helper fills in (ids) are not shown."""
+chosen; tunables the helper fills in (ids) are not shown.
+
+"Re-check now" asks the tray to measure a saved profile on its running app
+(``recheck_requested``): profiles are kept on evidence, and evidence goes stale when the app or
+the machine changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, Qt
+from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -124,11 +129,16 @@ class TunablesForm(QWidget):
 
 
 class ProfilesDialog(QDialog):
+    recheck_requested = Signal(str)  # app_id of a saved profile whose app runs now
+
     def __init__(self, store: Any, policies: dict[str, Any], default_goal: str = "balanced",
-                 parent=None, *, auto_allowed: bool = True,
-                 set_auto_allowed: Any = None, is_installed: Any = installed):
+                 parent=None, running: Callable[[], set[str]] | None = None, *,
+                 auto_allowed: bool = True, set_auto_allowed: Any = None,
+                 is_installed: Any = installed):
+        """``running()``: the app_ids of profiled apps that run now (re-check needs one)."""
         super().__init__(parent)
         self.store, self.policies, self.default_goal = store, policies, default_goal
+        self.running = running or (lambda: set())
         self.set_auto_allowed = set_auto_allowed
         self.installed = {n: bool(is_installed(p)) for n, p in policies.items()}
         self._editing: Any = None
@@ -203,6 +213,9 @@ class ProfilesDialog(QDialog):
         self.delete_button.clicked.connect(self.delete_current)
         row.addWidget(self.delete_button)
         row.addStretch(1)
+        self.recheck_button = QPushButton("&Re-check now")
+        self.recheck_button.clicked.connect(self._recheck)
+        row.addWidget(self.recheck_button)
         self.save_button = QPushButton("&Save profile")
         self.save_button.clicked.connect(self.save_current)
         row.addWidget(self.save_button)
@@ -270,7 +283,7 @@ class ProfilesDialog(QDialog):
         self.error.clear()
         enabled = p is not None
         for w in (self.policy, self.goal, self.when, self.tun_box, self.save_button,
-                  self.delete_button):
+                  self.delete_button, self.recheck_button):
             w.setEnabled(enabled)
         if p is None:
             self.app_label.setText("<i>No profile selected. Use “Save profile for …” in the "
@@ -278,6 +291,7 @@ class ProfilesDialog(QDialog):
             self.app_label.setWordWrap(True)
             return
         self.delete_button.setEnabled(not self._new)
+        self._refresh_recheck()
         self.app_label.setText(f"<b>{p.name}</b>" + (" <i>(new)</i>" if self._new else ""))
         self.app_label.setToolTip(p.app_id)  # how it is recognised: for the curious only
         self.goal.setCurrentIndex(max(0, self.goal.findData(p.goal)))
@@ -291,6 +305,24 @@ class ProfilesDialog(QDialog):
         self.policy.setCurrentIndex(idx)
         self.policy.blockSignals(False)
         self._policy_changed(values=dict(p.tunables))
+
+    def _refresh_recheck(self) -> None:
+        p = self._editing
+        try:
+            runs = p is not None and p.app_id in self.running()
+        except Exception:  # the watcher is gone: nothing to measure on
+            runs = False
+        self.recheck_button.setEnabled(bool(runs and not self._new))
+        self.recheck_button.setToolTip(
+            "Measure this profile's scheduler against the default on the running app, in "
+            "alternating runs, and show the effect with its interval. The profile stays "
+            "applied only if it still helps." if runs and not self._new else
+            "Save the profile first." if self._new else
+            "Start the app first: a re-check measures it while it runs.")
+
+    def _recheck(self) -> None:
+        if self._editing is not None and not self._new:
+            self.recheck_requested.emit(self._editing.app_id)
 
     def _policy_changed(self, *_args, values: dict | None = None) -> None:
         name = self.policy.currentData()

@@ -156,6 +156,9 @@ class SettingsDialog(QDialog):
         value is refused before the key or the autostart entry is touched)."""
         new = copy.copy(self.settings)
         new.default_goal = self.goal.currentData()
+        # a goal changed here is the user's choice: the power profile no longer overrides it
+        new.goal_chosen = (self.settings.goal_chosen
+                           or new.default_goal != self.settings.default_goal)
         new.brain = self.brain.currentData()
         new.model = self.model.currentText().strip()
         new.budget_usd = round(self.budget.value(), 2)

@@ -26,7 +26,8 @@ SWITCH = "org.schedcp.helper.switch"
 DEPLOY_NEW = "org.schedcp.helper.deploy-new"
 REVERT = "org.schedcp.helper.revert"
 REVERT_OTHER = "org.schedcp.helper.revert-other"  # another user's kept deployment
-ACTIONS = (READ_STATUS, VERIFY, SWITCH, DEPLOY_NEW, REVERT, REVERT_OTHER)
+TAKE_OVER = "org.schedcp.helper.take-over"  # stop a scheduler of an unknown owner (a process)
+ACTIONS = (READ_STATUS, VERIFY, SWITCH, DEPLOY_NEW, REVERT, REVERT_OTHER, TAKE_OVER)
 
 
 @dataclass(frozen=True)

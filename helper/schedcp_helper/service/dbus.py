@@ -16,9 +16,11 @@ programs that want them whole, where a D-Bus struct would be a brittle ten-field
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -31,8 +33,10 @@ from dbus_next import Message, MessageFlag, MessageType, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, NameFlag, RequestNameReply
 
+from ..coexist import OURS, PROCESS, UNKNOWN
 from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
 from .errors import ServiceError
+from .others import Others
 
 log = logging.getLogger("schedcp.helper.service")
 audit_log = logging.getLogger("schedcp.helper.audit")
@@ -146,6 +150,8 @@ SIGNALS = {
     "Reverted": ("ss", ("id", "reason")),
     "VerifyProgress": ("sss", ("request_id", "stage", "message")),
     "DeploymentChanged": ("ss", ("id", "state")),
+    # who holds the CPU scheduler, or which other tuners run, changed: the one-line summary
+    "OthersChanged": ("s", ("summary",)),
 }
 PROPERTIES = {"Version": "s"}
 
@@ -238,14 +244,25 @@ def _number(var: Variant, key: str, lo: float, hi: float) -> float:
     return value
 
 
-def check_canary(raw: dict) -> tuple[dict, dict[int, int]]:
-    """Canary options → (CanaryParams keyword arguments, expected-runtime hints)."""
+FLAGS = ("take_over", "resume")
+
+
+def check_canary(raw: dict) -> tuple[dict, dict[int, int], set[str]]:
+    """Canary options → (CanaryParams keyword arguments, expected-runtime hints, flags).
+    Flags: ``take_over`` (another tool's scheduler may be stopped for this deployment and is
+    given back after), ``resume`` (run a scheduler the kernel ejected before)."""
     if len(raw) > MAX_OPTIONS:
         raise _invalid(f"at most {MAX_OPTIONS} canary options")
     kw: dict = {}
     hints: dict[int, int] = {}
+    flags: set[str] = set()
     for key, var in raw.items():
-        if key == "window_s":
+        if key in FLAGS:
+            if var.signature != "b":
+                raise _invalid(f"{key} must be a boolean")
+            if var.value:
+                flags.add(key)
+        elif key == "window_s":
             kw[key] = _number(var, key, 1, 3600)
         elif key == "max_wait_ratio":
             kw[key] = _number(var, key, 1.1, 100)
@@ -263,8 +280,8 @@ def check_canary(raw: dict) -> tuple[dict, dict[int, int]]:
             hints = {int(k): int(v) for k, v in var.value.items()}
         else:
             raise _invalid(f"unknown canary option {key[:48]!r}; known: window_s, target_pids, "
-                           "hints, max_wait_ratio, regression_ratio, strikes")
-    return kw, hints
+                           "hints, max_wait_ratio, regression_ratio, strikes, take_over, resume")
+    return kw, hints, flags
 
 
 def check_options(raw: dict) -> dict:
@@ -302,6 +319,25 @@ def status_dict(st: dict) -> dict[str, Variant]:
         "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
         # why nothing can be verified here ("" when it can): no sched_ext and no guest kit
         "target_problem": _s(st.get("target_problem")),
+        **others_dict(st.get("others") or {}),
+        # schedulers the kernel ejected, waiting for the user's resume: JSON list
+        "suspended": _s(json.dumps(st.get("suspended") or [])),
+    }
+
+
+def others_dict(o: dict) -> dict[str, Variant]:
+    """Who holds the CPU scheduler and which other tuners are here (coexist.Survey)."""
+    att = o.get("attached") or {}
+    return {
+        "others": _s(o.get("line")),  # "scx_lavd via scx_loader (Gaming)"
+        "attached_owner": _s(att.get("owner")),  # schedcp|scx_loader|scx.service|process|unknown
+        "attached_name": _s(att.get("name")), "attached_mode": _s(att.get("mode")),
+        "attached_pid": Variant("u", int(att.get("pid") or 0)),
+        "tuners_present": Variant("as", [str(t) for t in o.get("present") or []]),
+        "tuners_active": Variant("as", [str(t) for t in o.get("active") or []]),
+        "taken_over": _s(o.get("taken_over")),  # whose scheduler we stopped and will give back
+        "given_back": _s(o.get("given_back")),  # what the last give-back did
+        "conflict": _s(o.get("conflict")),  # another tool tried to start one while ours runs
     }
 
 
@@ -344,6 +380,10 @@ class HelperService:
         self.pending_verify = 0
         self.rates = RateLimiter(RATE_LIMITS)
         self.book = ArtifactBook(core.state_dir / "artifacts-book.json")
+        self.others = Others(bus, core.state_dir)
+        self.survey: dict = {}
+        self.conflict = ""
+        self._loader_seen = ""
         self.holds: set[str] = set()
         self.requested_reverts: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -456,13 +496,13 @@ class HelperService:
         raise ServiceError(errors.INVALID_ARGS, "Get(ss), GetAll(s) or Set(ssv)")
 
     async def _authorize(self, caller: authz.Caller, action: str,
-                         details: dict[str, str] | None = None) -> None:
+                         details: dict[str, str] | None = None, rate: bool = True) -> None:
         _note(action=action)
         if not await self.authority.check(caller, action, details=details):
             raise ServiceError(errors.NOT_AUTHORIZED,
                                f"uid {caller.uid} is not authorized for {action} (polkit)")
         method = AUDIT.get({}).get("method")
-        wait = self.rates.take(caller.uid, method) if method else 0.0
+        wait = self.rates.take(caller.uid, method) if method and rate else 0.0
         if wait:
             raise ServiceError(errors.BUSY, f"rate limit: too many {method} calls from uid "
                                f"{caller.uid}; retry in {wait:.0f} s")
@@ -481,7 +521,78 @@ class HelperService:
     # -- methods -----------------------------------------------------------------------------
     async def status(self, msg, caller):
         await self._authorize(caller, authz.READ_STATUS)
-        return [status_dict(await self._run(self.core.status))]
+        await self.refresh_others()
+        return [status_dict(self._with_others(await self._run(self.core.status)))]
+
+    def _with_others(self, st: dict) -> dict:
+        taken = self.others.taken
+        return {**st, "others": {
+            **self.survey, "conflict": self.conflict, "given_back": self.others.last_given_back,
+            "taken_over": f"{taken.name} from {taken.owner}" if taken else ""}}
+
+    def _ours_ops(self) -> str:
+        cur = self.core.deployer.current
+        return cur.ops if cur is not None else ""
+
+    async def refresh_others(self) -> bool:
+        """Survey who else is here; True (and OthersChanged, StateChanged) when it changed."""
+        try:
+            sv = await self.others.survey(self._ours_ops(), self.loop)
+        except Exception:
+            log.exception("surveying the other tuners failed")
+            return False
+        new = sv.to_dict()
+        loader = sv.loader
+        seen = loader.current if loader and loader.running else ""
+        if sv.attached.owner == OURS and seen and seen != self._loader_seen:
+            # scx_loader says it runs one while ours is attached: its start failed (the
+            # kernel takes one at a time) and its state is stale. Noticed, not fought.
+            self.conflict = (f"scx_loader tried to start {seen} while SchedCP holds the CPU "
+                             "scheduler; SchedCP keeps it until you revert")
+        elif sv.attached.owner != OURS:
+            self.conflict = ""
+        self._loader_seen = seen
+        changed = {k: v for k, v in new.items() if k != "loader"} != {
+            k: v for k, v in self.survey.items() if k != "loader"}
+        self.survey = new
+        if changed:
+            self.emit("OthersChanged", [errors.scrub(sv.line)])
+            self.emit_state()
+        return changed
+
+    async def watch_others(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.refresh_others()
+
+    async def _make_room(self, caller, flags: set[str]) -> bool:
+        """Another owner's scheduler attached: refuse unless the caller asked to take over;
+        then take over (an unknown owner only with an administrator). True if we took it."""
+        sv = await self.others.survey(self._ours_ops(), self.loop)
+        self.survey = sv.to_dict()
+        att = sv.attached
+        if not att.foreign:
+            return False
+        if "take_over" not in flags:
+            raise ServiceError(errors.OTHER_SCHEDULER, (
+                f"{att.line} holds the CPU scheduler; SchedCP does not replace it silently. "
+                "Leave it, or take over for this optimization (take_over) and it is given "
+                "back afterwards"))
+        if att.owner in (PROCESS, UNKNOWN):
+            await self._authorize(caller, authz.TAKE_OVER,
+                                  {"process": att.process or "an unknown program",
+                                   "name": att.name or att.ops}, rate=False)
+        _note(took_over=att.owner)
+        await self.others.take_over(att, sv.loader, self.loop)
+        self.emit("OthersChanged", [errors.scrub(f"SchedCP took over from {att.line}")])
+        return True
+
+    async def give_back(self) -> None:
+        if self.others.taken is None or self.core.deployer.current is not None:
+            return
+        await self.others.give_back(self.loop)
+        await self.refresh_others()
+        self.emit_state()
 
     async def list_schedulers(self, msg, caller):
         await self._authorize(caller, authz.READ_STATUS)
@@ -566,7 +677,7 @@ class HelperService:
 
         text, raw_canary = msg.body
         check_string(text, "token")
-        kw, hints = check_canary(raw_canary)
+        kw, hints, flags = check_canary(raw_canary)
         grant = None
         try:
             secret = token.load_secret(self.core.state_dir / "token.key")
@@ -582,8 +693,15 @@ class HelperService:
         await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW,
                               {"name": name or "(unknown)", "artifact": artifact or "(none)"})
         self._need_sched_ext()
-        dep = await self._run(lambda: self.core.deploy(
-            text, caller.uid, CanaryParams(**kw), msg.sender, hints, name))
+        took = await self._make_room(caller, flags)
+        try:
+            dep = await self._run(lambda: self.core.deploy(
+                text, caller.uid, CanaryParams(**kw), msg.sender, hints, name,
+                resume="resume" in flags))
+        except BaseException:
+            if took:
+                await self.give_back()
+            raise
         await self._hold(msg.sender)
         return [dep.id]
 
@@ -604,15 +722,22 @@ class HelperService:
         name, raw_tunables, raw_canary = msg.body
         check_name(name)
         tunables = check_tunables(raw_tunables)
-        kw, _ = check_canary(raw_canary)
+        kw, _, flags = check_canary(raw_canary)
         _note(name=name)
         await self._authorize(caller, authz.SWITCH)
         policy = self.core.policies.get(name)
         if policy is None or policy.kind != "scx":
             raise ServiceError(errors.NOT_FOUND, f"no packaged scheduler policy named {name!r}")
         self._need_sched_ext()
-        dep = await self._run(lambda: self.core.switch(
-            name, tunables, caller.uid, CanaryParams(**kw), msg.sender))
+        took = await self._make_room(caller, flags)
+        try:
+            dep = await self._run(lambda: self.core.switch(
+                name, tunables, caller.uid, CanaryParams(**kw), msg.sender,
+                resume="resume" in flags))
+        except BaseException:
+            if took:
+                await self.give_back()
+            raise
         await self._hold(msg.sender)
         return [dep.id]
 
@@ -683,6 +808,7 @@ class HelperService:
         dep = await self._run(self.core.revert, reason, dep_id or None)
         if dep is None:
             self.emit_state()
+            await self.give_back()
         return [dep.state if dep else "default"]
 
     async def history(self, msg, caller):
@@ -753,11 +879,20 @@ class HelperService:
         automatic = kind == "reverted" and dep.id not in self.requested_reverts
         self.requested_reverts.discard(dep.id)
 
+        automatic = automatic or kind == "replaced"
+
         def on_loop():
             self.emit("DeploymentChanged", [dep.id, dep.state])
             if automatic:
                 self.emit("Reverted", [dep.id, errors.scrub(dep.reason)])
             self.emit_state()
+            if kind == "replaced" and self.others.taken is not None:
+                # the tool we took it from (or another) attached its own: nothing to give back
+                self.others.forget(f"not given back: {dep.reason}")
+            elif kind in ("reverted", "failed"):
+                task = self.loop.create_task(self.give_back())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
         self.loop.call_soon_threadsafe(on_loop)
 
@@ -802,6 +937,10 @@ async def serve(state_dir: Path | None = None, address: str | None = None,
         core.shutdown()
         raise RuntimeError(f"cannot own {BUS_NAME}: {reply.name} (another helper runs?)")
     log.info("serving %s", BUS_NAME)
+    await service.give_back()  # taken before a restart, and nothing of ours came back
+    await service.refresh_others()
+    watcher = loop.create_task(service.watch_others(
+        float(os.environ.get("SCHEDCP_OTHERS_POLL_S", "2"))))
     if ready:
         ready()
     stop = stop or asyncio.Event()
@@ -809,7 +948,11 @@ async def serve(state_dir: Path | None = None, address: str | None = None,
     waiter = loop.create_task(stop.wait())
     await asyncio.wait({done, waiter}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
+    watcher.cancel()
     service.shutdown()
     await loop.run_in_executor(None, core.shutdown)
+    if service.others.taken is not None and not done.done():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(service.others.give_back(loop), 10)
     if not done.done():
         bus.disconnect()

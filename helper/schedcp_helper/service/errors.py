@@ -17,8 +17,12 @@ TOKEN_INVALID = PREFIX + "TokenInvalid"
 NOT_FOUND = PREFIX + "NotFound"
 BUSY = PREFIX + "Busy"
 FAILED = PREFIX + "Failed"
+# another tool's scheduler is attached (scx_loader, scx.service, a process): pass take_over
+OTHER_SCHEDULER = PREFIX + "OtherScheduler"
+# the kernel ejected this scheduler before: pass resume to run it again
+SUSPENDED = PREFIX + "Suspended"
 ALL = (NOT_AUTHORIZED, INVALID_ARGS, NO_SCHED_EXT, VERIFICATION_FAILED, TOKEN_INVALID,
-       NOT_FOUND, BUSY, FAILED)
+       NOT_FOUND, BUSY, FAILED, OTHER_SCHEDULER, SUSPENDED)
 MAX_MESSAGE = 400
 
 _PATH = re.compile(r"(?:/[\w.@+-]+){2,}")
@@ -42,7 +46,7 @@ def scrub(text: str) -> str:
 def from_exception(e: BaseException) -> ServiceError | None:
     """The D-Bus error for an exception the core raises on bad input or a refused action;
     None for anything unexpected (a bug: logged by the caller, reported as Failed)."""
-    from ..deploy import DeployError
+    from ..deploy import DeployError, Suspended
     from ..policy import PolicyError
     from ..verifier.compile import SandboxError
     from ..verifier.target import TargetError
@@ -50,6 +54,7 @@ def from_exception(e: BaseException) -> ServiceError | None:
     from ..vm.guest import GuestError
     from ..vm.kit import KitError
     from ..workload.build import WorkloadError
+    from .others import TakeOverError
 
     if isinstance(e, ServiceError):
         return e
@@ -58,6 +63,10 @@ def from_exception(e: BaseException) -> ServiceError | None:
         return ServiceError(TOKEN_INVALID, msg)
     if isinstance(e, PolicyError):
         return ServiceError(NOT_FOUND if msg.startswith("no policy named") else INVALID_ARGS, msg)
+    if isinstance(e, Suspended):
+        return ServiceError(SUSPENDED, msg)
+    if isinstance(e, TakeOverError):
+        return ServiceError(OTHER_SCHEDULER, msg)
     if isinstance(e, DeployError):
         if "is not the one running" in msg or msg.startswith("no deployment"):
             return ServiceError(NOT_FOUND, msg)

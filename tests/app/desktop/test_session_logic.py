@@ -286,3 +286,22 @@ def test_history_keeps_analyses_refused_trials_and_failed_applies(tmp_path, bus,
     finally:
         s.close()
         n.close()
+
+
+def test_another_tools_scheduler_is_shown_not_claimed(make):
+    """Issue 17: scx_loader's scheduler is not "optimized" by us; the line naming it reaches
+    the listeners (the tray's tooltip and detail line) and a change of it alone is news."""
+    s, c, events = make()
+    other = {**STATUS, "state": "enabled", "ops": "lavd", "attached_owner": "scx_loader",
+             "others": "scx_lavd via scx_loader (Gaming)"}
+    c.fire("StateChanged", other)
+    assert s.state == "default"
+    assert events[-1][0] == "state"
+    assert events[-1][1]["status"]["others"] == "scx_lavd via scx_loader (Gaming)"
+    c.fire("StateChanged", {**other, "others": "scx_lavd via scx_loader (PowerSave)"})
+    assert events[-1][1]["status"]["others"] == "scx_lavd via scx_loader (PowerSave)"
+    assert s.state == "default"
+    ours = {**other, "attached_owner": "schedcp", "ops": "vtime", "deployment": "d9",
+            "deployment_state": "passed", "others": "vtime via SchedCP"}
+    c.fire("StateChanged", ours)
+    assert s.state == "optimized"

@@ -133,7 +133,7 @@ def fake_runner(block: threading.Event | None = None, step_list=None):
             "kept vtime (+35.0%)"
         on_step({"iteration": 1, "role": "stop", "seconds": 0.0, "reason": reason,
                  "message": msg})
-        return SimpleNamespace(stop_reason=reason, message=msg,
+        return SimpleNamespace(stop_reason=reason, message=msg, steps=[], seconds=0.0,
                                best=None if cancel.is_set() else {
                                    "kept": "d1", "state": "kept", "policy": "vtime",
                                    "tunables": {"slice_us": 3000}, "improvement": 0.35})

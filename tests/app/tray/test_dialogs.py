@@ -40,7 +40,7 @@ def test_settings_saved_with_key_in_keyring_only(qtbot, settings, settings_path)
     data = json.loads(settings_path.read_text())
     assert data == {"default_goal": "responsiveness", "brain": "claude",
                     "model": "claude-opus-5", "budget_usd": 1.25, "auto_apply_profiles": True,
-                    "start_at_login": True}
+                    "start_at_login": True, "goal_chosen": True}  # a power profile won't override
     assert "sk-ant" not in settings_path.read_text()
     assert secrets.key == "sk-ant-test-123" and secrets.autostart is True
     assert settings.brain == "claude" and settings.default_goal == "responsiveness"
@@ -525,3 +525,89 @@ def test_profiles_editor_handles_64_bit_bounds(qtbot, store, policies):
     dlg.tunables.editors["target_cgid"].setText("-5")
     assert not dlg.save_current()
     assert "target_cgid" in dlg.error.text() and "outside" in dlg.error.text()
+
+
+# -- profile re-checks -------------------------------------------------------------------------
+
+
+def test_profiles_recheck_needs_a_saved_profile_whose_app_runs(qtbot, store, policies):
+    store.put(Profile(app_id="exe:/usr/bin/game", name="Game", policy="vtime",
+                      tunables={"slice_us": 3000}, goal="responsiveness"))
+    running: set[str] = set()
+    dlg = ProfilesDialog(store, policies, running=lambda: running)
+    qtbot.addWidget(dlg)
+    asked: list[str] = []
+    dlg.recheck_requested.connect(asked.append)
+    assert not dlg.recheck_button.isEnabled()
+    assert dlg.recheck_button.toolTip().startswith("Start the app first")
+    running.add("exe:/usr/bin/game")
+    dlg.reload()
+    assert dlg.recheck_button.isEnabled()
+    dlg.recheck_button.click()
+    assert asked == ["exe:/usr/bin/game"]
+    dlg.add_profile("exe:/usr/bin/game2", "Game 2")  # unsaved: nothing to re-check yet
+    assert not dlg.recheck_button.isEnabled()
+    assert dlg.recheck_button.toolTip() == "Save the profile first."
+
+
+def test_recheck_from_the_profiles_window_measures_that_profile(tray, qtbot, store):
+    from types import SimpleNamespace
+
+    store.put(Profile(app_id="exe:/usr/bin/game", name="Game", policy="vtime",
+                      tunables={"slice_us": 3000}, goal="responsiveness"))
+    tray.session.profiles = SimpleNamespace(
+        running=lambda: {"exe:/usr/bin/game": ({4301, 4300}, "d7")})
+    runner = fake_runner()
+    tray._run_optimization = runner
+    tray.show_profiles("exe:/usr/bin/game")
+    dlg = tray.windows["profiles"]
+    assert dlg.recheck_button.isEnabled()
+    dlg.recheck_button.click()
+    run = tray.optimize_dialog
+    qtbot.waitUntil(lambda: run is not None and not run.running, timeout=5000)
+    req = runner.seen["req"]
+    assert (req.pid, req.name, req.goal) == (4300, "Game", "responsiveness")
+    assert req.plan == ("vtime", {"slice_us": 3000}) and req.keep  # it was applied: may stay
+    assert run.windowTitle().startswith("Re-checking Game")
+    # the profile's live deployment is reverted first, so the baseline is the default
+    assert ("revert", "d7", "re-check") in tray.session.calls
+
+
+def test_recheck_runs_one_plan_through_the_ab_trials(qtbot, settings, tmp_path, monkeypatch):
+    """The real loop and measure_plan on a real process; only the helper is simulated (no
+    sched_ext here). One plan, the profile's, is verified and measured in interleaved trials
+    against the default, and (not kept) reverted at the end; the window says the verdict."""
+    import subprocess
+    import sys
+
+    from schedcp.tray import optimizer
+    from tests.app.agent.sim import SimHelper
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    helper = SimHelper({})
+    p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        req = Request(p.pid, "spin", "throughput", seconds=0.2, max_iterations=1,
+                      plan=("vtime", {"slice_us": 3000}))
+        dlg = OptimizeDialog(req, lambda on_step, cancel, progress: optimizer.run(
+            req, settings, on_step, cancel, client_factory=lambda: helper,
+            on_progress=progress))
+        qtbot.addWidget(dlg)
+        dlg.start()
+        qtbot.waitUntil(lambda: not dlg.running, timeout=120000)
+    finally:
+        p.kill()
+        p.wait()
+    assert not dlg.error, dlg.error
+    verified = [c[1] for c in helper.calls if c[0] == "verify"]
+    deployed = {c[1] for c in helper.calls if c[0] == "deploy"}
+    assert verified == ["vtime"] and deployed == {'vtime{"slice_us": 3000}'}
+    from schedcp.agent.fixed import summary
+
+    s = summary(dlg.result)
+    assert s["evidence"]["n_a"] >= 5 and s["evidence"]["n_b"] >= 5  # interleaved, after warm-up
+    assert helper.running is None and helper.kept is None  # reverted: keep was not asked
+    title = {"improved": "Still helps", "regressed": "Now hurts"}.get(
+        s["decision"], "No measurable effect")
+    assert dlg.status.text().startswith(f"<b>{title}.</b> vtime: "), dlg.status.text()
+    assert "runs)" in dlg.status.text() and "Nothing was changed." in dlg.status.text()
