@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: setup test test-long demo bench lint deb soak
+.PHONY: screenshots setup test test-long demo bench lint deb soak
 setup:
 	bash packaging/setup-dev.sh
 
@@ -44,6 +44,21 @@ bench: setup
 # Debian 12 packages into dist/: schedcp-helper (root, Debian deps only) and schedcp (app + tray).
 deb: setup
 	bash packaging/build-deb.sh dist
+
+# the README's screenshots, from the scripted walk-through of every tray menu item in each
+# helper state on the real desktop stack (issue #18); all of its screenshots stay in $(SHOTS)
+SHOTS := build/walkthrough
+screenshots: setup
+	rm -rf $(SHOTS) && mkdir -p $(SHOTS)
+	SCHEDCP_WALKTHROUGH=$(abspath $(SHOTS)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/app/tray/test_walkthrough.py
+	cp $(SHOTS)/unsupported-01-menu.png docs/screenshots/tray-menu.png
+	cp $(SHOTS)/unsupported-*-what-is-missing-*.png docs/screenshots/missing.png
+	cp $(SHOTS)/unsupported-*-analyze-*.png docs/screenshots/optimize.png
+	cp $(SHOTS)/unsupported-*-settings.png docs/screenshots/settings.png
+	cp $(SHOTS)/supported-*-notification.png docs/screenshots/notification.png
+	cp $(SHOTS)/supported-*-history.png docs/screenshots/history.png
+	cp $(SHOTS)/supported-*-profiles-edit-profiles.png docs/screenshots/profiles.png
 
 lint: setup
 	$(VENV)/bin/ruff check app helper tests bench

@@ -16,8 +16,18 @@ import sys
 import threading
 from dataclasses import replace
 
-GOALS = {"latency": "responsiveness", "responsiveness": "responsiveness",
-         "throughput": "throughput", "battery": "battery", "balanced": "balanced"}
+from .cliargs import (
+    command,
+    fraction,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    program_problem,
+    running_pid,
+)
+from .cliargs import goal as goal_arg
+from .exitcodes import Exit, for_error
+from .vocabulary import DEFAULT_GOAL, GOALS, before_after_sentence, checking_text, metric_text
 
 
 def _api_key() -> str | None:
@@ -38,6 +48,12 @@ def _line(step: dict, goal: str) -> str | None:
         base = step["baseline"]
         return (f"[0] {step['profile']['kind']} workload ({step['key']}); warm-up run "
                 f"{_metric(base, goal)} (not compared: candidates run interleaved A/B trials)")
+    if role == "planning":  # say what the wait before the next line is, and how long
+        plan = step.get("plan")
+        if not plan:
+            return None
+        name = plan["policy"] + (" (generated)" if plan.get("source") else "")
+        return f"[{it}] {checking_text(name)}; then A/B runs against what runs now"
     if role == "execution":
         oc = step["outcome"]
         plan = oc["plan"]
@@ -46,12 +62,12 @@ def _line(step: dict, goal: str) -> str | None:
         if not oc["verified"]:
             res = f"refused at {oc['refused_at']}: {oc['message']}"
         elif oc.get("trials"):  # the A/B trials' effect, with its interval
-            res = f"{_metric(oc['after'], goal)} (median): {step.get('effect') or ''}"
+            res = step.get("effect") or _metric(oc["after"], goal)
             if oc["trials"].get("decision") in ("failed", "invalid"):
                 res = f"{step.get('effect')}: {oc['message']}"
         elif oc["after"]:
-            gain = step.get("improvement")
-            res = _metric(oc["after"], goal) + (f" ({gain:+.1%})" if gain is not None else "")
+            res = (before_after_sentence(oc.get("before"), oc["after"], goal)
+                   or metric_text(oc["after"], goal))
         else:
             res = oc["message"]
         cost = f"  ${step['cost_usd']:.4f}" if "cost_usd" in step else ""
@@ -64,32 +80,23 @@ def _line(step: dict, goal: str) -> str | None:
 
 
 def _metric(m: dict | None, goal: str) -> str:
-    if not m:
-        return "-"
-    if m.get("makespan_s") is not None and goal != "responsiveness":
-        return f"makespan {m['makespan_s']:.3f}s"
-    if m.get("runqueue_wait_ms_per_s") is not None:
-        return f"runqueue wait {m['runqueue_wait_ms_per_s']:.2f} ms/s"
-    return f"makespan {m.get('makespan_s')}"
+    return metric_text(m, goal) if m else "-"
 
 
 def _preflight(tools, take_over: bool = False) -> tuple[int, str] | None:
     """What every plan needs — the helper, and sched_ext to deploy on — checked before the
     baseline run spends the user's time (an exit code from helpercmd's table and why)."""
     from .agent.tools import ToolFailure
-    from .helpercmd import EXIT
+    from .missing import no_sched_ext_short
 
     try:
         status = tools.helper_status()
     except ToolFailure as e:
-        return EXIT.get(e.kind, 1), f"cannot ask the SchedCP helper: {e}"
+        return for_error(e.kind), f"cannot ask the SchedCP helper: {e}"
     if not status.get("supported"):
-        return EXIT["NoSchedExt"], (
-            f"this kernel ({os.uname().release}) has no sched_ext, so no scheduler can be "
-            "deployed here and nothing was run (Linux 6.12+ built with CONFIG_SCHED_CLASS_EXT "
-            "has it); `schedcp demo` runs the whole loop in a sched_ext micro-VM")
+        return Exit.NO_SCHED_EXT, f"nothing was run: {no_sched_ext_short()}"
     if status.get("attached_owner") not in (None, "", "schedcp") and not take_over:
-        return EXIT["OtherScheduler"], (
+        return Exit.OTHER_SCHEDULER, (
             f"{status.get('others') or 'another tool'} holds the CPU scheduler and SchedCP "
             "does not replace it silently; nothing was run. Leave it, or rerun with "
             "--take-over: it is stopped for this optimization and given back afterwards")
@@ -120,16 +127,20 @@ def cmd_optimize(args) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if bool(cmd) == (args.pid is not None):
-        print("schedcp optimize: give either --pid PID or -- CMD...", file=sys.stderr)
-        return 2
-    goal = GOALS[args.goal]
+        print("schedcp optimize: error: give either --pid PID or -- CMD... (see "
+              "`schedcp optimize --help`)", file=sys.stderr)
+        return Exit.USAGE
+    if cmd and (problem := program_problem(cmd)):
+        print(f"schedcp optimize: error: {problem}; nothing was run", file=sys.stderr)
+        return Exit.USAGE
+    goal = args.goal
     from .pricing import Price
 
     try:
         price = Price.parse(args.price) if args.price else None
     except ValueError as e:
         print(f"schedcp optimize: --price: {e}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     tools = AgentTools()
     if args.brain == "claude":
         from .agent.claude import ClaudeBrain
@@ -138,7 +149,7 @@ def cmd_optimize(args) -> int:
         if not key:
             print("schedcp optimize: --brain claude needs ANTHROPIC_API_KEY or a keyring "
                   "entry (service schedcp, user anthropic)", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
                             iteration_budget_usd=args.iteration_budget, effort=args.effort)
     elif args.brain == "openai":
@@ -149,12 +160,12 @@ def cmd_optimize(args) -> int:
         except ImportError:
             print("schedcp optimize: --brain openai needs the openai package "
                   "(pip install 'schedcp[local]')", file=sys.stderr)
-            return 2
+            return Exit.USAGE
 
         if args.model == DEFAULT_MODEL:
             print("schedcp optimize: --brain openai needs --model (the local server's model "
                   "name, e.g. qwen3:8b)", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         brain = OpenAIBrain(tools, args.model, base_url=args.base_url,
                             api_key=os.environ.get("OPENAI_API_KEY", "local"),
                             budget_usd=args.budget, budget_tokens=args.budget_tokens,
@@ -169,7 +180,7 @@ def cmd_optimize(args) -> int:
         if args.policy is not None and args.recheck:
             print("schedcp optimize: --policy and --recheck exclude each other", file=sys.stderr)
             tools.close()
-            return 2
+            return Exit.USAGE
         try:
             tunables = dict(_tunable(t) for t in args.tunable or ())
             if args.policy is not None:
@@ -177,13 +188,13 @@ def cmd_optimize(args) -> int:
         except (ValueError, ToolFailure) as e:
             tools.close()
             print(f"schedcp optimize: {e}", file=sys.stderr)
-            return 2
+            return Exit.USAGE
         brain = FixedPlan(Plan(args.policy, tunables, None, "--policy", "fixed")
                           if args.policy is not None else None)
     elif args.tunable:
         print("schedcp optimize: --tunable goes with --policy", file=sys.stderr)
         tools.close()
-        return 2
+        return Exit.USAGE
     tools.take_over = bool(getattr(args, "take_over", False))
     if (problem := _preflight(tools, tools.take_over)) is not None:
         tools.close()
@@ -214,8 +225,12 @@ def cmd_optimize(args) -> int:
         tools.close()
     if not args.json and result.accounting:
         print(cost_line(result.accounting, result.iterations))
-    return 0 if result.stop_reason in ("converged", "target", "max_iterations",
-                                       "exhausted", "budget") else 1
+    if result.stop_reason == "environment":  # the machine, not the plan: the same status as
+        return Exit.NO_SCHED_EXT              # the preflight's
+    if result.stop_reason == "cancelled":
+        return Exit.INTERRUPTED
+    return Exit.OK if result.stop_reason in ("converged", "target", "max_iterations",
+                                             "exhausted", "budget") else Exit.FAILED
 
 
 def cost_line(acct: dict, iterations: int) -> str:
@@ -238,33 +253,48 @@ def cmd_mcp(args) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from .pricing import DEFAULT_MODEL
 
-    o = sub.add_parser("optimize", help="find, verify, deploy and keep the best scheduler for "
-                       "a command or a process", description=cmd_optimize.__doc__)
-    o.add_argument("--goal", choices=sorted(GOALS), default="throughput")
-    o.add_argument("--pid", type=int, help="optimize a running process (and its children)")
-    o.add_argument("--seconds", type=float, default=5.0, help="measurement window for --pid")
+    o = command(sub, "optimize", "find the best scheduler for a program or a running app",
+                "Measure a command (-- CMD...) or a running process (--pid), then try "
+                "schedulers one by one: each is checked in a sandbox (~20 s), run on trial "
+                "against what runs now in interleaved A/B runs, and kept only if the goal's "
+                "number got better. Needs the SchedCP helper and a kernel with sched_ext; "
+                "both are checked before anything runs. Ctrl-C stops between steps and undoes "
+                "whatever is not the best.",
+                ("schedcp optimize -- make -j4",
+                 "schedcp optimize --goal responsiveness --pid $(pidof supertuxkart)",
+                 "schedcp optimize --policy vtime --tunable slice_us=3000 -- ./batch.sh",
+                 "schedcp optimize --recheck -- make -j4"))
+    o.add_argument("--goal", type=goal_arg, default=DEFAULT_GOAL, metavar="GOAL",
+                   help=f"what to improve: {', '.join(GOALS)} (latency = responsiveness)")
+    o.add_argument("--pid", type=running_pid, help="optimize a running process (and its "
+                   "children)")
+    o.add_argument("--seconds", type=positive_float, default=5.0,
+                   help="measurement window for --pid, s")
     o.add_argument("--brain", choices=("offline", "claude", "openai"), default="offline",
                    help="offline (no key), claude, or openai: any OpenAI-compatible server, "
                    "e.g. a local Ollama or llama.cpp")
     o.add_argument("--base-url", default="http://127.0.0.1:11434/v1",
-                   help="endpoint for --brain openai (default: a local Ollama)")
-    o.add_argument("--budget-tokens", type=int, help="token cap per optimization (the "
-                   "budget for models without a price)")
-    o.add_argument("--model", default=DEFAULT_MODEL, help="Claude model for --brain claude "
-                   f"(default {DEFAULT_MODEL})")
-    o.add_argument("--budget", type=float, default=0.50, help="USD cap per optimization")
-    o.add_argument("--iteration-budget", type=float, help="USD cap per planning iteration")
+                   help="endpoint for --brain openai")
+    o.add_argument("--budget-tokens", type=positive_int, help="token cap per optimization "
+                   "(the budget for models without a price)")
+    o.add_argument("--model", default=DEFAULT_MODEL, help="model for --brain claude/openai")
+    o.add_argument("--budget", type=positive_float, default=0.50,
+                   help="USD cap per optimization")
+    o.add_argument("--iteration-budget", type=positive_float,
+                   help="USD cap per planning iteration")
     o.add_argument("--price", metavar="IN,OUT[,CW,CR]", help="USD per million tokens (input, "
                    "output, cache write, cache read) for a model the built-in table lacks")
     o.add_argument("--effort", choices=("low", "medium", "high", "xhigh", "max"),
                    default="medium", help="how hard the model thinks (adaptive thinking)")
-    o.add_argument("--max-iterations", type=int, default=8)
-    o.add_argument("--patience", type=int, default=3, help="stop after N iterations without "
-                   "a new best")
-    o.add_argument("--target", type=float, help="stop at this improvement (0.2 = 20 %%)")
-    o.add_argument("--canary", type=float, default=10.0, help="canary window, s")
-    o.add_argument("--trial-budget", type=float, metavar="S", help="seconds of A/B trials "
-                   "one candidate may cost (caps the runs; default from the goal: "
+    o.add_argument("--max-iterations", type=positive_int, default=8,
+                   help="schedulers to try at most")
+    o.add_argument("--patience", type=nonnegative_int, default=3, help="stop after N "
+                   "iterations without a new best")
+    o.add_argument("--target", type=fraction, help="stop at this improvement (0.2 = 20 %%)")
+    o.add_argument("--canary", type=positive_float, default=10.0,
+                   help="seconds each scheduler is on trial before it counts")
+    o.add_argument("--trial-budget", type=positive_float, metavar="S", help="seconds of A/B "
+                   "trials one candidate may cost (caps the runs; default from the goal: "
                    "throughput 360, balanced/battery 240, responsiveness 90)")
     o.add_argument("--fail-pattern", metavar="REGEX", help="a run whose output matches this "
                    "is a failed trial (a non-zero exit or a kill always is)")
@@ -280,5 +310,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--json", action="store_true", help="one JSON record per step")
     o.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: a batch command")
     o.set_defaults(func=cmd_optimize)
-    m = sub.add_parser("mcp", help="serve the agent's tools over MCP (stdio)")
+    m = command(sub, "mcp", "serve the agent's tools over MCP (stdio)",
+                "Serve SchedCP's tools (analyze, search policies, verify, deploy, undo, "
+                "history) to an MCP client such as Claude Desktop over stdin/stdout.",
+                ("schedcp mcp",))
     m.set_defaults(func=cmd_mcp)

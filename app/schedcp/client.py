@@ -39,13 +39,15 @@ class HelperError(Exception):
     def short(self) -> str:
         return self.name.removeprefix(ERROR_PREFIX).rsplit(".", 1)[-1]
 
-    def __str__(self) -> str:
-        return self.message + (f" ({self.hint})" if self.hint else "")
+    def __str__(self) -> str:  # the hint once, and not when the message already says it
+        if not self.hint or self.hint in self.message:
+            return self.message
+        return f"{self.message} ({self.hint})"
 
 
 class HelperUnavailable(HelperError):
-    hint = ("is schedcp-helper installed? Its D-Bus service org.schedcp.Helper1 starts on demand "
-            "from /usr/share/dbus-1/system-services")
+    hint = ("is schedcp-helper installed? Install it with: sudo apt install schedcp-helper; "
+            "its D-Bus service org.schedcp.Helper1 starts on demand")
 
 
 class NotAuthorized(HelperError):
@@ -53,7 +55,10 @@ class NotAuthorized(HelperError):
 
 
 class NoSchedExt(HelperError):
-    hint = "this kernel lacks sched_ext (Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)"
+    def __str__(self) -> str:  # the helper's wording is for developers: say it once, plainly
+        from .missing import no_sched_ext_short
+
+        return no_sched_ext_short()
 
 
 class InvalidArgs(HelperError):

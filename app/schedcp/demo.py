@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .cliargs import command, positive_float, positive_int
+
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -55,25 +57,32 @@ OUR_BUS_CONF = next((p for p in (REPO / "packaging/dbus/org.schedcp.Helper1.conf
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the whole optimize loop inside the sched_ext micro-VM",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=4, help="agent iterations (default 4)")
-    p.add_argument("--tasks", type=int, default=40, help="jobs in the batch (default 40)")
-    p.add_argument("--runs", type=int, default=2, help="optimizations of the same workload, "
+    p = command(sub, "demo", "see SchedCP work: the whole loop in a sched_ext micro-VM",
+                __doc__, ("schedcp demo", "schedcp demo --part latency",
+                          "schedcp demo --save demo.json   (the History window can open it)"))
+    p.add_argument("--iterations", type=positive_int, default=4,
+                   help="agent iterations (default 4)")
+    p.add_argument("--tasks", type=positive_int, default=40, help="jobs in the batch (default 40)")
+    p.add_argument("--runs", type=positive_int, default=2,
+                   help="optimizations of the same workload, "
                    "the later ones reusing what the first learned (default 2)")
-    p.add_argument("--unit-scale", type=float, default=0.5, help="length of the batch's jobs "
+    p.add_argument("--unit-scale", type=positive_float, default=0.5,
+                   help="length of the batch's jobs "
                    "(default 0.5: ~10 s a run in the guest, so A/B trials fit the demo)")
-    p.add_argument("--trial-budget", type=float, default=150, help="seconds of A/B trials per "
+    p.add_argument("--trial-budget", type=positive_float, default=150,
+                   help="seconds of A/B trials per "
                    "candidate (default 150; at least 5+5 runs whatever the budget)")
-    p.add_argument("--timeout", type=float, default=1500, help="seconds before the guest is "
+    p.add_argument("--timeout", type=positive_float, default=1500,
+                   help="seconds before the guest is "
                    "stopped (default 1500)")
     p.add_argument("--part", choices=("all", "batch", "latency"), default="all",
                    help="run only the batch part or only the latency part (default: both)")
-    p.add_argument("--latency-hogs", type=int, default=8, help="CPU hogs beside the frame "
+    p.add_argument("--latency-hogs", type=positive_int, default=8, help="CPU hogs beside the frame "
                    "task in the latency part (default 8 on its 1 vCPU)")
-    p.add_argument("--latency-seconds", type=float, default=1.0, help="guest-virtual seconds "
+    p.add_argument("--latency-seconds", type=positive_float, default=1.0,
+                   help="guest-virtual seconds "
                    "of frames per latency run (default 1)")
-    p.add_argument("--latency-timeout", type=float, default=600, help="seconds before the "
+    p.add_argument("--latency-timeout", type=positive_float, default=600, help="seconds before the "
                    "latency part's guest is stopped (default 600)")
     p.add_argument("--save", type=Path, help="also write every step of every run and the "
                    "helper's deployment history here (JSON; the tray's history view reads it)")

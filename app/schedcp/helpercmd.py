@@ -1,9 +1,9 @@
 """`schedcp status|list|verify|deploy|keep|revert|history`: the helper's operations for a user.
 
 Unprivileged: everything goes through the root helper on the system bus (``client.py``), which
-asks polkit. ``--json`` prints machine-readable output; errors are one line with a hint and
-exit status 3 (helper absent), 4 (not authorized), 5 (no sched_ext), 6 (another tool's
-scheduler is attached: --take-over), 7 (suspended after an ejection: --resume), 1 (anything else).
+asks polkit. ``--json`` prints machine-readable output; errors are one line with a hint, exit
+statuses from schedcp.exitcodes (3 helper absent, 4 not authorized, 5 no sched_ext, 6 another
+tool's scheduler is attached: --take-over, 7 suspended after an ejection: --resume, 1 else).
 
 A deployment is held by the process that made it: ``schedcp deploy`` stays attached through the
 canary and, unless ``--keep``, until Ctrl-C (→ revert) or ``schedcp keep ID`` from elsewhere.
@@ -18,8 +18,9 @@ import sys
 import threading
 from pathlib import Path
 
-EXIT = {"HelperUnavailable": 3, "NotAuthorized": 4, "NoSchedExt": 5, "OtherScheduler": 6,
-        "Suspended": 7}
+from .cliargs import command, positive_float, positive_int, running_pid
+from .exitcodes import Exit, for_error
+from .vocabulary import DEFAULT_SCHEDULER, PREVIOUS
 
 
 def _pairs(items: list[str]) -> dict[str, int | bool | str]:
@@ -27,7 +28,7 @@ def _pairs(items: list[str]) -> dict[str, int | bool | str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"schedcp: --set wants NAME=VALUE, got {item!r}")
+            raise ValueError(f"--set wants NAME=VALUE, got {item!r}")
         if value in ("true", "false"):
             out[key] = value == "true"
         else:
@@ -72,18 +73,20 @@ def cmd_status(args) -> int:
     with _client() as c:
         st = c.status()
     if not st["supported"]:
-        text = f"sched_ext: not supported by this kernel (verify targets {st['target']})"
+        from .missing import no_sched_ext_short
+
+        text = f"sched_ext: not supported: {no_sched_ext_short()}"
     else:
         text = f"sched_ext: {st['state'] or 'unknown'}" + (f" ({st['ops']})" if st["ops"] else "")
     if st["deployment"]:
         text += (f"\ndeployment {st['deployment']}: {st['deployment_kind']} "
                  f"{st['deployment_name']} [{st['deployment_state']}]")
-    text += "\nlast-known-good: " + (
+    text += f"\nundo goes back to {PREVIOUS}: " + (
         f"{st['last_known_good_kind']} {st['last_known_good']}" if st["last_known_good"]
-        else "kernel default")
+        else DEFAULT_SCHEDULER)
     text += others_text(st)
     _print(args, st, text)
-    return 0
+    return Exit.OK
 
 
 def cmd_list(args) -> int:
@@ -94,7 +97,7 @@ def cmd_list(args) -> int:
         mark = "verified" if r["verified"] else ("available" if r["available"] else "missing")
         lines.append(f"{r['name']:14} {r['kind']:3} {mark:9} {r['summary']}")
     _print(args, rows, "\n".join(lines))
-    return 0
+    return Exit.OK
 
 
 def cmd_verify(args) -> int:
@@ -119,7 +122,7 @@ def cmd_verify(args) -> int:
     else:
         lines.append(f"  => refused at {report['failed_stage']}")
     _print(args, report, "\n".join(lines))
-    return 0 if report["ok"] else 1
+    return Exit.OK if report["ok"] else Exit.FAILED
 
 
 def cmd_deploy(args) -> int:
@@ -169,30 +172,41 @@ def cmd_deploy(args) -> int:
     result = {"id": dep_id, **outcome}
     _print(args, result, f"{dep_id}: {outcome.get('state')}"
            + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
-    return 0 if outcome.get("state") in ("kept", "passed") else 1
+    return Exit.OK if outcome.get("state") in ("kept", "passed") else Exit.FAILED
 
 
 def cmd_keep(args) -> int:
     with _client() as c:
         state = c.keep(args.id)
     _print(args, {"id": args.id, "state": state}, f"{args.id}: {state}")
-    return 0
+    return Exit.OK
 
 
 def cmd_revert(args) -> int:
     with _client() as c:
         state = c.revert(args.id or "", args.reason)
     _print(args, {"id": args.id or "", "state": state}, f"{args.id or 'current'}: {state}")
-    return 0
+    return Exit.OK
+
+
+STATE_WORDS = {"reverted": "undone", "canary": "on trial", "passed": "trial passed"}
+
+
+def _history_line(d: dict) -> str:
+    """One deployment in the vocabulary's words; the helper's own wording stays in --json."""
+    from .vocabulary import plain_reason
+
+    head = (f"{d['id']} {d['spec']['kind']:3} {d['spec']['name']:14} "
+            f"{STATE_WORDS.get(d['state'], d['state']):12}")
+    return (f"{head} {plain_reason(d['reason'])[0]}" if d["reason"] else head).rstrip()
 
 
 def cmd_history(args) -> int:
     with _client() as c:
         rows = c.history(args.limit)
-    lines = [f"{d['id']} {d['spec']['kind']:3} {d['spec']['name']:14} {d['state']:9} "
-             f"{d['reason']}" for d in rows]
+    lines = [_history_line(d) for d in rows]
     _print(args, rows, "\n".join(lines) or "no deployments yet")
-    return 0
+    return Exit.OK
 
 
 def run(func, args) -> int:
@@ -202,34 +216,54 @@ def run(func, args) -> int:
         return func(args)
     except HelperError as e:
         print(f"schedcp {args.command}: {e}", file=sys.stderr)
-        return EXIT.get(type(e).__name__, 1)
+        return for_error(type(e).__name__)
+    except ValueError as e:  # bad --set and the like: nothing was sent
+        print(f"schedcp {args.command}: error: {e}", file=sys.stderr)
+        return Exit.USAGE
     except OSError as e:
         print(f"schedcp {args.command}: {e}", file=sys.stderr)
-        return 1
+        return Exit.FAILED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+    def add(name: str, func, summary: str, description: str = "",
+            examples: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        p = command(sub, name, summary, description, examples)
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=lambda a: run(func, a))
         return p
 
-    add("status", cmd_status, "sched_ext support, what runs, the canary, the last-known-good")
-    add("list", cmd_list, "schedulers the helper can run")
-    v = add("verify", cmd_verify, "verify a policy or a .bpf.c in the sandbox; prints a token")
+    add("status", cmd_status, "whether this machine can switch schedulers, and what runs",
+        "Whether the kernel has sched_ext, which scheduler runs (and whether it is still on "
+        f"trial), and what undo goes back to ({PREVIOUS}).",
+        ("schedcp status", "schedcp status --json"))
+    add("list", cmd_list, "schedulers the helper can run",
+        "Every scheduler the helper knows: SchedCP's own BPF policies and packaged scx_* "
+        "programs, marked verified, available or missing (not installed).",
+        ("schedcp list",))
+    v = add("verify", cmd_verify, "check a scheduler in the sandbox; prints a token",
+            "Compile and check a shipped policy or your own .bpf.c in the helper's sandbox "
+            "(compile, static checks, the kernel verifier and a short run in a micro-VM, "
+            "~20 s or more). A scheduler that passes gets a token for `schedcp deploy`.",
+            ("schedcp verify --policy vtime --set slice_us=3000",
+             "schedcp verify --source my_sched.bpf.c"))
     g = v.add_mutually_exclusive_group(required=True)
-    g.add_argument("--policy", help="one of the shipped policies")
+    g.add_argument("--policy", help="one of the shipped policies (see `schedcp list`)")
     g.add_argument("--source", help="a .bpf.c file ('-' for stdin)")
-    v.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    d = add("deploy", cmd_deploy, "deploy a verified token (or --scx NAME) with a canary; "
-            "stays attached: the deployment reverts if this exits before it is kept")
+    v.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a tunable (repeatable)")
+    d = add("deploy", cmd_deploy, "run a verified scheduler on trial (canary)",
+            "Deploy a verified token (or --scx NAME) with a canary; stays attached: the "
+            "deployment is undone if this exits before it is kept. Needs sched_ext.",
+            ("schedcp deploy TOKEN --keep", "schedcp deploy --scx scx_lavd --canary 20"))
     d.add_argument("token", help="token from `schedcp verify` (or the scx policy with --scx)")
     d.add_argument("--scx", action="store_true", help="TOKEN names a packaged scx_* policy")
     d.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="tunable for --scx")
-    d.add_argument("--canary", type=float, default=10.0, help="canary window, s (default 10)")
-    d.add_argument("--target-pid", type=int, action="append", help="watch this pid")
+                   help="tunable for --scx (repeatable)")
+    d.add_argument("--canary", type=positive_float, default=10.0,
+                   help="seconds on trial before it counts as passed")
+    d.add_argument("--target-pid", type=running_pid, action="append",
+                   help="watch this process (repeatable)")
     d.add_argument("--keep", action="store_true", help="keep it when the canary passes")
     d.add_argument("--take-over", action="store_true",
                    help="another tool's scheduler runs (scx_loader, scx.service): stop it for "
@@ -237,10 +271,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "administrator)")
     d.add_argument("--resume", action="store_true",
                    help="run a scheduler the kernel ejected before (it is suspended until then)")
-    k = add("keep", cmd_keep, "keep a deployment that is on canary or passed")
-    k.add_argument("id")
-    r = add("revert", cmd_revert, "revert to the last-known-good (or the kernel default)")
+    k = add("keep", cmd_keep, "keep a scheduler that is on trial",
+            "Keep a deployment that is on canary or passed it: undo will then come back to it.",
+            ("schedcp keep 3f2a9c",))
+    k.add_argument("id", help="deployment id (from `schedcp status` or `schedcp history`)")
+    r = add("revert", cmd_revert, f"undo: go back to {PREVIOUS}",
+            f"Undo a deployment: go back to {PREVIOUS} (or {DEFAULT_SCHEDULER}).",
+            ("schedcp revert", "schedcp revert 3f2a9c --reason 'stutters'"))
     r.add_argument("id", nargs="?", help="deployment id (default: whatever runs)")
-    r.add_argument("--reason", default="requested from the command line")
-    h = add("history", cmd_history, "past deployments")
-    h.add_argument("--limit", type=int, default=50)
+    r.add_argument("--reason", default="requested from the command line",
+                   help="recorded in the history")
+    h = add("history", cmd_history, "what was tried, kept and undone",
+            "Past deployments, newest first, with their state and why they ended.",
+            ("schedcp history --limit 10", "schedcp history --json"))
+    h.add_argument("--limit", type=positive_int, default=50, help="at most this many rows")

@@ -14,27 +14,29 @@ from pathlib import Path
 
 from schedcp_helper.vm import GuestError, KitError, Outcome, build_kit, find_kit, guest
 
+from .cliargs import command, positive_float, positive_int
+
 
 class UsageError(Exception):
     """Bad input or a missing prerequisite; printed as one line, exit status 2."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "vm",
-        help="run a command as root in a sched_ext guest",
-        description="Boot a qemu guest with a sched_ext kernel, run CMD as root with the host "
+    p = command(
+        sub, "vm", "run a command as root in a sched_ext guest",
+        "Boot a qemu guest with a sched_ext kernel, run CMD as root with the host "
         "filesystem visible read-only and the output folder (default: the current directory) "
         "writable at its own path, stream the output and exit with CMD's status (124 on "
         "timeout, 130 on interrupt, 255 if the guest died). One CMD word is a shell line; "
         "several are quoted as they are.",
+        ("schedcp vm -- uname -r", "schedcp vm --cpus 4 -- 'ls /sys/kernel/sched_ext'"),
     )
     p.add_argument("--kernel", type=Path, help="bzImage to boot (default: the host kernel if it "
                    "has sched_ext, else the cached guest kit)")
-    p.add_argument("--cpus", type=int, default=2, help="vCPUs (default 2)")
-    p.add_argument("--memory", default="2G", help="guest memory, qemu syntax (default 2G)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds before the guest is "
-                   "killed, boot included (default 600)")
+    p.add_argument("--cpus", type=positive_int, default=2, help="vCPUs (at most 64)")
+    p.add_argument("--memory", default="2G", help="guest memory, qemu syntax")
+    p.add_argument("--timeout", type=positive_float, default=600.0, help="seconds before the "
+                   "guest is killed, boot included")
     p.add_argument("--out", type=Path, default=None, help="host folder shared read-write "
                    "(default: the current directory)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -47,11 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
     p.set_defaults(func=cmd_vm)
 
-    k = sub.add_parser(
-        "vm-kit",
-        help="obtain the sched_ext guest kernel and BPF tools",
-        description="Print the verified guest kit folder, importing a prebuilt copy whose "
+    k = command(
+        sub, "vm-kit", "obtain the sched_ext guest kernel and BPF tools",
+        "Print the verified guest kit folder, importing a prebuilt copy whose "
         "sha256 manifest matches (SCHEDCP_SHARED_VM or ../shared/vm) if the cache is empty.",
+        ("schedcp vm-kit", "schedcp vm-kit --build"),
     )
     k.add_argument("--build", action="store_true", help="build it from Debian's "
                    "linux-source-6.12 if none can be had (~25 min, uses apt)")

@@ -36,6 +36,12 @@ class Tunable:
     choices: tuple[str, ...] = ()
     unit: str = ""
     flag: str = ""
+    label: str = ""  # what a person reads ("Turn length"); the name is for programs
+    set_by_helper: bool = False  # filled in at deployment (e.g. the target's cgroup id)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
 
     def validate(self, value: object) -> Value:
         """Return ``value`` if it has this tunable's type and lies within its bounds."""
@@ -69,6 +75,7 @@ class Policy:
     presets: dict[str, dict[str, Value]] = field(default_factory=dict)
     source: str = ""
     binary: str = ""
+    demo: bool = False  # the kernel's example schedulers: for trying sched_ext, not daily use
 
     def validate_tunables(self, values: dict[str, object]) -> dict[str, Value]:
         """Check a full or partial assignment; unknown names are refused, never ignored."""
@@ -98,8 +105,13 @@ def _tunable(policy: str, name: str, raw: dict, kind: str) -> Tunable:
     t = Tunable(
         name=name, type=ttype, default=raw.get("default"), help=raw.get("help", ""),
         min=raw.get("min"), max=raw.get("max"), choices=tuple(raw.get("choices", ())),
-        unit=raw.get("unit", ""), flag=flag,
+        unit=raw.get("unit", ""), flag=flag, label=raw.get("label", ""),
+        set_by_helper=raw.get("set_by_helper", False),
     )
+    if not isinstance(t.label, str) or len(t.label) > 60:
+        raise PolicyError(f"{where}: label must be a short string")
+    if not isinstance(t.set_by_helper, bool):
+        raise PolicyError(f"{where}: set_by_helper must be true or false")
     bounded = isinstance(t.min, int) and isinstance(t.max, int) and t.min <= t.max
     if ttype == "int" and not bounded:
         raise PolicyError(f"{where}: int tunables need integer min <= max")
@@ -137,7 +149,7 @@ def parse_policy(data: dict, name: str) -> Policy:
     policy = Policy(
         name=name, kind=kind, summary=data["summary"].strip(),
         description=" ".join(data["description"].split()), goals=goals, workloads=workloads,
-        tunables=tunables, source=source, binary=binary,
+        tunables=tunables, source=source, binary=binary, demo=data.get("demo", False) is True,
     )
     presets = {}
     for goal, values in data.get("presets", {}).items():

@@ -19,8 +19,9 @@ def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_pat
     print(r.stdout[-8000:])  # both tables and the reuse summary, for the issue notes (pytest -s)
     _check_latency_part(latency, r.stdout[-3000:])
     assert "system bus and root helper up" in out
-    assert re.search(r"\[0\] batch workload .* warm-up run makespan [\d.]+s", out)
-    assert re.search(r"\[[12]\] \S+ .*: makespan [\d.]+s \(median\)", out), out[-2000:]
+    assert re.search(r"\[0\] batch workload .* warm-up run batch run time [\d.]+ s", out)
+    assert re.search(r"\[[12]\] \S+ .*: (batch run time [\d.]+ s \u2192 [\d.]+ s, \d+ % "
+                     r"(faster|slower)|no measurable effect on batch run time)", out), out[-2000:]
     assert re.search(r"    trial \d+/\d+ \((baseline|candidate)\)", out)  # progress
     table = out.split("before/after", 1)[1]
     assert re.search(r"kernel default\s+[\d.]+s\s+1\.00x", table)
@@ -45,7 +46,7 @@ def test_demo_runs_the_loop_in_the_guest_and_prints_before_after(vm_kit, tmp_pat
     # the second run starts from the stored win and says whether it held, with its interval
     assert first2 == best.group(1), out[-2500:]
     run2 = out.split("run 2:", 1)[1]
-    assert re.search(r"the stored effect (held|did not hold): then makespan .* runs\), now ",
+    assert re.search(r"the stored effect (held|did not hold): then batch run time .* runs\), now ",
                      run2), run2[-1500:]
     if "stored effect held" in run2:
         assert int(n2) < int(n1), out[-2500:]
@@ -61,12 +62,14 @@ def _check_latency_part(lat: str, tail: str) -> None:
                       r"\s+([\d.]+) ms\s+([\d.]+)x  \((\d+) runs\)", lat)
     assert [r[0] for r in rows] == ["kernel default", "interactive slice_us=6000"], lat[-2000:]
     assert all(int(r[5]) >= 5 for r in rows)  # an exact 98 % interval needs 5+5 at least
-    runs = r"\(\S+\u2026\S+ %, \d+\+\d+ runs\)"
-    assert re.search(r"effect of interactive: (deadline-miss ratio [\u2212+]\d+ %|no measurable "
-                     r"effect on deadline-miss ratio) " + runs, lat), lat[-1500:]
+    runs = r"\((\S+\u2026)?\S+ %, \d+\+\d+ runs\)"
+    assert re.search(r"effect of interactive: (missed frames [\d.]+ % \u2192 [\d.]+ %, \d+ % "
+                     r"(fewer|more)|no measurable effect on missed frames(: [\d.]+ % \u2192 "
+                     r"[\d.]+ %)?) " + runs, lat), lat[-1500:]
     # virtual time: the guest's clock counts instructions, so this gain does not depend on the
     # host's load (the probe's p99 repeats to the microsecond at 1 vCPU); a significant
     # improvement is the latency part's whole point
-    assert re.search(r"effect of interactive: wake-up p99 \u2212\d+ % " + runs, lat), \
+    assert re.search(r"effect of interactive: input latency \(p99\) [\d.]+ ms \u2192 [\d.]+ ms, "
+                     r"\d+ % lower " + runs, lat), \
         lat[-1500:]
     assert re.search(r"latency part: \d+ s of wall time", lat)

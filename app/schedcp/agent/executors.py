@@ -203,11 +203,13 @@ class PidExecutor:
     target_pids: list[int] = field(default_factory=list)
     hint_sink: HintSink | None = None  # a running process's jobs are not batch jobs: unused
     fork_sink: ForkSink | None = None
+    windowed: bool = False  # the app has a window a person looks at (the tray's app in front)
+    game: bool = False  # and its .desktop entry (or Steam/Proton) says it is a game
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         from ..analysis import profile
 
-        prof = profile(self.pid, goal)
+        prof = profile(self.pid, goal, windowed=self.windowed, game=self.game)
         self.target_pids = list(prof.pids or [self.pid])
         return prof, self.measure()
 

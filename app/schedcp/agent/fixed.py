@@ -102,7 +102,8 @@ MEASURE_SPEC = ToolSpec(
     "of the metric says improved, regressed or no measurable effect (inconclusive); a run "
     "that fails under the candidate is a failed trial, never a time. Records the lesson with "
     "its evidence. Give `policy` (+`tunables`) or a generated `source`, and `command` (a batch "
-    "run to completion, metric: makespan) or `pid` (a running app, metric: runqueue wait). "
+    "run to completion, metric: batch run time) or `pid` (a running app, metric: time "
+    "waiting for a CPU). "
     "Without a plan it re-checks the workload's stored best.",
     _obj({"command": _p("array", "the workload's argv, run to completion each trial",
                         items={"type": "string"}, minItems=1),
@@ -121,7 +122,8 @@ MEASURE_SPEC = ToolSpec(
           "keep": _p("boolean", "keep the candidate running if it improved significantly",
                      default=False)}),
     ("mcp",), returns="decision (improved/regressed/inconclusive/failed/invalid), the effect "
-    "in words ('makespan -18 % (-12...-23 %, 5+5 runs)' or 'no measurable effect'), the "
+    "in words ('batch run time 11.7 s -> 8.8 s, 25 % faster (19...31 %, 6+6 runs)' or 'no "
+    "measurable effect'), the "
     "evidence (n, medians, interval), whether it was kept, the workload key",
     takes="minutes: 11-41 runs of the workload plus a verification (about a minute)",
     effects="deploys the candidate during the trials, reverts it at the end unless kept; "

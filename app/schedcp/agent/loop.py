@@ -13,6 +13,7 @@ from typing import Any
 from ..measure.effect import describe_effect, held_text
 from ..measure.trials import Progress, StopRule
 from ..model import Outcome
+from ..vocabulary import gain_text
 from .brain import Brain, BudgetExceeded
 from .executors import Executor
 from .roles import Execution, Learning, Observation, Planning
@@ -154,7 +155,8 @@ class OptimizationLoop:
                     since_best += 1
                 if cfg.target is not None and best_gain is not None and best_gain >= cfg.target:
                     reason = "target"
-                    message = f"reached {best_gain:+.1%} (target {cfg.target:.0%})"
+                    message = (f"reached the target: {gain_text(best_gain)} (wanted "
+                               f"{gain_text(cfg.target)})")
                     break
                 if iteration == 1 and self._is_best(ctx, plan):  # the stored win, re-measured
                     self._recheck = held_text(ctx.best.evidence, outcome.trials,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Lesson
+from ..vocabulary import GOALS as VOCAB_GOALS
 
 # WorkloadFailed: the workload fails under the baseline too (A/B trials), so says nothing
 ENVIRONMENT_ERRORS = ("NoSchedExt", "HelperUnavailable", "NotAuthorized", "WorkloadFailed")
@@ -99,7 +100,7 @@ def _p(kind: str, description: str, **extra: Any) -> dict:
     return {"type": kind, "description": description, **extra}
 
 
-GOALS = ["responsiveness", "throughput", "battery", "balanced"]
+GOALS = list(VOCAB_GOALS)  # the one set (schedcp.vocabulary), as JSON schema enums want
 DETAILS = ["process_tree", "schedstats", "taskstats", "perf_stat", "topology"]
 OUTCOMES = ["improved", "inconclusive", "regressed", "refused", "failed"]
 _TUNABLES = _p("object", "tunable name -> value (int, bool or string) within the bounds "

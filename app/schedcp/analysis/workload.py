@@ -80,8 +80,12 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
-def profile(pid: int, goal: str, window_s: float = 1.0) -> WorkloadProfile:
+def profile(pid: int, goal: str, window_s: float = 1.0, windowed: bool = False,
+            game: bool = False) -> WorkloadProfile:
     """Watch ``pid`` and its descendants for ``window_s``: kind, numbers and a description.
+    ``windowed``: the app has a window in front of a person (the tray knows), so it is not
+    batch work even when it keeps CPUs busy: a game's frame loop looks like a CPU hog.
+    ``game``: its .desktop entry (or Steam/Proton) says it is a game.
 
     Raises ProcessLookupError when ``pid`` does not exist.
     """
@@ -117,6 +121,8 @@ def profile(pid: int, goal: str, window_s: float = 1.0) -> WorkloadProfile:
     infos += [_info(a, 0.0, 1) for a in _ancestors(pid)]  # for Steam/make ancestry only
     runnable = {p: (run_d[p] + wait_d[p]) / 1e9 / dt for p in pids}
     kind, conf, _ = classify(infos, ncpus, root=pid, runnable=runnable)
+    if windowed and kind in ("batch", "idle", "interactive"):
+        kind = "game" if game else "interactive"
     tree = subtree(infos, pid)
     busy_set, _ = busy_pids(tree, ncpus, runnable)
     busy = [p for p in tree if p.pid in busy_set]
@@ -145,6 +151,7 @@ def profile(pid: int, goal: str, window_s: float = 1.0) -> WorkloadProfile:
         "cpu_time_cv": round(cv, 3),
         "preempt_frac": round(dinvol / (dvol + dinvol), 3) if dvol + dinvol > 0 else 0.0,
         "confidence": conf,
+        "windowed": 1.0 if windowed else 0.0,
     }
     if rates is not None:
         features["spawn_rate"] = round(rates[0] / dt, 2)
@@ -180,11 +187,18 @@ def describe(wp: WorkloadProfile, tree: list[ProcessInfo], top_exe: str, top_n: 
         compilers = sum(1 for p in tree if is_compiler(p))
         spawn = f", {f['spawn_rate']:.0f} process spawns/s" if "spawn_rate" in f else ""
         body = f"{name} build with {compilers} compiler processes{spawn}, {load}"
+    elif wp.kind == "game" and f.get("windowed"):
+        body = (f"{name}, a game with {wp.nthreads} threads wanting {f['runnable']:.1f} CPUs, "
+                f"latency-sensitive frame loop, {load}")
     elif wp.kind == "game":
         body = (f"{name} under Wine/Proton with {wp.nthreads} threads, "
                 f"latency-sensitive frame loop, {load}")
     elif wp.kind == "media":
         body = f"{name} decoding and playing, steady periodic deadlines, {load}"
+    elif wp.kind == "interactive" and f.get("windowed") and f["runnable"] >= 0.5:
+        # runnable, not CPU use: on a busy machine its threads wait instead of running
+        body = (f"{name}, a windowed app with {wp.nthreads} threads wanting "
+                f"{f['runnable']:.1f} CPUs (a frame loop, e.g. a game), {load}")
     elif wp.kind == "interactive":
         body = (f"{name}, {wp.nthreads} threads, mostly sleeping and waking on input "
                 f"(preempted {f['preempt_frac']:.0%} of switches), {load}")

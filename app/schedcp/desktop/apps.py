@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PureWindowsPath
 
 from ..analysis import procfs as proc
@@ -126,7 +126,23 @@ def identify(pid: int) -> AppIdentity | None:
             return AppIdentity(f"steam:{appid}", base, exe, "game")
     if not exe:
         return AppIdentity(f"comm:{comm}", comm, "", "app")
+    from .entries import lookup  # the name people know it by, from its .desktop entry
+
+    entry = lookup(exe)
+    if entry is not None:
+        return AppIdentity(f"exe:{exe}", entry.name, exe, "game" if entry.game else "app")
     return AppIdentity(f"exe:{exe}", NAMES.get(base, base), exe, "app")
+
+
+def named(ident: AppIdentity, title: str) -> AppIdentity:
+    """``ident`` shown by its window's title when it has no better name than its program's
+    file name (a script, an interpreter, a program without a .desktop entry)."""
+    title = " ".join(title.split())[:80]
+    base = os.path.basename(ident.exe) if ident.exe else ""
+    known = ident.name not in (base, NAMES.get(base, "\0"))  # from .desktop, Steam or Wine
+    if not title or known or ident.app_id.startswith(("steam:", "wine:")):
+        return ident
+    return replace(ident, name=title)
 
 
 def _children_map() -> dict[int, list[int]]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from ..analysis import procfs as proc
-from .apps import AppIdentity, identify
+from .apps import AppIdentity, identify, named
 
 log = logging.getLogger("schedcp.desktop.foreground")
 OnChange = Callable[[AppIdentity | None, int | None], None]
@@ -69,15 +69,19 @@ class ForegroundWatcher:
         if pid is None:
             return None
         ident = identify(pid)
+        if ident is not None:
+            ident = named(ident, getattr(self._impl, "title", lambda _p: "")(pid))
         return (ident, pid) if ident is not None else None
 
-    def _changed(self, pid: int | None) -> None:
+    def _changed(self, pid: int | None, title: str = "") -> None:
         """A backend saw the focus move to ``pid``. Moments with nothing focused (the window
         manager clears _NET_ACTIVE_WINDOW between two windows) and our own windows (the tray's
         menu and dialogs) do not count: the app in front stays the last other one."""
         if not pid or pid == os.getpid():
             return
         ident = identify(pid)
+        if ident is not None and title:  # "mygame.py" → the window's own title
+            ident = named(ident, title)
         new = (ident, pid) if ident is not None else None
         with self._lock:
             if new == self._current:
@@ -120,6 +124,49 @@ class _X11:
             return None
         return int(pid.value[0]) if pid and len(pid.value) else None
 
+    @staticmethod
+    def _title_of(d, pid: int) -> str:
+        """The title (_NET_WM_NAME, else WM_NAME) of the active window, if it is ``pid``'s."""
+        from Xlib import X
+        from Xlib.error import XError
+
+        try:
+            prop = d.screen().root.get_full_property(d.intern_atom("_NET_ACTIVE_WINDOW"),
+                                                     X.AnyPropertyType)
+            if not prop or not len(prop.value) or not prop.value[0]:
+                return ""
+            win = d.create_resource_object("window", int(prop.value[0]))
+            owner = win.get_full_property(d.intern_atom("_NET_WM_PID"), X.AnyPropertyType)
+            if not owner or not len(owner.value) or int(owner.value[0]) != pid:
+                return ""
+        except XError:
+            return ""
+        return _X11._title_of_window(d, win)
+
+    @staticmethod
+    def _title_of_window(d, win) -> str:
+        from Xlib.error import XError
+
+        try:
+            name = win.get_full_property(d.intern_atom("_NET_WM_NAME"),
+                                         d.intern_atom("UTF8_STRING"))
+            raw = name.value if name else win.get_wm_name()
+        except XError:
+            return ""
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        return str(raw or "")
+
+    def title(self, pid: int) -> str:
+        try:
+            d = self._open()
+        except Exception:
+            return ""
+        try:
+            return self._title_of(d, pid)
+        finally:
+            d.close()
+
     def current_pid(self) -> int | None:
         cur = self.owner._current
         if self._thread is not None and cur is not None and os.path.exists(f"/proc/{cur[1]}"):
@@ -139,7 +186,8 @@ class _X11:
         d = self._open()  # raises if there is no X server: the owner falls back
         d.screen().root.change_attributes(event_mask=X.PropertyChangeMask)
         d.flush()
-        self.owner._changed(self._active_pid(d))
+        pid = self._active_pid(d)
+        self.owner._changed(pid, self._title_of(d, pid) if pid else "")
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._run, args=(d,), name="schedcp-foreground",
                                         daemon=True)
@@ -161,7 +209,8 @@ class _X11:
                     if ev.type == X.PropertyNotify and ev.atom == atom:
                         changed = True
                 if changed:
-                    self.owner._changed(self._active_pid(d))
+                    pid = self._active_pid(d)
+                    self.owner._changed(pid, self._title_of(d, pid) if pid else "")
         except Exception as e:  # the X server went away
             log.warning("foreground watcher stopped: %s", e)
         finally:
@@ -379,3 +428,47 @@ class _GnomeShell(_Activity):
     def current_pid(self) -> int | None:
         pid = self._focused_pid()
         return pid if pid is not None else super().current_pid()
+
+
+# -- "Choose app…": when nothing (or the wrong thing) is in front ---------------------------------
+def candidates(display: str | None = None, limit: int = 20) -> list[tuple[AppIdentity, int]]:
+    """Apps a person could mean, one per app: the windows of the X session (with their titles,
+    _NET_CLIENT_LIST) when there is one, then the user's interactive processes by CPU use.
+    For the tray's "Choose app…" picker (issue #18 item 8: a window without _NET_WM_PID left
+    "no app in front" and no way to pick one)."""
+    found: list[tuple[int, str]] = []
+    try:
+        from Xlib import X
+        from Xlib import display as xdisplay
+
+        d = xdisplay.Display(display or os.environ.get("DISPLAY"))
+        try:
+            root = d.screen().root
+            prop = root.get_full_property(d.intern_atom("_NET_CLIENT_LIST"), X.AnyPropertyType)
+            for wid in (prop.value if prop else []):
+                win = d.create_resource_object("window", int(wid))
+                pid = win.get_full_property(d.intern_atom("_NET_WM_PID"), X.AnyPropertyType)
+                if pid and len(pid.value):
+                    found.append((int(pid.value[0]), _X11._title_of_window(d, win)))
+        finally:
+            d.close()
+    except Exception:  # no X server, or a window vanished meanwhile: processes only
+        pass
+    uid, me = os.getuid(), os.getpid()
+    rest = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
+    busy = sorted((p for p in rest if _Activity._interactive(p, uid)),
+                  key=lambda p: -max(proc.cpu_ticks(p), 0))
+    found += [(p, "") for p in busy]
+    out: list[tuple[AppIdentity, int]] = []
+    seen: set[str] = set()
+    for pid, title in found:
+        if pid == me:
+            continue
+        ident = identify(pid)
+        if ident is None or ident.app_id in seen:
+            continue
+        seen.add(ident.app_id)
+        out.append((named(ident, title), pid))
+        if len(out) >= limit:
+            break
+    return out

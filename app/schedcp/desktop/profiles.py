@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..analysis import procfs as proc
+from ..vocabulary import DEFAULT_GOAL
 from .apps import INTERPRETERS, WINE_LOADERS, AppIdentity, identify
 from .procwatch import ProcChange, ProcWatch
 from .settings import GOALS, atomic_write, data_dir
@@ -39,11 +40,17 @@ class Profile:
     name: str
     policy: str
     tunables: dict[str, int | bool | str] = field(default_factory=dict)
-    goal: str = "balanced"
+    goal: str = DEFAULT_GOAL
     auto_apply: bool = True
     # another tool's scheduler attached (scx_loader, scx.service): stop it while this app runs
     # and give it back after (False: leave it, and say the profile could not apply)
     take_over: bool = False
+    enabled: bool = True  # off: kept, but neither applied nor offered when the app starts
+
+    @property
+    def when(self) -> str:
+        """The one per-profile choice: "auto" (apply when the app starts), "ask" or "off"."""
+        return "off" if not self.enabled else ("auto" if self.auto_apply else "ask")
 
     def problems(self) -> list[str]:
         out = []
@@ -67,17 +74,19 @@ class Profile:
             out.append("auto_apply must be true or false")
         if not isinstance(self.take_over, bool):
             out.append("take_over must be true or false")
+        if not isinstance(self.enabled, bool):
+            out.append("enabled must be true or false")
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Profile:
         known = {k: d[k] for k in ("app_id", "name", "policy", "tunables", "goal", "auto_apply",
-                                   "take_over") if k in d}
+                                   "take_over", "enabled") if k in d}
         return cls(**known)
 
     @classmethod
     def for_app(cls, ident: AppIdentity, policy: str, tunables: dict | None = None,
-                goal: str = "balanced", auto_apply: bool = True) -> Profile:
+                goal: str = DEFAULT_GOAL, auto_apply: bool = True) -> Profile:
         return cls(ident.app_id, ident.name, policy, dict(tunables or {}), goal, auto_apply)
 
 
@@ -446,6 +455,8 @@ class ProfileManager:
             run.pids.add(pid)
         self._refilter()
         if not first:
+            return
+        if not profile.enabled:  # the person turned this profile off: nothing happens
             return
         if self.enabled() and profile.auto_apply:
             try:

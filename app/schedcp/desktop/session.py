@@ -22,6 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..client import HelperClient, HelperError, HelperUnavailable, NoSchedExt, NotAuthorized
+from ..missing import no_helper, no_sched_ext
+from ..vocabulary import (
+    CHECK_SECONDS,
+    PREVIOUS,
+    UNDO,
+    before_after_sentence,
+    checking_text,
+    effect_sentence,
+    plain_reason,
+)
 from .neighbours import GameModeWatch, PowerProfileWatch, effective_goal
 from .notify import Notifier
 from .profiles import Profile, ProfileManager, ProfileStore
@@ -31,17 +41,15 @@ log = logging.getLogger("schedcp.desktop.session")
 STATES = ("default", "optimized", "canary", "attention", "unavailable")
 MAX_STEPS = 2000
 
-NO_SCHED_EXT = ("This kernel has no sched_ext, so schedulers cannot be switched (it needs Linux "
-                "6.12 or newer built with CONFIG_SCHED_CLASS_EXT, e.g. a distribution kernel "
-                "from 2025 on). Workload analysis still works.")
+# the full "what is missing" text for this machine (running release, why, how to check, which
+# kernels have it, `schedcp demo`): computed once, the kernel does not change under us
+NO_SCHED_EXT = no_sched_ext()
 
 
 def describe_problem(e: BaseException) -> str:
     """What is missing and how to fix it, in a sentence or two."""
     if isinstance(e, HelperUnavailable):
-        return ("The SchedCP helper is not reachable, so schedulers cannot be switched: install "
-                "the schedcp-helper package (its D-Bus service org.schedcp.Helper1 starts on "
-                f"demand). Workload analysis still works. ({e.message})")
+        return no_helper(e.message)
     if isinstance(e, NotAuthorized):
         return ("polkit refused this user access to the SchedCP helper: ask an administrator "
                 "to allow the org.schedcp.helper.* actions for you, or run from an active local "
@@ -52,22 +60,11 @@ def describe_problem(e: BaseException) -> str:
 
 
 def effect_text(outcome: dict, goal: str) -> str:
-    """"p99 wait -35 %"-style text from an agent step's outcome: the A/B trials' effect with
-    its interval when there are trials (schedcp.measure.effect), else before/after."""
+    """The one effect sentence for an agent step's outcome (schedcp.vocabulary): the A/B
+    trials' effect with its interval when there are trials, else before -> after."""
     if outcome.get("trials"):
-        from ..measure.effect import describe_effect
-
-        return describe_effect(outcome["trials"])
-    before, after = outcome.get("before") or {}, outcome.get("after") or {}
-    labels = (("wake_p99_ms", "p99 wake-up latency"), ("runqueue_wait_ms_per_s", "run-queue wait"),
-              ("makespan_s", "run time"))
-    if goal == "throughput":
-        labels = (labels[2], labels[1], labels[0])
-    for key, label in labels:
-        b, a = before.get(key), after.get(key)
-        if b and a is not None:
-            return f"{label} " + f"{(a - b) / b:+.0%}".replace("-", "\u2212")
-    return ""
+        return effect_sentence(outcome["trials"])
+    return before_after_sentence(outcome.get("before"), outcome.get("after"), goal)
 
 
 class DesktopSession:
@@ -90,6 +87,7 @@ class DesktopSession:
         self._listeners: list[Callable[[str, dict], None]] = []
         self._lock = threading.RLock()
         self._attention = ""  # the reason of an automatic revert not yet acknowledged
+        self._prompts: dict[str, int] = {}  # app id → its open "apply?"/"applying" notification
         self._ours: dict[str, dict] = {}  # dep id → {what, app, effect, source, notification}
         self._seen_deps: dict[str, str] = {}  # dep id → last state we told listeners
         self._unsubscribe: Callable[[], None] | None = None
@@ -133,7 +131,10 @@ class DesktopSession:
             self.start_neighbours()
         if self.watch_programs:
             self.profiles = ProfileManager(self.store, self.client,
-                                           enabled=lambda: self.settings.auto_apply_profiles,
+                                           # never where switching cannot work: an apply
+                                           # would only fail, after a long sandbox check
+                                           enabled=lambda: self.settings.auto_apply_profiles
+                                           and self.state != "unavailable",
                                            on_event=self._on_profile)
             self.profiles.start()
             if self.profiles.error:
@@ -263,28 +264,31 @@ class DesktopSession:
             ours = dict(self._ours.get(dep_id, {}))
             st = dict(self.status)
         what = ours.get("what") or "the scheduler"
-        self._emit("reverted", {"dep_id": dep_id, "reason": reason, "automatic": True,
-                                "name": what})
+        plain, _details = plain_reason(reason)
+        self._emit("reverted", {"dep_id": dep_id, "reason": reason, "plain": plain,
+                                "automatic": True, "name": what})
         if ours.get("notification"):
             self.notifier.close_notification(ours["notification"])
-        self.notifier.notify(f"Reverted {what}" + (f" for {ours['app']}" if ours.get("app")
-                                                   else ""),
-                             f"Back to the previous scheduler: {reason}", icon="dialog-warning",
-                             critical=True)
+        self.notifier.notify(f"Undone: {what}" + (f" for {ours['app']}" if ours.get("app")
+                                                  else ""),
+                             f"{plain[:1].upper()}{plain[1:]}. Back to {PREVIOUS}; History "
+                             "has the details.",
+                             icon="dialog-warning", critical=True)
         self._apply_status(st)
 
     # -- deployments we made ------------------------------------------------------------------
     def announce(self, dep_id: str, what: str, app: str = "", effect: str = "",
                  source: str = "agent") -> int:
-        """Tell the user a deployment of ours runs ("Applied X for Y: effect") with Revert and
-        Keep; the tray calls it when an optimization ends with a winner. Returns the
-        notification id (0: no notification service)."""
-        summary = f"Applied {what}" + (f" for {app}" if app else "") + (
-            f": {effect}" if effect else "")
-        body = ("Keep it, or revert to the previous scheduler. Unkept, it is reverted when "
-                "SchedCP quits.") if source != "profile" else (
-            f"From your profile for {app}; the previous scheduler comes back when it exits.")
-        nid = self.notifier.notify(summary, body, {"revert": "Revert", "keep": "Keep"},
+        """Tell the user a deployment of ours runs ("X now runs for Y" and the effect sentence)
+        with Undo and Keep; the tray calls it when an optimization ends with a winner. ``what``
+        is the scheduler's name: tunables stay in History's details. Returns the notification
+        id (0: no notification service)."""
+        summary = f"{what} now runs" + (f" for {app}" if app else "")
+        body = (f"{effect}. " if effect else "") + (
+            (f"Keep it, or undo: back to {PREVIOUS}. Unkept, it is undone when SchedCP quits.")
+            if source != "profile" else
+            f"From your profile for {app}; {PREVIOUS} comes back when it exits.")
+        nid = self.notifier.notify(summary, body, {"revert": UNDO, "keep": "Keep"},
                                    lambda key: self._on_action(dep_id, key),
                                    icon="schedcp")
         with self._lock:
@@ -307,7 +311,7 @@ class DesktopSession:
         try:
             self.client.revert(dep_id, reason)
         except HelperError as e:
-            self._notice(f"Revert failed: {e}")
+            self._notice(f"{UNDO} failed: {e}")
         with self._lock:
             self._attention = ""
         self.refresh()
@@ -324,19 +328,34 @@ class DesktopSession:
 
     # -- profiles --------------------------------------------------------------------------------
     def _on_profile(self, kind: str, profile: Profile, info: dict) -> None:
-        what = profile.policy + "".join(f" {k}={v}" for k, v in sorted(profile.tunables.items()))
+        what = profile.policy  # the tunables are in the profile and History's details
+        if kind == "started" and self.state == "unavailable":
+            # switching cannot work here: offering "apply?" would only fail after a long wait
+            log.info("%s started; its profile is not offered: %s", profile.name, self.problem)
+            kind, info = "not-offered", {**info, "problem": self.problem}
         self._emit("profile", {"kind": kind, "app_id": profile.app_id, "name": profile.name,
                                "policy": profile.policy, **info})
         if kind == "applied":
+            self._close_prompt(profile.app_id)
             self.announce(info["dep_id"], what, profile.name, source="profile")
         elif kind == "started":
             pid = info["pid"]
-            self.notifier.notify(
+            nid = self.notifier.notify(
                 f"{profile.name} started: apply its profile?",
-                f"Runs {what} while {profile.name} runs (goal: {profile.goal}).",
+                f"Runs {what} while {profile.name} runs (goal: {profile.goal}). It is checked "
+                f"in a sandbox first, about {CHECK_SECONDS} s.",
                 {"apply": "Apply"}, lambda key: self._apply_later(profile.app_id, pid, key),
                 icon="schedcp")
+            with self._lock:
+                self._prompts[profile.app_id] = nid
         elif kind == "failed":
+            self._close_prompt(profile.app_id)
+            try:  # History keeps failed applies too
+                self.record_step({"role": "profile-failed", "t": time.time(),
+                                  "app": profile.name, "goal": profile.goal,
+                                  "policy": profile.policy, "error": info.get("error", "")})
+            except OSError as e:
+                log.warning("cannot record a failed apply: %s", e)
             self.notifier.notify(f"Could not apply the profile for {profile.name}",
                                  info.get("error", ""), icon="dialog-error")
             self._notice(f"Profile for {profile.name}: {info.get('error', '')}")
@@ -346,14 +365,27 @@ class DesktopSession:
             if nid:
                 self.notifier.close_notification(nid)
 
+    def _close_prompt(self, app_id: str) -> None:
+        with self._lock:
+            nid = self._prompts.pop(app_id, 0)
+        if nid:
+            self.notifier.close_notification(nid)
+
     def _apply_later(self, app_id: str, pid: int, key: str) -> None:
-        if key != "apply":
-            return
+        """The answer to "apply its profile?" (from the notifier's thread: every bus call,
+        closing the question included, is made from a thread of its own)."""
 
         def run():
+            self._close_prompt(app_id)  # answered: the question goes away whatever the answer
             profile = self.store.get(app_id)
-            if profile is None or self.profiles is None:
+            if key != "apply" or profile is None or self.profiles is None:
                 return
+            nid = self.notifier.notify(  # say what the wait is for, and how long it is
+                f"Applying the profile for {profile.name}",
+                f"C{checking_text(profile.policy)[1:]}, before it runs.",
+                icon="schedcp")
+            with self._lock:
+                self._prompts[app_id] = nid
             t = time.monotonic()
             try:
                 dep_id = self.profiles.apply(app_id, pid)
@@ -382,34 +414,72 @@ class DesktopSession:
             lines = self.steps_path.read_text(encoding="utf-8").splitlines()[-MAX_STEPS:]
             atomic_write(self.steps_path, "\n".join(lines) + "\n", 0o600)
 
-    def _steps_by_deployment(self) -> dict[str, dict]:
-        out: dict[str, dict] = {}
+    def _steps(self) -> list[dict]:
         try:
             lines = self.steps_path.read_text(encoding="utf-8").splitlines()
         except OSError:
-            return out
+            return []
+        out = []
         for raw in lines:
             try:
                 step = json.loads(raw)
             except ValueError:
                 continue
-            oc = step.get("outcome") if isinstance(step, dict) else None
+            if isinstance(step, dict):
+                out.append(step)
+        return out
+
+    def _steps_by_deployment(self, steps: list[dict] | None = None) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for step in self._steps() if steps is None else steps:
+            oc = step.get("outcome")
             if isinstance(oc, dict) and oc.get("deployment_id"):
                 out[oc["deployment_id"]] = step
+        return out
+
+    @staticmethod
+    def _local_rows(steps: list[dict]) -> list[dict]:
+        """What never reached the helper but belongs in History (issue #18): analyses, trials
+        the safety check refused, profiles that could not be applied."""
+        out = []
+        base = {"id": "", "kind": "", "tunables": {}, "ended": 0.0, "previous": "",
+                "metrics": [], "before": None, "after": None, "improvement": None,
+                "source": "agent", "reason": "", "why": "", "effect": ""}
+        for s in steps:
+            role, oc = s.get("role"), s.get("outcome")
+            if role == "analysis":
+                out.append({**base, "name": "", "state": "analyzed", "started": s.get("t", 0.0),
+                            "app": s.get("app", ""), "goal": s.get("goal", ""),
+                            "effect": s.get("verdict", ""), "why": s.get("next_step", "")})
+            elif role == "execution" and isinstance(oc, dict) and not oc.get("deployment_id"):
+                # refused by the safety check, or verified but never deployed (it failed)
+                plan = oc.get("plan") if isinstance(oc.get("plan"), dict) else {}
+                out.append({**base, "name": plan.get("policy", ""),
+                            "tunables": plan.get("tunables") or {},
+                            "state": "failed" if oc.get("verified") else "refused",
+                            "started": s.get("t", 0.0), "app": s.get("app", ""),
+                            "goal": s.get("goal", ""), "why": plan.get("rationale", ""),
+                            "reason": str(oc.get("message") or oc.get("refused_at") or "")})
+            elif role == "profile-failed":
+                out.append({**base, "name": s.get("policy", ""), "state": "failed",
+                            "started": s.get("t", 0.0), "app": s.get("app", ""),
+                            "goal": s.get("goal", ""), "source": "profile",
+                            "reason": s.get("error", "")})
         return out
 
     def history(self, limit: int = 50) -> list[dict]:
         """Deployments, newest last: what ran (name, kind, tunables), when, how it ended and
         why, and where the app knows it, why it was chosen and what it measured (the agent's
         step: rationale, before/after metrics, improvement) or which profile ran it."""
-        if self.client is None:
-            return []
-        try:
-            deps = self.client.history(limit)
-        except HelperError as e:
-            self._notice(f"History unavailable: {e}")
-            return []
-        steps = self._steps_by_deployment()
+        all_steps = self._steps()
+        local = self._local_rows(all_steps)[-limit:]
+        deps: list[dict] = []
+        if self.client is not None:
+            try:
+                deps = self.client.history(limit)
+            except HelperError as e:
+                self._notice(f"History unavailable: {e}")
+        steps = self._steps_by_deployment(all_steps)
         out = []
         for d in deps:
             spec = d.get("spec") or {}
@@ -439,7 +509,7 @@ class DesktopSession:
                     item["source"] = "profile"
                     item["why"] = item["why"] or f"profile for {ours.get('app', '')}"
             out.append(item)
-        return out
+        return out + local
 
     # -- the end -----------------------------------------------------------------------------------
     def close(self) -> None:

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..pricing import DEFAULT_MODEL
+from ..vocabulary import DEFAULT_GOAL, GOALS
 
-GOALS = ("responsiveness", "throughput", "battery", "balanced")
 BRAINS = ("offline", "claude")
 KEYRING_SERVICE, KEYRING_USER = "schedcp", "anthropic"  # agentcmd._api_key reads the same
 AUTOSTART_NAME = "schedcp-tray.desktop"
@@ -56,7 +56,7 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
 
 @dataclass
 class Settings:
-    default_goal: str = "balanced"  # responsiveness|throughput|battery|balanced
+    default_goal: str = DEFAULT_GOAL  # one of vocabulary.GOALS
     brain: str = "offline"  # offline|claude
     model: str = DEFAULT_MODEL
     budget_usd: float = 0.50  # per optimization

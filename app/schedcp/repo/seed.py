@@ -71,8 +71,10 @@ def _tunable_dict(policy: Policy) -> dict[str, dict[str, Any]]:
     out = {}
     for name, t in policy.tunables.items():
         d = {"type": t.type, "min": t.min, "max": t.max, "default": t.default, "help": t.help,
-             "choices": list(t.choices), "unit": t.unit, "flag": t.flag}
+             "choices": list(t.choices), "unit": t.unit, "flag": t.flag, "label": t.label}
         out[name] = {k: v for k, v in d.items() if v not in (None, "", [])}
+        if t.set_by_helper:
+            out[name]["set_by_helper"] = True
     return out
 
 

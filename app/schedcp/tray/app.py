@@ -21,10 +21,11 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCursor, QFont
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, UNDO_LONG, gain_text
 from . import optimizer
 from .bridge import Bridge
 from .icons import app_icon, state_icon
-from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES, percent
+from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES
 from .wording import effect as effect_text
 
 log = logging.getLogger("schedcp.tray")
@@ -65,6 +66,8 @@ class TrayApp(QObject):
         self.target: tuple[Any, int] | None = None  # (AppIdentity, pid) to optimize
         self.windows: dict[str, Any] = {}  # open dialogs by name (one of each)
         self.optimize_dialog = None
+        self.goal_notice = ""  # the last "what the goal does" message shown
+        self.candidates: Callable[[], list] | None = None  # "Choose app…" (default: desktop)
 
         self.tray = QSystemTrayIcon(self)
         self.menu = QMenu()
@@ -92,7 +95,15 @@ class TrayApp(QObject):
         m.addSeparator()
         self.act_optimize = m.addAction("")
         self.act_optimize.triggered.connect(self.optimize_target)
+        self.act_choose = m.addAction("Choose another app…")
+        self.act_choose.setToolTip("Pick the app from a list: for one that is not in front, "
+                                   "or when SchedCP cannot tell which one is")
+        self.act_choose.triggered.connect(self.choose_app)
         self.goal_menu = m.addMenu("Goal")
+        self.goal_menu.setToolTipsVisible(True)  # Qt hides menu tooltips unless asked
+        self.goal_menu.setToolTip("What the next optimization aims for")
+        head = self.goal_menu.addAction("For the next optimization:")
+        head.setEnabled(False)
         self.goal_group = QActionGroup(self)
         self.goal_group.setExclusive(True)
         self.goal_actions: dict[str, QAction] = {}
@@ -105,9 +116,11 @@ class TrayApp(QObject):
             self.goal_actions[g] = a
         self.goal_group.triggered.connect(lambda a: self.set_goal(a.data()))
         self.profiles_menu = m.addMenu("Profiles")
+        self.profiles_menu.setToolTipsVisible(True)
+        m.setToolTipsVisible(True)
         self.profiles_menu.aboutToShow.connect(self._fill_profiles_menu)
         self._fill_profiles_menu()
-        self.act_revert = m.addAction("Revert to default")
+        self.act_revert = m.addAction(UNDO_LONG)
         self.act_revert.triggered.connect(self.revert)
         m.addSeparator()
         self.act_history = m.addAction("History…")
@@ -123,11 +136,11 @@ class TrayApp(QObject):
     def _fill_profiles_menu(self) -> None:
         pm = self.profiles_menu
         pm.clear()
-        auto = pm.addAction("Apply profiles automatically")
+        auto = pm.addAction(AUTO_PROFILES)
         auto.setCheckable(True)
         auto.setChecked(bool(self.settings.auto_apply_profiles))
-        auto.setToolTip("When an app with a profile starts, switch to its scheduler; the "
-                        "previous one comes back when it exits")
+        auto.setToolTip(f"{AUTO_PROFILES_HINT[:1].upper()}{AUTO_PROFILES_HINT[1:]}; the "
+                        "previous scheduler comes back when the app exits")
         auto.toggled.connect(self.set_auto_apply)
         self.act_auto_apply = auto
         pm.addSeparator()
@@ -141,8 +154,10 @@ class TrayApp(QObject):
             a.setEnabled(False)
         for p in sorted(profiles, key=lambda p: p.name.lower()):
             a = pm.addAction(f"{_elide(p.name, 24)} — {p.policy}")
-            a.setToolTip(f"{p.app_id}\ngoal {p.goal}; " +
-                         ("applied automatically" if p.auto_apply else "asks before applying"))
+            when = {"auto": "applied automatically" if self.settings.auto_apply_profiles
+                    else "asks first (automatic applying is off)",
+                    "ask": "asks before applying", "off": "off"}[p.when]
+            a.setToolTip(f"Goal: {GOAL_LABELS.get(p.goal, p.goal)}; {when}")
             a.triggered.connect(lambda _=False, app_id=p.app_id: self.show_profiles(app_id))
         pm.addSeparator()
         self.act_save_profile = pm.addAction("Save profile for this app…")
@@ -179,6 +194,9 @@ class TrayApp(QObject):
         else:
             self.act_optimize.setText(f"{verb} this app (no app in front)")
             self.act_optimize.setEnabled(False)
+        if hasattr(self, "act_choose"):
+            self.act_choose.setText("Choose an app…" if self.target is None
+                                    else "Choose another app…")
         self.act_optimize.setToolTip(
             "Measure the app in front and try schedulers for it, keeping the best"
             if verb == "Optimize" else
@@ -296,11 +314,23 @@ class TrayApp(QObject):
         if not self._save_settings():
             self.settings.default_goal, self.settings.goal_chosen = old, chosen
         self._refresh_goal()
+        if self.settings.default_goal == goal:  # say what changed, and when it matters
+            self.goal_notice = (f"Goal: {GOAL_LABELS[goal]} ({GOAL_HINTS[goal]}). The next "
+                                "optimization aims for it; what runs now is unchanged.")
+            self.tray.showMessage("SchedCP", self.goal_notice, QSystemTrayIcon.Information,
+                                  5000)
 
     def set_auto_apply(self, on: bool) -> None:
         self.settings.auto_apply_profiles = bool(on)
         if not self._save_settings():
             self.settings.auto_apply_profiles = not on
+
+    def _set_auto_from_profiles(self, on: bool) -> None:
+        """The Profiles dialog's switch: the same setting as the menu's, kept in step."""
+        self.set_auto_apply(on)
+        self.act_auto_apply.blockSignals(True)
+        self.act_auto_apply.setChecked(bool(self.settings.auto_apply_profiles))
+        self.act_auto_apply.blockSignals(False)
 
     def _save_settings(self) -> bool:
         try:
@@ -325,6 +355,54 @@ class TrayApp(QObject):
 
         threading.Thread(target=work, name="schedcp-revert", daemon=True).start()
 
+    def choose_app(self) -> None:
+        """A list of the apps a person could mean; choosing one analyzes or optimizes it."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QListWidget, QVBoxLayout
+
+        if self.candidates is None:
+            from ..desktop.foreground import candidates as found
+        else:
+            found = self.candidates
+        try:
+            apps = found()
+        except Exception as e:  # best effort: say so instead of failing silently
+            log.warning("choose app: %s", e)
+            apps = []
+        dlg = QDialog()
+        dlg.setWindowTitle("SchedCP: choose an app")
+        dlg.setWindowIcon(app_icon())
+        lay = QVBoxLayout(dlg)
+        lst = QListWidget()
+        for ident, pid in apps:
+            lst.addItem(ident.name)
+            lst.item(lst.count() - 1).setData(Qt.UserRole, (ident, pid))
+        if not apps:
+            lst.addItem("No apps found")
+            lst.item(0).setFlags(Qt.NoItemFlags)
+        lay.addWidget(lst)
+        verb = "Analyze" if self.state == "unavailable" else "Optimize"
+        buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+        go = buttons.addButton(verb, QDialogButtonBox.AcceptRole)
+        go.setEnabled(False)
+        lst.currentItemChanged.connect(lambda cur, _p: go.setEnabled(
+            cur is not None and cur.data(Qt.UserRole) is not None))
+        buttons.accepted.connect(dlg.accept)
+        buttons.rejected.connect(dlg.reject)
+        lay.addWidget(buttons)
+
+        def chosen() -> None:
+            item = lst.currentItem()
+            if item is not None and item.data(Qt.UserRole) is not None:
+                self.target = item.data(Qt.UserRole)
+                self._refresh_target()
+                self.optimize_target()
+
+        dlg.accepted.connect(chosen)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        self.windows["choose"] = dlg
+        dlg.destroyed.connect(lambda: self.windows.pop("choose", None))
+        dlg.show()
+
     def optimize_target(self) -> None:
         if self.optimize_dialog is not None and self.optimize_dialog.running:
             self.optimize_dialog.show()
@@ -348,7 +426,8 @@ class TrayApp(QObject):
             except Exception:  # the process tree changed: optimize what was in front
                 root = pid
         req = optimizer.Request(pid=root, name=identity.name, goal=self._goal(),
-                                analyze_only=self.state == "unavailable")
+                                analyze_only=self.state == "unavailable",
+                                game=getattr(identity, "kind", "") == "game")
         self._start_run(req)
 
     def _running_profiles(self) -> dict[str, tuple[set[int], str]]:
@@ -422,8 +501,7 @@ class TrayApp(QObject):
                 self.tray.showMessage(f"SchedCP: {dlg.request.name}", dlg.summary,
                                       state_icon(self.state), 8000)
             return
-        what = best.get("policy", "?") + "".join(
-            f" {k}={v}" for k, v in sorted((best.get("tunables") or {}).items()))
+        what = best.get("policy", "?")  # tunables: History's details
         from ..measure.effect import describe_effect
 
         effect = describe_effect(best["evidence"]) if best.get("evidence") else ""
@@ -434,7 +512,7 @@ class TrayApp(QObject):
                     "improvement"):
                 effect = effect_text(oc.get("before"), oc.get("after"), dlg.request.goal)
         if not effect and best.get("improvement") is not None:
-            effect = percent(best["improvement"])
+            effect = gain_text(best["improvement"])
         try:
             announce(best["kept"], what, dlg.request.name, effect)
         except Exception as e:  # no notification service: the dialog already says it
@@ -453,7 +531,9 @@ class TrayApp(QObject):
         if dlg is None:
             dlg = ProfilesDialog(self.store, self._load_policies(),
                                  default_goal=self.settings.default_goal,
-                                 running=lambda: set(self._running_profiles()))
+                                 running=lambda: set(self._running_profiles()),
+                                 auto_allowed=bool(self.settings.auto_apply_profiles),
+                                 set_auto_allowed=self._set_auto_from_profiles)
             dlg.recheck_requested.connect(self.recheck_profile)
             dlg.setAttribute(Qt.WA_DeleteOnClose)
             dlg.destroyed.connect(lambda: self.windows.pop("profiles", None))
@@ -476,12 +556,21 @@ class TrayApp(QObject):
             log.warning("policies: %s", e)
             return {}
 
+    def _history_empty_text(self) -> str:
+        """The empty History names the menu item that exists in this state (issue #18)."""
+        if self.state == "unavailable":
+            return ("Nothing yet. “Analyze” in the tray menu measures the app in front and "
+                    "keeps its answer here; schedulers cannot be switched on this computer "
+                    "(see “What is missing”).")
+        return ("Nothing yet. “Optimize” in the tray menu tries schedulers for the app in "
+                "front; what it tries, keeps and undoes is listed here.")
+
     def show_history(self) -> None:
         from .history_window import HistoryWindow
 
         win = self.windows.get("history")
         if win is None:
-            win = HistoryWindow(self.session.history)
+            win = HistoryWindow(self.session.history, empty_text=self._history_empty_text)
             win.setAttribute(Qt.WA_DeleteOnClose)
             win.destroyed.connect(lambda: self.windows.pop("history", None))
             self.windows["history"] = win

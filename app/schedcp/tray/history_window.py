@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from html import escape as html_escape
 
 from PySide6.QtCharts import (
     QBarCategoryAxis,
@@ -33,14 +34,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..vocabulary import GOAL_LABELS, metric_label, value_text
 from .icons import app_icon
 from .records import HistoryEntry, entries
 from .wording import METRIC_LABELS
 
 COLUMNS = ("When", "App", "Change", "Effect", "Outcome")
+EMPTY = ("Nothing yet. “Optimize” in the tray menu tries schedulers for the app in front; "
+         "what it tries, keeps and undoes is listed here.")
 BEFORE, AFTER = QColor("#8a9099"), QColor("#23955a")
-SHORT_LABELS = {"runqueue_wait_ms_per_s": "wait (ms/s)", "wake_p99_ms": "p99 (ms)",
-                "makespan_s": "makespan (s)"}
+SHORT_LABELS = {k: f"{label} ({unit})" for k, (label, unit) in METRIC_LABELS.items()}
 
 
 def _clip(text: str, n: int = 48) -> str:
@@ -129,25 +132,32 @@ def samples_chart(e: HistoryEntry) -> QChart | None:
     return c
 
 
-def detail_html(e: HistoryEntry) -> str:
+def detail_html(e: HistoryEntry, technical: bool = False) -> str:
+    """The selected row in plain words; ``technical`` (the Details toggle) adds what only an
+    expert reads: tunables, the deployment id, the planner's reasoning, the helper's words."""
     measured = "; ".join(
-        f"{METRIC_LABELS[k][0].lower()} {e.before[k]:.3g} → {e.after[k]:.3g} {METRIC_LABELS[k][1]}"
+        f"{metric_label(k)} {value_text(k, e.before[k])} → {value_text(k, e.after[k])}"
         for k in METRIC_LABELS if k in e.before and k in e.after)
-    rows = [("Scheduler", e.change), ("Goal", e.goal or "—"), ("Measured", measured or "—"),
-            ("Effect", e.effect), ("Outcome", e.outcome), ("Deployment", e.id or "—")]
-    html = "<table cellspacing=4>" + "".join(
-        f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
-    if e.why:
-        html += f"<p><b>Why:</b> {e.why}</p>"
-    return html
+    rows = [("Scheduler", f"{e.previous or 'default'} → {e.policy or '?'}"),
+            ("Goal", GOAL_LABELS.get(e.goal, e.goal or "—")), ("Measured", measured or "—"),
+            ("Effect", e.effect), ("Outcome", e.plain_outcome)]
+    if technical:
+        tun = ", ".join(f"{k}={v}" for k, v in sorted(e.tunables.items())) or "defaults"
+        rows += [("Tunables", tun), ("Deployment", e.id or "—"),
+                 ("Helper's reason", e.reason or "—"), ("Planner", e.why or "—")]
+    return "<table cellspacing=4>" + "".join(
+        f"<tr><td><b>{k}</b></td><td>{html_escape(str(v))}</td></tr>"
+        for k, v in rows) + "</table>"
 
 
 class HistoryWindow(QWidget):
     _loaded = Signal(list, str)  # (records, error) from the loading thread
 
-    def __init__(self, load: Callable[[], list[dict]], parent=None):
+    def __init__(self, load: Callable[[], list[dict]], parent=None,
+                 empty_text: Callable[[], str] | None = None):
         super().__init__(parent, Qt.Window)
         self.load = load
+        self.empty_text = empty_text or (lambda: EMPTY)
         self.loading = False
         self._loaded.connect(self._show_rows)
         self.rows: list[HistoryEntry] = []
@@ -160,7 +170,10 @@ class HistoryWindow(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
-        self.tree.header().setSectionResizeMode(2, QHeaderView.Stretch)
+        # the Change column keeps its tunables (they tell rows apart); the effect sentence
+        # takes the rest and its whole text is in the tooltip and the details
+        self.tree.header().setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        self.tree.header().setSectionResizeMode(3, QHeaderView.Stretch)
         self.tree.currentItemChanged.connect(lambda cur, _p: self._select(cur))
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.tree)
@@ -191,6 +204,12 @@ class HistoryWindow(QWidget):
         refresh = QPushButton("&Refresh")
         refresh.clicked.connect(self.reload)
         buttons.addButton(refresh, QDialogButtonBox.ActionRole)
+        # the jargon (tunables, ids, the planner's reasoning, the helper's words) waits here
+        self.details = QPushButton("&Details")
+        self.details.setCheckable(True)
+        self.details.setToolTip("Show the technical details of the selected row")
+        self.details.toggled.connect(lambda _on: self._select(self.tree.currentItem()))
+        buttons.addButton(self.details, QDialogButtonBox.ActionRole)
         buttons.rejected.connect(self.close)
         lay.addWidget(buttons)
         self.chart_views: list[QChartView] = []
@@ -217,15 +236,14 @@ class HistoryWindow(QWidget):
         if error:
             self.message.setText(f"Could not read the history: {error}")
         else:
-            self.message.setText("" if self.rows else
-                                 "No deployments yet. “Optimize this app” in the tray menu "
-                                 "starts one.")
+            self.message.setText("" if self.rows else self.empty_text())
         self.tree.clear()
         for r in self.rows:
             item = QTreeWidgetItem([r.when, r.app or "—", r.change, r.effect,
-                                    _clip(r.outcome)])
-            item.setToolTip(2, r.why or r.change)
-            item.setToolTip(4, r.reason or r.outcome)
+                                    _clip(r.plain_outcome)])
+            item.setToolTip(2, r.change)  # the planner's reasoning: under Details
+            item.setToolTip(3, r.effect)
+            item.setToolTip(4, r.plain_outcome)
             if r.improvement is not None:
                 item.setForeground(3, QColor("#1d7f4c" if r.improvement > 0 else "#a23b16"))
             self.tree.addTopLevelItem(item)
@@ -253,7 +271,7 @@ class HistoryWindow(QWidget):
             self.charts.setCurrentWidget(self.no_data)
             return
         e = self.rows[i]
-        self.detail.setHtml(detail_html(e))
+        self.detail.setHtml(detail_html(e, self.details.isChecked()))
         for chart in (before_after_chart(e), samples_chart(e)):
             if chart is not None:
                 view = QChartView(chart)

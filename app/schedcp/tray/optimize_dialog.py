@@ -237,7 +237,10 @@ class OptimizeDialog(QDialog):
             title = STOP_TITLES.get(result.stop_reason, result.stop_reason)
             message = result.message
             if self.request.analyze_only and result.stop_reason == "max_iterations":
-                title, message = "Analysis done", "The measurements are below; nothing changed."
+                said = next((s for s in self.steps if s.get("role") == "analysis"), None)
+                title, message = "Analysis done", (
+                    f"{said.get('verdict', '')} Nothing was changed." if said else
+                    "The measurements are below; nothing changed.")
             elif self.request.plan is not None:  # a re-check: its effect is the answer
                 title, message = recheck_verdict(result, self.request)
             self.summary = f"{title}. {message}"

@@ -20,6 +20,8 @@ class Request:
     name: str  # what the person calls it ("Firefox")
     goal: str
     analyze_only: bool = False  # no sched_ext/helper: observe and report, change nothing
+    windowed: bool = True  # the app in front has a window: a person is using it
+    game: bool = False  # its identity says game (.desktop Categories=Game, Steam, Proton)
     seconds: float = 3.0  # measurement window per candidate
     max_iterations: int = 6
     canary_s: float = 10.0
@@ -70,7 +72,7 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
             brain = OfflinePlanner(tools=tools)
         cfg = LoopConfig(goal=req.goal, max_iterations=0 if req.analyze_only else
                          req.max_iterations, canary_s=req.canary_s)
-        executor = PidExecutor(req.pid, req.seconds)
+        executor = PidExecutor(req.pid, req.seconds, windowed=req.windowed, game=req.game)
         if req.plan is not None and not req.analyze_only:
             from ..agent.fixed import measure_plan
             from ..model import Plan
@@ -80,6 +82,13 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
                                                       "re-check of the profile", "profile"),
                                 req.goal, keep=req.keep, config=cfg, on_step=on_step,
                                 cancel=cancel)
-        return OptimizationLoop(brain, tools, executor, cfg, cancel, on_step).run()
+        result = OptimizationLoop(brain, tools, executor, cfg, cancel, on_step).run()
+        obs = next((s for s in result.steps if s.get("role") == "observation"), None)
+        if req.analyze_only and obs is not None and isinstance(obs.get("profile"), dict):
+            from ..analysis.answer import answer  # Analyze answers, and History keeps it
+
+            on_step({"iteration": 0, **answer(obs["profile"], req.goal, req.name,
+                                              can_switch=False).to_step()})
+        return result
     finally:
         tools.close()

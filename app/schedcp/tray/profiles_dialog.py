@@ -1,8 +1,15 @@
 """Per-app profiles: which scheduler (and tunables, goal) an app gets when it starts. A list on
-the left, an editor on the right built from the policy's declared tunables (bounds, choices,
-units, help), so a profile can only hold values the helper would accept. "Re-check now" asks
-the tray to measure a saved profile on its running app (``recheck_requested``): profiles are
-kept on evidence, and evidence goes stale when the app or the machine changes."""
+the left, an editor on the right built from the policy's declared tunables (labels, bounds,
+choices, units, help), so a profile can only hold values the helper would accept.
+
+No traps (issue #18): one per-profile choice of what happens when the app starts (apply /
+ask / nothing) with the global "apply automatically" switch shown and changeable right here;
+schedulers that are not installed or are kernel demos are marked, the former cannot be
+chosen; tunables the helper fills in (ids) are not shown.
+
+"Re-check now" asks the tray to measure a saved profile on its running app
+(``recheck_requested``): profiles are kept on evidence, and evidence goes stale when the app or
+the machine changes."""
 
 from __future__ import annotations
 
@@ -31,8 +38,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
 from .icons import app_icon
 from .wording import GOAL_LABELS, GOALS
+
+WHEN = (("auto", "Apply it automatically"), ("ask", "Ask me first"), ("off", "Do nothing"))
+NOT_INSTALLED, DEMO = "not installed", "kernel demo, for testing"
+
+
+def installed(policy: Any) -> bool:
+    """Whether a packaged scx_* scheduler's program is where the helper would run it from."""
+    if getattr(policy, "kind", "") != "scx":
+        return True
+    try:
+        from schedcp_helper.scxrun import find_binary
+
+        find_binary(policy.binary)
+        return True
+    except Exception:  # not installed, or not in a root-owned system folder
+        return False
+
+
+def scheduler_note(policy: Any, is_installed: bool) -> str:
+    if not is_installed:
+        return NOT_INSTALLED
+    return DEMO if getattr(policy, "demo", False) else ""
 
 
 def _profile_cls():
@@ -50,9 +80,10 @@ class TunablesForm(QWidget):
         self.editors: dict[str, QWidget] = {}
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
-        tunables = getattr(policy, "tunables", {}) or {}
+        tunables = {k: t for k, t in (getattr(policy, "tunables", {}) or {}).items()
+                    if not getattr(t, "set_by_helper", False)}  # ids: filled in when applied
         if not tunables:
-            form.addRow(QLabel("<i>This scheduler has no tunables.</i>"))
+            form.addRow(QLabel("<i>This scheduler has no settings.</i>"))
         for name, t in sorted(tunables.items()):
             value = values.get(name, t.default)
             if t.type == "bool":
@@ -74,8 +105,9 @@ class TunablesForm(QWidget):
                 w.setValidator(QRegularExpressionValidator(QRegularExpression(r"-?\d{1,20}")))
                 w.setPlaceholderText(f"{t.min}..{t.max}" + (f" {t.unit}" if t.unit else ""))
             w.setToolTip(t.help)
-            label = QLabel(name.replace("_", " ") + ":")
-            label.setToolTip(t.help)
+            title = getattr(t, "title", "") or name.replace("_", " ").capitalize()
+            label = QLabel(title + ":")
+            label.setToolTip(f"{t.help} ({name})")
             form.addRow(label, w)
             self.editors[name] = w
 
@@ -100,11 +132,15 @@ class ProfilesDialog(QDialog):
     recheck_requested = Signal(str)  # app_id of a saved profile whose app runs now
 
     def __init__(self, store: Any, policies: dict[str, Any], default_goal: str = "balanced",
-                 parent=None, running: Callable[[], set[str]] | None = None):
+                 parent=None, running: Callable[[], set[str]] | None = None, *,
+                 auto_allowed: bool = True, set_auto_allowed: Any = None,
+                 is_installed: Any = installed):
         """``running()``: the app_ids of profiled apps that run now (re-check needs one)."""
         super().__init__(parent)
         self.store, self.policies, self.default_goal = store, policies, default_goal
         self.running = running or (lambda: set())
+        self.set_auto_allowed = set_auto_allowed
+        self.installed = {n: bool(is_installed(p)) for n, p in policies.items()}
         self._editing: Any = None
         self._new = False
         self.setWindowTitle("SchedCP Profiles")
@@ -115,6 +151,12 @@ class ProfilesDialog(QDialog):
                        "one comes back when it exits.")
         intro.setWordWrap(True)
         lay.addWidget(intro)
+        # the global switch, where the per-profile choice is made (it used to override that
+        # choice silently from the Settings dialog)
+        self.global_auto = QCheckBox(f"{AUTO_PROFILES} ({AUTO_PROFILES_HINT})")
+        self.global_auto.setChecked(auto_allowed)
+        self.global_auto.toggled.connect(self._global_changed)
+        lay.addWidget(self.global_auto)
         split = QSplitter()
         self.list = QListWidget()
         self.list.currentItemChanged.connect(lambda cur, _prev: self._edit(cur))
@@ -128,10 +170,19 @@ class ProfilesDialog(QDialog):
         rl.addWidget(self.app_label)
         form = QFormLayout()
         self.policy = QComboBox()
-        for name, p in sorted(policies.items()):
-            self.policy.addItem(name, name)
-            self.policy.setItemData(self.policy.count() - 1, getattr(p, "summary", ""),
-                                    Qt.ToolTipRole)
+        # SchedCP's own first, then installed packaged ones, kernel demos, the uninstalled last
+        def rank(item):
+            n, p = item
+            note = scheduler_note(p, self.installed[n])
+            return (note == NOT_INSTALLED, note == DEMO, getattr(p, "kind", "") != "bpf", n)
+
+        for name, p in sorted(policies.items(), key=rank):
+            note = scheduler_note(p, self.installed[name])
+            self.policy.addItem(f"{name} ({note})" if note else name, name)
+            i = self.policy.count() - 1
+            self.policy.setItemData(i, getattr(p, "summary", ""), Qt.ToolTipRole)
+            if note == NOT_INSTALLED:  # cannot run here: shown, not choosable
+                self.policy.model().item(i).setEnabled(False)
         self.policy.currentIndexChanged.connect(self._policy_changed)
         form.addRow("&Scheduler:", self.policy)
         self.summary = QLabel()
@@ -142,10 +193,17 @@ class ProfilesDialog(QDialog):
         for g in GOALS:
             self.goal.addItem(GOAL_LABELS[g], g)
         form.addRow("&Goal:", self.goal)
-        self.auto = QCheckBox("Apply &automatically when the app starts")
-        form.addRow(self.auto)
+        self.when = QComboBox()
+        for key, text in WHEN:
+            self.when.addItem(text, key)
+        self.when.currentIndexChanged.connect(lambda _i: self._explain_when())
+        form.addRow("&When the app starts:", self.when)
+        self.when_note = QLabel()
+        self.when_note.setWordWrap(True)
+        self.when_note.setStyleSheet("color: #8a5a00")
+        form.addRow("", self.when_note)
         rl.addLayout(form)
-        self.tun_box = QGroupBox("Tunables")
+        self.tun_box = QGroupBox("Scheduler settings")
         self.tun_layout = QVBoxLayout(self.tun_box)
         self.tunables = TunablesForm(None, {})
         self.tun_layout.addWidget(self.tunables)
@@ -180,10 +238,12 @@ class ProfilesDialog(QDialog):
         self.list.blockSignals(True)
         self.list.clear()
         for p in sorted(self.store.list(), key=lambda p: p.name.lower()):
+            when = {"auto": "" if self.global_auto.isChecked() else " · asks first",
+                    "ask": " · asks first", "off": " · off"}[p.when]
             item = QListWidgetItem(f"{p.name}\n{p.policy} · {GOAL_LABELS.get(p.goal, p.goal)}"
-                                   + ("" if p.auto_apply else " · asks first"))
+                                   + when)
             item.setData(Qt.UserRole, p.app_id)
-            item.setToolTip(p.app_id)
+            item.setToolTip(p.name)
             self.list.addItem(item)
         self.list.blockSignals(False)
         if self.list.count():
@@ -222,7 +282,7 @@ class ProfilesDialog(QDialog):
         self._editing = p
         self.error.clear()
         enabled = p is not None
-        for w in (self.policy, self.goal, self.auto, self.tun_box, self.save_button,
+        for w in (self.policy, self.goal, self.when, self.tun_box, self.save_button,
                   self.delete_button, self.recheck_button):
             w.setEnabled(enabled)
         if p is None:
@@ -232,10 +292,11 @@ class ProfilesDialog(QDialog):
             return
         self.delete_button.setEnabled(not self._new)
         self._refresh_recheck()
-        self.app_label.setText(f"<b>{p.name}</b><br><small>{p.app_id}</small>"
-                               + (" <i>(new)</i>" if self._new else ""))
+        self.app_label.setText(f"<b>{p.name}</b>" + (" <i>(new)</i>" if self._new else ""))
+        self.app_label.setToolTip(p.app_id)  # how it is recognised: for the curious only
         self.goal.setCurrentIndex(max(0, self.goal.findData(p.goal)))
-        self.auto.setChecked(bool(p.auto_apply))
+        self.when.setCurrentIndex(max(0, self.when.findData(p.when)))
+        self._explain_when()
         self.policy.blockSignals(True)
         idx = self.policy.findData(p.policy)
         if idx < 0 and p.policy:
@@ -282,8 +343,10 @@ class ProfilesDialog(QDialog):
         try:
             if pol is not None:
                 pol.validate_tunables(values)
+            when = self.when.currentData()
             new = _profile_cls()(app_id=p.app_id, name=p.name, policy=name, tunables=values,
-                                 goal=self.goal.currentData(), auto_apply=self.auto.isChecked())
+                                 goal=self.goal.currentData(), auto_apply=when == "auto",
+                                 enabled=when != "off")
             self.store.put(new)
         except Exception as e:  # PolicyError / ValueError / OSError: say it, keep editing
             self.error.setText(str(e))
@@ -292,6 +355,21 @@ class ProfilesDialog(QDialog):
         self._editing = new
         self.reload(new.app_id)
         return True
+
+    def _explain_when(self) -> None:
+        """Say it when the global switch changes what this profile's choice does."""
+        note = ""
+        if self.when.currentData() == "auto" and not self.global_auto.isChecked():
+            note = ("Automatic applying is off for every app (the switch above), so this "
+                    "profile asks first.")
+        self.when_note.setText(note)
+        self.when_note.setVisible(bool(note))
+
+    def _global_changed(self, on: bool) -> None:
+        if self.set_auto_allowed is not None:
+            self.set_auto_allowed(on)
+        self._explain_when()
+        self.reload()
 
     def delete_current(self) -> None:
         p = self._editing

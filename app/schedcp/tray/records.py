@@ -11,12 +11,14 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from .wording import METRIC_LABELS, percent
+from ..vocabulary import DEFAULT_GOAL, before_after_sentence, gain_text, plain_reason
+from .wording import METRIC_LABELS
 
 STATE_WORDS = {
-    "canary": "canary running", "passed": "canary passed", "kept": "kept",
-    "reverted": "reverted", "failed": "failed", "replaced": "replaced",
-    "refused": "refused by the verifier",  # a trial that was never deployed
+    "canary": "on trial", "passed": "trial passed", "kept": "kept",
+    "reverted": "undone", "failed": "failed", "replaced": "replaced",
+    "refused": "refused by the safety check",  # a trial that was never deployed
+    "analyzed": "analyzed, nothing changed",
 }
 
 
@@ -48,6 +50,8 @@ class HistoryEntry:
 
     @property
     def change(self) -> str:
+        if self.state == "analyzed":
+            return "analysis only"
         tun = ", ".join(f"{k}={v}" for k, v in sorted(self.tunables.items()))
         head = f"{self.previous or 'default'} → {self.policy or '?'}"
         return head + (f" ({tun})" if tun else "")
@@ -56,11 +60,21 @@ class HistoryEntry:
     def effect(self) -> str:
         if self.effect_text:
             return self.effect_text
+        said = before_after_sentence(self.before, self.after,
+                                     self.goal or DEFAULT_GOAL)
+        if said:
+            return said
         if self.improvement is not None:
-            key = next((k for k in METRIC_LABELS if k in self.before and k in self.after), None)
-            label = METRIC_LABELS[key][0].lower() if key else "metric"
-            return f"{label} {percent(self.improvement)}"
+            return gain_text(self.improvement)
         return "—"
+
+    @property
+    def plain_outcome(self) -> str:
+        """The outcome with the helper's reason in plain words (no pids or ratios)."""
+        words = STATE_WORDS.get(self.state, self.state or "—")
+        if self.reason and self.state in ("reverted", "failed", "replaced", "refused"):
+            return f"{words}: {plain_reason(self.reason)[0]}"
+        return words
 
     @property
     def outcome(self) -> str:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..pricing import MODELS
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
 from .icons import app_icon
 from .wording import GOAL_HINTS, GOAL_LABELS, GOALS
 
@@ -57,7 +58,7 @@ class SettingsDialog(QDialog):
             self.goal.addItem(f"{GOAL_LABELS[g]} — {GOAL_HINTS[g]}", g)
         self.goal.setCurrentIndex(max(0, self.goal.findData(settings.default_goal)))
         form.addRow("Default &goal:", self.goal)
-        self.auto_apply = QCheckBox("Apply per-app &profiles automatically when the app starts")
+        self.auto_apply = QCheckBox(f"{AUTO_PROFILES} ({AUTO_PROFILES_HINT})")
         self.auto_apply.setChecked(bool(settings.auto_apply_profiles))
         form.addRow(self.auto_apply)
         self.start_at_login = QCheckBox("Start SchedCP at &login")

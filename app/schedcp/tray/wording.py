@@ -3,6 +3,22 @@ progress dialog, notifications and tests share the exact same sentences."""
 
 from __future__ import annotations
 
+from ..vocabulary import (
+    DEFAULT_GOAL,
+    GOAL_HINTS,
+    GOAL_LABELS,
+    GOALS,
+    KIND_WORDS,
+    METRICS,
+    UNDO,
+    before_after_sentence,
+    checking_text,
+    effect_sentence,
+    metric_text,
+)
+
+__all__ = ["GOALS", "GOAL_HINTS", "GOAL_LABELS", "UNDO", "metric_text"]
+
 STATES = ("default", "optimized", "canary", "attention", "unavailable")
 
 STATE_TITLES = {
@@ -13,74 +29,30 @@ STATE_TITLES = {
     "unavailable": "Scheduler switching unavailable",
 }
 
-GOALS = ("responsiveness", "throughput", "battery", "balanced")
-GOAL_LABELS = {
-    "responsiveness": "Responsiveness",
-    "throughput": "Throughput",
-    "battery": "Battery life",
-    "balanced": "Balanced",
-}
-GOAL_HINTS = {
-    "responsiveness": "lowest input and frame latency",
-    "throughput": "finish batch work sooner",
-    "battery": "fewer wake-ups, lower power",
-    "balanced": "a good compromise",
-}
-
-METRIC_LABELS = {
-    "runqueue_wait_ms_per_s": ("Runqueue wait", "ms/s"),
-    "wake_p99_ms": ("Wake-up p99", "ms"),
-    "makespan_s": ("Makespan", "s"),
-}
+# goals, metric names and the effect sentence are the one vocabulary (schedcp.vocabulary)
+METRIC_LABELS = {k: (m.label, m.unit) for k, m in METRICS.items() if k != "deadline_miss_ratio"}
 
 
-def metric_text(m: dict | None, goal: str = "balanced") -> str:
-    """The goal's headline metric of a Metrics dict, e.g. ``runqueue wait 1.23 ms/s``."""
-    if not m:
-        return "not measured"
-    order = (("wake_p99_ms", "runqueue_wait_ms_per_s", "makespan_s") if goal == "responsiveness"
-             else ("makespan_s", "runqueue_wait_ms_per_s", "wake_p99_ms"))
-    for key in order:
-        if m.get(key) is not None:
-            label, unit = METRIC_LABELS[key]
-            return f"{label.lower()} {m[key]:.3g} {unit}"
-    return "not measured"
-
-
-def percent(gain: float | None) -> str:
-    """A gain fraction as the tray shows it: 0.35 → "minus 35 %" of the metric (lower is better),
-    so the sign matches what happened to the number a person reads."""
-    if gain is None:
-        return ""
-    change = -gain * 100
-    sign = "\u2212" if change < 0 else "+"  # a real minus sign
-    return f"{sign}{abs(change):.0f} %"
-
-
-def effect(before: dict | None, after: dict | None, goal: str = "balanced") -> str:
-    """The change of the goal's headline metric, e.g. ``wake-up p99 minus 35 %``."""
-    before, after = before or {}, after or {}
-    order = (("wake_p99_ms", "runqueue_wait_ms_per_s", "makespan_s") if goal == "responsiveness"
-             else ("makespan_s", "runqueue_wait_ms_per_s", "wake_p99_ms"))
-    for key in order:
-        b, a = before.get(key), after.get(key)
-        if b and a is not None:
-            return f"{METRIC_LABELS[key][0].lower()} {percent((b - a) / b)}"
-    return ""
+def effect(before: dict | None, after: dict | None, goal: str = DEFAULT_GOAL) -> str:
+    """The goal's headline metric before → after, from single measurements."""
+    return before_after_sentence(before, after, goal)
 
 
 def _tunables(t: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(t.items())) or "default settings"
 
 
-def step_line(step: dict, goal: str = "balanced") -> tuple[str, str] | None:
+def step_line(step: dict, goal: str = DEFAULT_GOAL) -> tuple[str, str] | None:
     """(kind, sentence) for one OptimizationLoop step record; kind is one of observe, plan,
     good, bad, neutral, stop, error. None for records a person need not see (learning)."""
     role = step.get("role")
     if role == "observation":
         prof = step.get("profile") or {}
-        what = prof.get("description") or f"{prof.get('kind') or 'unknown'} workload"
-        return "observe", (f"Measured: {what}; baseline "
+        f = prof.get("features") or {}
+        what = KIND_WORDS.get(prof.get("kind"), f"{prof.get('kind') or 'unknown'} workload")
+        busy = (f" ({f['cpus_used']:.1f} of {int(f['ncpus'])} CPUs busy)"
+                if f.get("cpus_used") is not None and f.get("ncpus") else "")
+        return "observe", (f"Measured: {what}{busy}; now "
                            f"{metric_text(step.get('baseline'), goal)}")
     if role == "planning":
         plan = step.get("plan")
@@ -88,7 +60,8 @@ def step_line(step: dict, goal: str = "balanced") -> tuple[str, str] | None:
             return "plan", "Nothing left worth trying"
         why = (plan.get("rationale") or "").strip().split("\n")[0]
         text = f"Trying {plan.get('policy')} ({_tunables(plan.get('tunables') or {})})"
-        return "plan", text + (f": {why}" if why else "")
+        return "plan", text + (f": {why}" if why else "") + (
+            f" \u2014 {checking_text(plan.get('policy') or 'it')} first")
     if role == "execution":
         oc = step.get("outcome") or {}
         plan = oc.get("plan") or {}
@@ -97,20 +70,22 @@ def step_line(step: dict, goal: str = "balanced") -> tuple[str, str] | None:
             where = oc.get("refused_at") or "verification"
             return "bad", f"{name} refused at {where}: {oc.get('message') or 'no reason given'}"
         if oc.get("trials"):  # A/B trials: the effect with its interval, or "no measurable"
-            from ..measure.effect import describe_effect
-
             decision = oc["trials"].get("decision")
             kind = {"improved": "good", "regressed": "bad", "failed": "bad"}.get(decision,
                                                                                  "neutral")
-            return kind, f"{name}: {describe_effect(oc['trials'])}"
+            return kind, f"{name}: {effect_sentence(oc['trials'])}"
         if oc.get("after"):
             gain = step.get("improvement")
-            text = f"{name}: {metric_text(oc['after'], goal)}"
+            said = before_after_sentence(oc.get("before"), oc["after"], goal)
+            text = f"{name}: {said or metric_text(oc['after'], goal)}"
             if gain is not None:
-                text += f" ({percent(gain)})"
                 return ("good" if gain > 0 else "neutral"), text
             return "neutral", text
         return "bad", f"{name}: {oc.get('message') or 'no measurement'}"
+    if role == "analysis":  # Analyze's answer: the verdict, then what SchedCP would do
+        kind = {"low": "good", "noticeable": "neutral", "high": "bad"}.get(step.get("level"),
+                                                                           "neutral")
+        return kind, f"{step.get('verdict', '')} {step.get('next_step', '')}".strip()
     if role == "stop":
         return "stop", step.get("message") or step.get("reason") or "stopped"
     if role == "error":

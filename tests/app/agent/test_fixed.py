@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 from schedcp.agent.fixed import measure_plan, run_measure_tool, summary
 from schedcp.agent.tools import AgentTools, ToolFailure
@@ -32,7 +33,8 @@ def test_a_real_effect_is_measured_recorded_and_reverted_unless_kept(repo):
     res = summary(measure_plan(tools, Noisy(helper), Plan("ljf"), "throughput",
                                on_step=steps.append))
     assert res["decision"] == "improved", res
-    assert res["effect"].startswith("makespan \u2212") and "runs)" in res["effect"]
+    assert re.match(r"batch run time [\d.]+ s \u2192 [\d.]+ s, \d+ % faster \(", res["effect"])
+    assert "runs)" in res["effect"]
     ev = res["evidence"]
     assert ev["n_a"] >= 5 and ev["n_b"] >= 5 and ev["ratio_high"] < 0.98
     assert res["kept"] is None and helper.kept is None and helper.running is None
@@ -54,7 +56,7 @@ def test_no_effect_is_inconclusive_neither_kept_nor_banned(repo):
     res = summary(measure_plan(tools, Noisy(helper), Plan("vtime"), "throughput", keep=True))
     assert res["decision"] == "inconclusive", res
     effect = res["effect"]
-    assert effect.startswith("no measurable effect on makespan (") and "runs)" in effect
+    assert effect.startswith("no measurable effect on batch run time: ") and "runs)" in effect
     assert res["kept"] is None and helper.kept is None
     assert repo.antipatterns(PROFILE.key) == [] and repo.best(PROFILE.key) is None
 

@@ -52,11 +52,12 @@ def test_keeps_the_best_converges_and_a_second_run_reuses_the_lesson(repo):
     assert tried3[0] == ljf_default
     assert third.stop_reason == "converged" and third.iterations == 1, third.message
     assert "held" in third.message
-    assert "the stored effect held: then makespan \u221230 %" in third.message
+    was = "then batch run time 10 s \u2192 7 s, 30 % faster"
+    assert f"the stored effect held: {was}" in third.message
     # ... but not when it no longer pays off: then the loop explores again, and says so
     fourth, _ = run(repo, SimHelper({ljf_default: 0.99}), patience=2, max_iterations=10)
     assert fourth.iterations > 1
-    assert "the stored effect did not hold: then makespan \u221230 %" in fourth.message
+    assert f"the stored effect did not hold: {was}" in fourth.message
     assert "now no measurable effect" in fourth.message
 
 
@@ -229,8 +230,8 @@ def test_noise_is_not_kept_a_real_effect_is_and_progress_and_effect_are_shown(re
     assert any(x and x.strip().startswith("trial 1/") for x in lines)
     kept = next(x for x, r in zip(lines, records, strict=True)
                 if r["role"] == "execution" and r["decision"] == "improved")
-    assert re.search(r"makespan \u2212\d+ % \(\u2212\d+\u2026\u2212\d+ %, \d+\+\d+ runs\)",
-                     kept), kept
+    assert re.search(r"ljf defaults: batch run time [\d.]+ s \u2192 [\d.]+ s, \d+ % faster "
+                     r"\(\d+\u2026\d+ %, \d+\+\d+ runs\)  ", kept), kept
     assert any("no measurable effect" in (x or "") for x in lines)
     assert "kept ljf" in result.message and "runs)" in result.message
 

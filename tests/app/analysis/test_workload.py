@@ -58,3 +58,27 @@ def test_profile_counts_spawns(spawn):
 def test_profile_of_a_missing_pid_raises():
     with pytest.raises(ProcessLookupError):
         profile(2**22 + 7, "balanced")
+
+
+GAME = "import threading\ndef spin():\n    while True: pass\n" \
+       "for _ in range(2): threading.Thread(target=spin, daemon=True).start()\nspin()\n"
+
+
+def test_a_windowed_busy_app_is_interactive_not_batch(spawn):
+    """Issue #18 item 3: the windowed "game" (busy threads, a window in front of the person)
+    was called a batch workload. Unwindowed, the same process is batch work; with the tray's
+    knowledge that it has the window in front, it is an interactive app with a frame loop."""
+    import time
+
+    game = spawn([HOG[0], "-c", GAME])
+    deadline = time.monotonic() + 10
+    while sum(psutil.Process(game.pid).cpu_times()[:2]) < 0.3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # past start-up: its threads spin
+    plain = profile(game.pid, "responsiveness", window_s=0.5)
+    assert plain.kind == "batch", plain.description
+    wp = profile(game.pid, "responsiveness", window_s=0.5, windowed=True)
+    assert wp.kind == "interactive" and wp.features["windowed"] == 1.0
+    assert "a windowed app with 3 threads wanting" in wp.description, wp.description
+    # its .desktop entry says Game: then it is a game, whatever its CPU use looks like
+    kart = profile(game.pid, "responsiveness", window_s=0.5, windowed=True, game=True)
+    assert kart.kind == "game" and "a game with 3 threads" in kart.description

@@ -136,7 +136,7 @@ def main() -> int:
             r["dep_id"] = dep_id = info["dep_id"]
             r["running_s"] = wait_scx(lambda s, o: s == "enabled" and o == "simple") - t0
             r["after_apply"] = scx()
-            n = nd.wait_for(lambda s: s.summary.startswith("Applied scx_simple for probe-app"),
+            n = nd.wait_for(lambda s: s.summary.startswith("scx_simple now runs for probe-app"),
                             30)
             r["notification"] = {"summary": n.summary, "body": n.body, "actions": n.actions,
                                  "shown_s": n.at - t0}

@@ -68,6 +68,9 @@ def test_focus_changes_are_seen_and_idle_costs_nothing(display):
             ident, pid = w.current()
             assert pid == pid_a and ident.kind == "app" and ident.exe == os.path.realpath(
                 __import__("sys").executable)
+            # a Python program is named by its window's title, not "python3" (issue #18)
+            assert ident.name == "Alpha" and ident.app_id.startswith("exe:")
+            assert events[-1][0].name == "Alpha"
             t0 = time.monotonic()
             _focus(display, win_b)
             wait_for(pid_b)

@@ -33,8 +33,8 @@ def test_profile_applied_reverted_from_notification_and_restored_on_exit(guest, 
     assert a["before"] == ["disabled", ""]
     assert a["after_apply"] == ["enabled", "simple"]
     assert a["state_after_apply"] == "canary"
-    assert a["notification"]["summary"] == "Applied scx_simple for probe-app"
-    assert a["notification"]["actions"] == {"revert": "Revert", "keep": "Keep"}
+    assert a["notification"]["summary"] == "scx_simple now runs for probe-app"
+    assert a["notification"]["actions"] == {"revert": "Undo", "keep": "Keep"}
     assert a["after_revert"] == ["disabled", ""]  # reverted by the notification's action
     assert a["reverted_event"]["automatic"] is False
     assert a["state_after_revert"] == "default"

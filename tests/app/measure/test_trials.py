@@ -117,8 +117,9 @@ def test_a_companion_metric_is_judged_on_the_same_runs():
     assert other.values("A") == [0.5] * len(ts.values("A"))
     same = ts.companion("deadline_miss_ratio", [0.0] * len(ts.trials))  # zero against zero
     assert same.decision == INCONCLUSIVE and same.estimate.ratio == 1.0
-    assert describe_effect(same.evidence()).startswith("no measurable effect on deadline-miss")
-    assert describe_effect(other.evidence()).startswith("deadline-miss ratio \u2212100 %")
+    assert describe_effect(same.evidence()).startswith("no measurable effect on missed frames")
+    assert describe_effect(other.evidence()).startswith(
+        "missed frames 50 % \u2192 0 %, 100 % fewer")
     bench = Bench(fail_at={3: "exit status 1"})
     failed = TrialRunner().run(bench.measure, bench.switch, "makespan_s")
     assert failed.companion("x", [1.0] * len(failed.trials)).decision == FAILED

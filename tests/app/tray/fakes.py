@@ -159,5 +159,5 @@ EXAMPLE_HISTORY = [
     {"id": "a3", "name": "ljf", "kind": "bpf", "tunables": {}, "state": "kept",
      "started": T0 + 3600, "reason": "", "previous": "vtime", "metrics": [],
      "app": "make", "goal": "throughput", "source": "profile", "why": "profile for make",
-     "effect": "makespan \u221212 %"},
+     "effect": "batch run time 11.7 s \u2192 10.3 s, 12 % faster (9\u202615 %, 6+6 runs)"},
 ]

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from PySide6.QtCharts import QBarSeries, QChartView, QLineSeries
+from PySide6.QtWidgets import QLabel
 
 from schedcp.desktop.profiles import Profile
 from schedcp.tray.history_window import HistoryWindow
@@ -130,7 +131,7 @@ def test_profiles_editor_builds_fields_from_the_policy(qtbot, store, policies):
     assert (spin.minimum(), spin.maximum()) == (t.min, t.max)  # only what the helper accepts
     new_value = t.max if t.default != t.max else t.min
     spin.setValue(new_value)
-    dlg.auto.setChecked(False)
+    dlg.when.setCurrentIndex(dlg.when.findData("ask"))
     assert dlg.save_current()
     p = store.get("exe:/usr/bin/firefox")
     assert p.policy == "vtime" and p.tunables == {name: new_value}  # defaults not stored
@@ -139,9 +140,53 @@ def test_profiles_editor_builds_fields_from_the_policy(qtbot, store, policies):
     # switching the scheduler rebuilds the fields
     other = next(n for n, pol in sorted(policies.items()) if n != "vtime")
     dlg.policy.setCurrentIndex(dlg.policy.findData(other))
-    assert set(dlg.tunables.editors) == set(policies[other].tunables)
+    assert set(dlg.tunables.editors) == {n for n, t in policies[other].tunables.items()
+                                         if not t.set_by_helper}
     dlg.delete_without_asking()
     assert store.get("exe:/usr/bin/firefox") is None and dlg.list.count() == 0
+
+
+def test_profiles_without_traps(qtbot, store, policies):
+    """Issue #18 item 6: one per-profile choice with the global switch visible beside it,
+    uninstalled and demo schedulers marked, humane labels, no raw ids."""
+    switched: list[bool] = []
+    on_host = {n for n, p in policies.items() if p.kind == "bpf"} | {"scx_simple"}
+    dlg = ProfilesDialog(store, policies, auto_allowed=False, set_auto_allowed=switched.append,
+                         is_installed=lambda p: p.name in on_host)
+    qtbot.addWidget(dlg)
+    dlg.add_profile("exe:/usr/games/supertuxkart", "SuperTuxKart")
+    dlg.policy.setCurrentIndex(dlg.policy.findData("interactive"))
+    # one choice, and what the global switch does to it is said, not silent
+    assert [dlg.when.itemData(i) for i in range(dlg.when.count())] == ["auto", "ask", "off"]
+    dlg.when.setCurrentIndex(dlg.when.findData("auto"))
+    assert dlg.when_note.isVisibleTo(dlg) and "asks first" in dlg.when_note.text()
+    assert dlg.save_current()
+    assert "asks first" in dlg.list.item(0).text()
+    dlg.global_auto.setChecked(True)  # flipped here, in the dialog
+    assert switched == [True] and not dlg.when_note.isVisibleTo(dlg)
+    assert "asks first" not in dlg.list.item(0).text()
+    dlg.when.setCurrentIndex(dlg.when.findData("off"))
+    assert dlg.save_current()
+    p = store.get("exe:/usr/games/supertuxkart")
+    assert (p.when, p.enabled) == ("off", False) and "· off" in dlg.list.item(0).text()
+    # the scheduler list: ours first; demos and uninstalled ones say so; uninstalled cannot be
+    # picked
+    items = [(dlg.policy.itemText(i), dlg.policy.itemData(i),
+              dlg.policy.model().item(i).isEnabled()) for i in range(dlg.policy.count())]
+    kinds = [policies[d].kind for _, d, _ in items]
+    assert kinds == sorted(kinds)  # "bpf" < "scx": SchedCP's own first
+    by_name = {d: (t, on) for t, d, on in items}
+    assert by_name["scx_simple"] == ("scx_simple (kernel demo, for testing)", True)
+    assert by_name["scx_lavd"] == ("scx_lavd (not installed)", False)
+    assert by_name["vtime"] == ("vtime", True)
+    assert [d for _, d, _ in items][-1].startswith("scx_") and not items[-1][2]
+    # humane labels from the policy metadata; the ids the helper fills in are not shown
+    dlg.policy.setCurrentIndex(dlg.policy.findData("interactive"))
+    labels = [w.text() for w in dlg.tunables.findChildren(QLabel)]
+    assert "Turn length of everything else:" in labels
+    assert "target_cgid" not in dlg.tunables.editors
+    assert not any("_" in t or " us:" in t for t in labels), labels
+    assert "exe:/usr/games" not in dlg.app_label.text()
 
 
 def test_profiles_editor_shows_store_errors(qtbot, store, policies, monkeypatch):
@@ -183,9 +228,9 @@ def test_history_rows_and_charts(qtbot):
     first = win.tree.topLevelItem(0)  # newest first
     assert first.text(1) == "Firefox"
     assert first.text(2) == "default → vtime (slice_us=3000)"
-    assert first.text(3) == "runqueue wait \u221235 %"
+    assert first.text(3) == "time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less (1 run each)"
     assert first.text(4) == "kept"
-    assert win.tree.topLevelItem(1).text(4) == "reverted: runnable task stall"
+    assert win.tree.topLevelItem(1).text(4) == "undone: runnable task stall"
     views = win.chart_box.findChildren(QChartView)
     assert len(views) == 2  # before/after bars and the canary's samples
     kinds = sorted(type(s).__name__ for v in views for s in v.chart().series())
@@ -195,7 +240,13 @@ def test_history_rows_and_charts(qtbot):
     line = next(s for v in views for s in v.chart().series()
                 if isinstance(s, QLineSeries) and s.name() == "measured")
     assert line.count() == 8 and line.at(0).x() == pytest.approx(1.0)
+    # the planner's reasoning, the tunables and the id wait behind Details (issue #18)
+    assert "interactive: short slices" not in win.detail.toPlainText()
+    assert "slice_us" not in win.detail.toPlainText()
+    win.details.setChecked(True)
     assert "interactive: short slices" in win.detail.toPlainText()
+    assert "slice_us=3000" in win.detail.toPlainText()
+    win.details.setChecked(False)
     win.tree.setCurrentItem(win.tree.topLevelItem(1))
     assert win.charts.currentWidget() is win.no_data  # nothing measured: say so
 
@@ -210,9 +261,12 @@ def test_history_in_the_sessions_own_shape(qtbot):
     rows = [[win.tree.topLevelItem(i).text(c) for c in range(5)]
             for i in range(win.tree.topLevelItemCount())]
     assert [r[1:] for r in rows] == [
-        ["make", "vtime → ljf", "makespan \u221212 %", "kept"],
-        ["Firefox", "default → vtime (slice_us=3000)", "runqueue wait \u221234 %", "kept"],
-        ["blender", "default → scx_rusty", "—", "reverted: runnable task stall"]]
+        ["make", "vtime → ljf",
+         "batch run time 11.7 s \u2192 10.3 s, 12 % faster (9\u202615 %, 6+6 runs)", "kept"],
+        # responsiveness: the goal's own headline metric, as in the notification
+        ["Firefox", "default → vtime (slice_us=3000)",
+         "input latency (p99) 3.2 ms \u2192 2.1 ms, 34 % lower (1 run each)", "kept"],
+        ["blender", "default → scx_rusty", "—", "undone: runnable task stall"]]
 
 
 def test_history_from_a_real_demo_run(qtbot):
@@ -239,17 +293,19 @@ def test_history_from_a_real_demo_run(qtbot):
     before = step["outcome"]["before"]["makespan_s"]
     after = step["outcome"]["after"]["makespan_s"]
     item = win.tree.topLevelItem(kept)
-    assert item.text(3) == f"makespan \u2212{(before - after) / before * 100:.0f} %"
+    assert item.text(3) == (f"batch run time {before:.3g} s \u2192 {after:.3g} s, "
+                            f"{(before - after) / before * 100:.0f} % faster (1 run each)")
     assert item.text(1) == "schedcp-probe" and row.goal == "throughput"
     win.tree.setCurrentItem(item)
     bars = next(s for v in win.chart_box.findChildren(QChartView) for s in v.chart().series()
                 if isinstance(s, QBarSeries))
     assert [bars.barSets()[0].at(0), bars.barSets()[1].at(0)] == [before, after]
+    assert f"batch run time {before:.3g} s \u2192 {after:.3g} s" in win.detail.toPlainText()
+    win.details.setChecked(True)
     assert step["outcome"]["plan"]["rationale"] in win.detail.toPlainText()
-    assert f"makespan {before:.3g} \u2192 {after:.3g} s" in win.detail.toPlainText()
     refused = [win.tree.topLevelItem(i) for i, r in enumerate(win.rows) if r.state == "refused"]
     assert len(refused) == n_refused
-    assert all(r.text(4).startswith("refused by the verifier: ") and len(r.text(4)) <= 48
+    assert all(r.text(4).startswith("refused by the safety check: ") and len(r.text(4)) <= 48
                for r in refused)
     assert "short_lived_progress" in refused[0].toolTip(4)  # the whole reason
 
@@ -275,7 +331,12 @@ def test_history_without_helper_says_why(qtbot):
     empty = HistoryWindow(list)
     qtbot.addWidget(empty)
     qtbot.waitUntil(lambda: not empty.loading, timeout=2000)
-    assert "No deployments yet" in empty.message.text()
+    assert "Nothing yet. “Optimize” in the tray menu" in empty.message.text()
+    # the empty text names what exists in the tray's state (it named a missing item)
+    said = HistoryWindow(list, empty_text=lambda: "Nothing yet. “Analyze” …")
+    qtbot.addWidget(said)
+    qtbot.waitUntil(lambda: not said.loading, timeout=2000)
+    assert said.message.text() == "Nothing yet. “Analyze” …"
 
 
 def test_a_slow_history_does_not_block_the_window(qtbot):
@@ -309,9 +370,10 @@ def test_optimize_from_the_menu_shows_each_step(tray, qtbot):
     assert (req.pid, req.name, req.goal, req.analyze_only) == (4243, "Firefox",
                                                                "responsiveness", False)
     lines = [dlg.list.item(i).text() for i in range(dlg.list.count())]
-    assert lines[0].startswith("Measured: interactive workload; baseline runqueue wait 4")
+    assert lines[0].startswith("Measured: an interactive app; now time waiting for a CPU 4")
     assert lines[1].startswith("1. Trying vtime (slice_us=3000): interactive app")
-    assert lines[2] == "1. vtime: runqueue wait 2.6 ms/s (\u221235 %)"
+    assert lines[2] == ("1. vtime: time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less "
+                        "(1 run each)")
     assert "kept vtime" in lines[3]
     assert "Done: no further improvement found" in dlg.status.text()
     assert dlg.close_button.isVisibleTo(dlg) and not dlg.cancel_button.isVisibleTo(dlg)
@@ -323,8 +385,8 @@ def test_optimize_from_the_menu_shows_each_step(tray, qtbot):
     assert {(s["app"], s["goal"]) for s in recorded} == {("Firefox", "responsiveness")}
     # the kept winner is announced: "Applied vtime slice_us=3000 for Firefox: ..."
     ann = [c for c in tray.session.calls if c[0] == "announce"]
-    assert len(ann) == 1 and ann[0][1:4] == ("d1", "vtime slice_us=3000", "Firefox")
-    assert ann[0][4] == "runqueue wait \u221235 %"
+    assert len(ann) == 1 and ann[0][1:4] == ("d1", "vtime", "Firefox")  # tunables: Details
+    assert ann[0][4] == "time waiting for a CPU 4 ms/s \u2192 2.6 ms/s, 35 % less (1 run each)"
 
 
 def test_cancel_stops_the_loop(qtbot):
@@ -407,11 +469,16 @@ def test_analysis_only_on_a_real_process(qtbot, settings):
         dlg.start()
         qtbot.waitUntil(lambda: not dlg.running, timeout=20000)
         lines = [dlg.list.item(i).text() for i in range(dlg.list.count())]
-        assert lines[0].startswith("Measured: idle workload: sleep"), lines
-        assert lines[-1] == "Analysis finished; nothing was changed"
-        assert "nothing changed" in dlg.status.text()
+        # a windowed app (the app in front) is an interactive app, never "batch work"
+        assert lines[0].startswith("Measured: an interactive app (0.0 of "), lines
+        assert "Analysis finished; nothing was changed" in lines
+        # Analyze answers: a verdict with its number, and what SchedCP would do
+        assert lines[-1].startswith("sleep (an interactive app) waits for a CPU 0 % of the "
+                                    "time it wants to run: that is low"), lines
+        assert "little to gain" in lines[-1]
+        assert "that is low" in dlg.status.text() and "Nothing was changed" in dlg.status.text()
         assert not dlg.history_button.isVisibleTo(dlg)
-        assert [s["role"] for s in dlg.steps] == ["observation", "stop"]
+        assert [s["role"] for s in dlg.steps] == ["observation", "stop", "analysis"]
     finally:
         p.kill()
         p.wait()
@@ -438,10 +505,16 @@ def test_step_lines_cover_refusals():
 
 
 def test_profiles_editor_handles_64_bit_bounds(qtbot, store, policies):
-    """interactive's target_cgid goes up to 2^63-1: a text field, validated on save."""
+    """interactive's target_cgid goes up to 2^63-1: a text field, validated on save (the
+    helper fills that one in, so the dialog hides it: shown here as if it were not)."""
+    from dataclasses import replace
+
     from PySide6.QtWidgets import QLineEdit
 
-    dlg = ProfilesDialog(store, policies)
+    inter = policies["interactive"]
+    shown = replace(inter, tunables={**inter.tunables, "target_cgid": replace(
+        inter.tunables["target_cgid"], set_by_helper=False)})
+    dlg = ProfilesDialog(store, {**policies, "interactive": shown})
     qtbot.addWidget(dlg)
     dlg.add_profile("exe:/usr/bin/x", "X", policy="interactive")
     field = dlg.tunables.editors["target_cgid"]

@@ -41,8 +41,9 @@ def test_menu_has_the_issue_items_in_order(tray):
     assert items[0] == STATE_TITLES["default"]
     tray._before_menu()
     items = texts(tray.menu)
-    assert items[1:] == ["Optimize “Firefox”", "Goal: Balanced", "Profiles",
-                         "Revert to default", "History…", "Settings…", "Quit"]
+    assert items[1:] == ["Optimize “Firefox”", "Choose another app…", "Goal: Balanced", "Profiles",
+                         "Undo: back to the previous scheduler", "History…", "Settings…",
+                         "Quit"]
     assert not tray.act_revert.isEnabled()  # nothing of ours runs
 
 
@@ -95,6 +96,12 @@ def test_goal_is_saved(tray, settings_path):
     assert tray.goal_menu.title() == "Goal: Throughput"
     assert tray.goal_actions["throughput"].isChecked()
     assert not tray.goal_actions["balanced"].isChecked()
+    # issue #18 item 9: choosing a goal says what it does and that it is for the next run,
+    # and the submenus show their tooltips
+    assert "next optimization" in tray.goal_notice and "Throughput" in tray.goal_notice
+    assert tray.goal_menu.toolTipsVisible() and tray.profiles_menu.toolTipsVisible()
+    assert tray.goal_actions["throughput"].toolTip() == "finish batch work sooner"
+    assert texts(tray.goal_menu)[0] == "For the next optimization:"
 
 
 def test_profiles_submenu(tray, store, settings_path, qtbot):
@@ -183,11 +190,36 @@ def test_no_helper_on_a_real_bus_explains_how_to_fix(qtbot, tmp_path, settings, 
             session.connect()
             qtbot.waitUntil(lambda: tray.state == "unavailable" and bool(tray.problem),
                             timeout=5000)
-            assert "helper is not reachable" in tray.problem
-            assert "install the schedcp-helper package" in tray.problem
+            assert "helper is not installed or not running" in tray.problem
+            assert "sudo apt install schedcp-helper" in tray.problem
             assert tray.act_problem.isVisible() and not tray.act_revert.isEnabled()
             assert tray.act_optimize.text() == "Analyze “GIMP”"
             assert tray.act_optimize.isEnabled() and tray.act_history.isEnabled()
         finally:
             session.close()
             tray.tray.hide()
+
+
+def test_choose_app_when_nothing_is_in_front(tray, qtbot):
+    """Issue #18 item 8: a window without _NET_WM_PID left a greyed "no app in front" and no
+    way to pick one. "Choose an app…" lists apps by the names people know; choosing one
+    starts the optimization (or analysis) of that app."""
+    from schedcp.desktop.apps import AppIdentity
+
+    tray.target = None
+    tray._refresh_target()
+    assert not tray.act_optimize.isEnabled() and tray.act_choose.text() == "Choose an app…"
+    kart = AppIdentity("exe:/usr/games/supertuxkart", "SuperTuxKart", "/usr/games/x", "game")
+    tray.candidates = lambda: [(kart, 4242)]
+    started = []
+    tray.optimize_target = lambda: started.append(tray.target)
+    tray.act_choose.trigger()
+    dlg = tray.windows["choose"]
+    from PySide6.QtWidgets import QListWidget
+
+    lst = dlg.findChild(QListWidget)
+    assert [lst.item(i).text() for i in range(lst.count())] == ["SuperTuxKart"]
+    lst.setCurrentRow(0)
+    dlg.accept()
+    assert started == [(kart, 4242)]
+    assert tray.act_optimize.text() == "Optimize “SuperTuxKart”"

@@ -19,12 +19,12 @@ def _exec(decision: str, ratio: float, low: float, high: float) -> dict:
 
 def test_a_win_a_loss_and_no_effect():
     kind, text = step_line(_exec("improved", 0.8, 0.75, 0.86), "throughput")
-    assert kind == "good" and text == f"ljf: makespan {M}20 % ({M}14\u2026{M}25 %, 6+6 runs)"
+    assert kind == "good" and text == "ljf: batch run time 20 % faster (14\u202625 %, 6+6 runs)"
     kind, text = step_line(_exec("regressed", 1.2, 1.1, 1.3), "throughput")
-    assert kind == "bad" and "+20 %" in text
+    assert kind == "bad" and "20 % slower" in text
     # a 3 % "gain" that the interval does not support is no gain
     kind, text = step_line(_exec("inconclusive", 0.97, 0.9, 1.05), "throughput")
     assert kind == "neutral" and text.startswith("ljf: no measurable effect")
     # the notification/history wording comes from the same function
     assert effect_text(_exec("improved", 0.8, 0.75, 0.86)["outcome"], "throughput") == \
-        f"makespan {M}20 % ({M}14\u2026{M}25 %, 6+6 runs)"
+        "batch run time 20 % faster (14\u202625 %, 6+6 runs)"

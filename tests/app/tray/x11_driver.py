@@ -181,7 +181,7 @@ def main() -> int:
     tray.bridge.session_event.connect(lambda k, i: notices.append(i.get("message", ""))
                                       if k == "notice" else None)
     effect = effect_text({"wake_p99_ms": 2.0}, {"wake_p99_ms": 1.3}, "responsiveness")
-    nid = session.announce("no-such-deployment", "vtime slice_us=3000", "Firefox", effect)
+    nid = session.announce("no-such-deployment", "vtime", "Firefox", effect)
     res["notification_id"] = nid
     print(f"NOTIFIED {nid}", flush=True)
     res["revert_notice"] = pump(lambda: bool(notices), 30) and notices[0]
