@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from schedcp_helper.vm import Kit, KitError, find_kit
-from tests.packaging.debroot import DebRoot, RootError, debs_in, prepared_root
+from tests.packaging.debroot import DebRoot, RootError, prepared_root
 
 REPO = Path(__file__).resolve().parents[2]
 ACTIONS = ("org.schedcp.helper.read-status", "org.schedcp.helper.verify",
@@ -110,18 +110,8 @@ def _sections(out: str) -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
-def _build_debs(out: Path) -> list[Path]:
-    given = os.environ.get("SCHEDCP_DEB_DIR")
-    if given:
-        return debs_in(Path(given))
-    r = subprocess.run([str(REPO / "packaging" / "build-deb.sh"), str(out)],
-                       capture_output=True, text=True, timeout=1800)
-    assert r.returncode == 0, f"build-deb.sh failed:\n{r.stderr[-5000:]}"
-    return debs_in(out)
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(tmp_path_factory: pytest.TempPathFactory, built_debs: list[Path]) -> Run:
     if os.geteuid() != 0:
         pytest.fail("the package install test needs root (debootstrap, chroot, mounts)",
                     pytrace=False)
@@ -133,11 +123,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     except KitError as e:
         pytest.fail(f"the helper needs sched_ext or the guest kit to start: {e}", pytrace=False)
     work = tmp_path_factory.mktemp("deb")
-    t0 = time.monotonic()
-    debs = _build_debs(work / "out")
-    assert [d.name.split("_")[0] for d in debs] == ["schedcp-helper", "schedcp"], debs
+    debs = built_debs  # built once per session (tests/conftest.py), shared with tests/system
     res = Run(debs)
-    res.timings["build"] = time.monotonic() - t0
     t = time.monotonic()
     root = prepared_root(debs, work)
     res.timings["root"] = time.monotonic() - t

@@ -1,0 +1,89 @@
+#!/bin/bash
+# The user's path, run by the normal user's login shell on tty1 (an autologin logind session):
+# nothing here is started by hand. Each step is a section "==== NAME" ending in "rc=N"; the host
+# parses session.log strictly. Root-only steps are asked of the root agent (root.sh) through
+# request files. Runs inside the test machine; /mnt/systest is the host's per-test folder.
+S=/mnt/systest
+F=$S/files
+W=$HOME/systest
+mkdir -p "$W"
+sec() { echo "==== $1"; }
+rc() { echo "rc=$1"; }
+# a root-only step, done by the root agent; its output becomes this section's text
+ask_root() {
+    : > "$S/req/$1"
+    for _ in $(seq 600); do [ -e "$S/req/$1.done" ] && break; sleep 0.5; done
+    cat "$S/req/$1.out" 2>/dev/null
+}
+polkit() { python3 "$F/polkit_answer.py" "$F/admin-password" -- "$@"; }
+json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
+scx_state() { echo "state=$(cat /sys/kernel/sched_ext/state) ops=$(cat /sys/kernel/sched_ext/root/ops 2>/dev/null)"; }
+helper_pid() { systemctl show -p MainPID --value schedcp-helper; }
+
+sec start; cut -d' ' -f1 /proc/uptime; id -un; rc 0
+sec session
+loginctl show-session "$XDG_SESSION_ID" -p Remote -p Seat -p Active -p Class -p Type -p TTY \
+    -p State; rc $?
+sec boot; systemd-analyze time; systemctl is-system-running; systemctl --failed --no-legend; rc 0
+sec helper-before; systemctl show -p ActiveState --value schedcp-helper; rc 0
+
+sec status; timeout 600 schedcp status --json; rc $?
+sec helper-unit
+systemctl show schedcp-helper -p ActiveState -p ControlGroup -p CapabilityBoundingSet \
+    -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp -p PrivateNetwork \
+    -p RestrictNamespaces -p PrivateDevices -p DevicePolicy -p MemoryMax -p TasksMax; rc $?
+sec helper-cgroup; cat "/proc/$(helper_pid)/cgroup"; rc $?
+sec helper-proc; grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' "/proc/$(helper_pid)/status"; rc $?
+sec scx-before; scx_state; rc 0
+
+sec verify-fifo; timeout 1200 schedcp verify --json --policy fifo > "$W/fifo.json"; r=$?
+cat "$W/fifo.json"; rc $r
+sec verify-user; timeout 1200 schedcp verify --json --source "$F/userfifo.bpf.c" > "$W/user.json"
+r=$?; cat "$W/user.json"; rc $r
+sec verify-user-bad
+timeout 1200 schedcp verify --json --source "$F/null_deref.bpf.c"; rc $?
+
+# a user-written scheduler is new code: polkit asks for the administrator's password
+sec deploy-user
+token=$(json_get token < "$W/user.json")
+timeout 900 polkit timeout 600 schedcp deploy --json --keep --canary 3 "$token"; rc $?
+sec scx-after-deploy-user; scx_state; rc 0
+sec restart-helper; ask_root restart-helper; rc 0
+sec status-after-restart; sleep 5; timeout 600 schedcp status --json; rc $?
+sec scx-after-restart; scx_state; rc 0
+# reverting what this user kept is free for the active user: no password
+sec revert; timeout 900 polkit timeout 600 schedcp revert --json; rc $?
+sec scx-after-revert; sleep 2; scx_state; rc 0
+
+# the helper killed mid-deploy: the kernel falls back to its default, the next call works
+sec kill-mid-deploy
+token=$(json_get token < "$W/fifo.json")
+timeout 600 schedcp deploy --json --canary 120 "$token" > "$W/deploy-kill.out" 2>&1 &
+for _ in $(seq 240); do
+    grep -q '"deployment_state": "canary"' <(timeout 60 schedcp status --json 2>/dev/null) && break
+    sleep 1
+done
+scx_state
+ask_root kill-helper
+sleep 1
+scx_state
+wait; cat "$W/deploy-kill.out"; rc 0
+sec status-after-kill; timeout 600 schedcp status --json; rc $?
+sec scx-after-kill; scx_state; rc 0
+
+# the whole loop on a small batch (the catalogue's batch-sha256 shape: short jobs + one long)
+sec optimize
+printf '%s\n' 'for i in 1 2 3 4 5 6 7; do seq 20000 | sha256sum >/dev/null & done' \
+    'seq 140000 | sha256sum >/dev/null & wait' > "$W/batch.sh"
+timeout 2400 polkit timeout 2300 schedcp optimize --json --goal throughput --max-iterations 1 \
+    --canary 2 --trial-budget 60 -- sh "$W/batch.sh"; rc $?
+sec status-after-optimize; timeout 600 schedcp status --json; rc $?
+sec scx-after-optimize; scx_state; rc 0
+sec revert-after-optimize; timeout 900 polkit timeout 600 schedcp revert --json; rc $?
+sec scx-end; sleep 2; scx_state; rc 0
+
+sec tray
+QT_QPA_PLATFORM=offscreen timeout 60 schedcp-tray --no-foreground > "$W/tray.out" 2>&1
+r=$?; tail -c 3000 "$W/tray.out"; rc $r
+sec journal; ask_root journal; rc 0
+sec end; cut -d' ' -f1 /proc/uptime; rc 0
