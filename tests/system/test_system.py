@@ -247,6 +247,10 @@ def test_optimize_verifies_deploys_measures_and_reverts(system: SystemRun) -> No
     assert scx(system.section("scx-end"))[0] == "disabled"
 
 
-def test_the_tray_starts_in_the_session(system: SystemRun) -> None:
+def test_the_tray_starts_in_the_session_and_shows_the_helpers_state(system: SystemRun) -> None:
     body = system.section("tray")
-    assert exit_status(body) == 124, body[-3000:]  # still running when timeout stopped it
+    assert re.search(r"^alive=0$", body, re.M), body[-3000:]  # running until we stopped it
+    states = re.findall(r"^schedcp-tray: state: (\w+)", body, re.M)
+    st = json_of(system.ok("status-with-tray"))
+    assert st["deployment_state"] == "kept" and st["state"] == "enabled", st
+    assert states and states[-1] == "optimized", body[-3000:]  # what status says, as the tray

@@ -51,6 +51,21 @@ sec scx-after-deploy-user; scx_state; rc 0
 sec restart-helper; ask_root restart-helper; rc 0
 sec status-after-restart; sleep 5; timeout 600 schedcp status --json; rc $?
 sec scx-after-restart; scx_state; rc 0
+# the tray from the package, in this session (offscreen: no X server in the machine), while the
+# kept scheduler runs: it logs each state it shows; stopped once it shows one from the helper
+sec tray
+QT_QPA_PLATFORM=offscreen schedcp-tray --no-foreground > "$W/tray.out" 2>&1 &
+tpid=$!
+for _ in $(seq 240); do
+    kill -0 "$tpid" 2>/dev/null || break
+    grep -q '^schedcp-tray: state: \(default\|optimized\|canary\|attention\)' "$W/tray.out" \
+        && break
+    sleep 1
+done
+kill -0 "$tpid" 2>/dev/null; alive=$?
+kill "$tpid" 2>/dev/null; wait "$tpid"
+tail -c 3000 "$W/tray.out"; echo "alive=$alive"; rc 0
+sec status-with-tray; timeout 600 schedcp status --json; rc $?
 # reverting what this user kept is free for the active user: no password
 sec revert; timeout 900 polkit timeout 600 schedcp revert --json; rc $?
 sec scx-after-revert; sleep 2; scx_state; rc 0
@@ -59,8 +74,10 @@ sec scx-after-revert; sleep 2; scx_state; rc 0
 sec kill-mid-deploy
 token=$(json_get token < "$W/fifo.json")
 timeout 600 schedcp deploy --json --canary 120 "$token" > "$W/deploy-kill.out" 2>&1 &
-for _ in $(seq 240); do
-    grep -q '"deployment_state": "canary"' <(timeout 60 schedcp status --json 2>/dev/null) && break
+dpid=$!
+for _ in $(seq 120); do  # until the canary runs (or the deploy gave up)
+    kill -0 "$dpid" 2>/dev/null || break
+    [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] && break
     sleep 1
 done
 scx_state
@@ -82,8 +99,5 @@ sec scx-after-optimize; scx_state; rc 0
 sec revert-after-optimize; timeout 900 polkit timeout 600 schedcp revert --json; rc $?
 sec scx-end; sleep 2; scx_state; rc 0
 
-sec tray
-QT_QPA_PLATFORM=offscreen timeout 60 schedcp-tray --no-foreground > "$W/tray.out" 2>&1
-r=$?; tail -c 3000 "$W/tray.out"; rc $r
 sec journal; ask_root journal; rc 0
 sec end; cut -d' ' -f1 /proc/uptime; rc 0
