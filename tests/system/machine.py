@@ -40,7 +40,8 @@ def cmdline() -> str:
     return ("console=ttyS0 loglevel=4 panic=-1 oops=panic "
             f"root={ROOT_TAG} rootfstype=9p "
             "rootflags=trans=virtio,version=9p2000.L,msize=512000,cache=loose ro "
-            "init=/usr/local/sbin/systest-init systemd.show_status=auto")
+            "init=/usr/local/sbin/systest-init systemd.show_status=1 "
+            "systemd.journald.forward_to_console=1 systemd.journald.max_level_console=notice")
 
 
 def qemu_argv(kit: Kit, tree: Path, share: Path, cpus: int, memory: str) -> list[str]:
