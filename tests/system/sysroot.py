@@ -46,8 +46,7 @@ set -e
 mount -t proc proc /proc
 mount -t tmpfs -o mode=0755 tmpfs /.overlay
 mkdir -p /.overlay/lower /.overlay/upper /.overlay/work /.overlay/root
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro {ROOT_TAG} \\
-    /.overlay/lower
+mount --bind / /.overlay/lower  # the kernel's 9p root (a virtio channel mounts only once)
 mount -t overlay overlay \\
     -o lowerdir=/.overlay/lower,upperdir=/.overlay/upper,workdir=/.overlay/work /.overlay/root
 R=/.overlay/root
