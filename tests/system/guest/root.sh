@@ -19,7 +19,7 @@ while :; do
     for r in "$S"/req/*; do
         name=${r##*/}
         case "$name" in *.out|*.done|'*') continue ;; esac
-        rm -f "$r"
+        rm -f "$S/req/$name.done" "$S/req/$name.out" "$r"
         case "$name" in
             restart-helper) systemctl restart schedcp-helper; echo "rc=$?"
                             systemctl show -p ActiveState -p MainPID schedcp-helper ;;

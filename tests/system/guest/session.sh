@@ -13,13 +13,15 @@ mkdir -p "$W"
 sec() { echo "==== $1"; }
 rc() { echo "rc=$1"; }
 # a root-only step, done by the root agent; its output becomes this section's text
+# (the agent takes the request file, drops its old answer, then writes .out and .done)
 ask_root() {
     : > "$S/req/$1"
+    for _ in $(seq 600); do [ -e "$S/req/$1" ] || break; sleep 0.5; done
     for _ in $(seq 600); do [ -e "$S/req/$1.done" ] && break; sleep 0.5; done
     cat "$S/req/$1.out" 2>/dev/null
-    rm -f "$S/req/$1.done" "$S/req/$1.out"
 }
-polkit() { python3 "$F/polkit_answer.py" "$F/admin-password" -- "$@"; }
+# a command run beside a polkit text agent that types the administrator's password when asked
+POLKIT=(python3 "$F/polkit_answer.py" "$F/admin-password" --)
 json_get() {  # a key of the first JSON object in stdin, "" if there is none
     python3 -c '
 import json, sys
@@ -61,7 +63,7 @@ timeout 1200 schedcp verify --json --source "$F/null_deref.bpf.c" 2>&1; rc $?
 # a user-written scheduler is new code: polkit asks for the administrator's password
 sec "${P}deploy-user"
 token=$(json_get token < "$W/user.json")
-timeout 900 polkit timeout 600 schedcp deploy --json --keep --canary 3 "$token" 2>&1; rc $?
+timeout 900 "${POLKIT[@]}" timeout 600 schedcp deploy --json --keep --canary 3 "$token" 2>&1; rc $?
 sec "${P}scx-after-deploy-user"; scx_state; rc 0
 sec "${P}restart-helper"; ask_root restart-helper; rc 0
 sec "${P}status-after-restart"; sleep 5; timeout 600 schedcp status --json 2>&1; rc $?
@@ -82,7 +84,7 @@ kill "$tpid" 2>/dev/null; wait "$tpid"
 tail -c 3000 "$W/tray.out"; echo "alive=$alive"; rc 0
 sec "${P}status-with-tray"; timeout 600 schedcp status --json 2>&1; rc $?
 # reverting what this user kept is free for the active user: no password
-sec "${P}revert"; timeout 900 polkit timeout 600 schedcp revert --json 2>&1; rc $?
+sec "${P}revert"; timeout 900 "${POLKIT[@]}" timeout 600 schedcp revert --json 2>&1; rc $?
 sec "${P}scx-after-revert"; sleep 2; scx_state; rc 0
 
 # the helper killed mid-deploy: the kernel falls back to its default, the next call works
@@ -107,11 +109,11 @@ sec "${P}scx-after-kill"; scx_state; rc 0
 sec "${P}optimize"
 printf '%s\n' 'for i in 1 2 3 4 5 6 7; do seq 20000 | sha256sum >/dev/null & done' \
     'seq 140000 | sha256sum >/dev/null & wait' > "$W/batch.sh"
-timeout 2400 polkit timeout 2300 schedcp optimize --json --goal throughput --max-iterations 1 \
+timeout 2400 "${POLKIT[@]}" timeout 2300 schedcp optimize --json --goal throughput --max-iterations 1 \
     --canary 2 --trial-budget 60 -- sh "$W/batch.sh" 2>&1; rc $?
 sec "${P}status-after-optimize"; timeout 600 schedcp status --json 2>&1; rc $?
 sec "${P}scx-after-optimize"; scx_state; rc 0
-sec "${P}revert-after-optimize"; timeout 900 polkit timeout 600 schedcp revert --json 2>&1; rc $?
+sec "${P}revert-after-optimize"; timeout 900 "${POLKIT[@]}" timeout 600 schedcp revert --json 2>&1; rc $?
 sec "${P}scx-end"; sleep 2; scx_state; rc 0
 }
 
