@@ -101,6 +101,9 @@ scx_state
 ask_root kill-helper
 sleep 1
 scx_state
+# the deploying client: does it notice its helper died? (stopped after 60 s if not)
+for i in $(seq 60); do kill -0 "$dpid" 2>/dev/null || break; sleep 1; done
+kill -0 "$dpid" 2>/dev/null && { echo "client still waiting ${i}s after the helper died"; kill "$dpid"; }
 wait "$dpid"; cat "$W/deploy-kill.out"; rc 0
 sec "${P}status-after-kill"; timeout 600 schedcp status --json 2>&1; rc $?
 sec "${P}scx-after-kill"; scx_state; rc 0
@@ -119,6 +122,7 @@ sec "${P}scx-end"; sleep 2; scx_state; rc 0
 
 user_path ""
 if [ -z "$(json_get token < "$W/fifo.json")" ]; then
+    sec journal-as-installed; ask_root journal; rc 0
     sec wa-apply; ask_root workaround; rc 0
     user_path "wa-"
 fi
