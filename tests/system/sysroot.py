@@ -170,7 +170,8 @@ def system_root_on(deps: str, work: Path) -> Path:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text(text)
                 p.chmod(mode)
-            root.sh(f"chown {TESTER_UID}:{TESTER_UID} /home/tester/.bash_profile")
+            home = "/home/tester"  # not a host path: in the root
+            root.sh(f"chown {TESTER_UID}:{TESTER_UID} {home}/.bash_profile")
             (root.path / "etc" / "resolv.conf").unlink(missing_ok=True)
             _save(root.path, tar)
         finally:
