@@ -25,17 +25,26 @@ def main(argv: list[str]) -> int:
     with open(argv[1], "rb") as f:
         password = f.read().strip()
     cmd = argv[argv.index("--") + 1:]
+    # pkttyagent registers for one process (its parent by default, which is not the caller
+    # polkit asks about), so CMD starts held at a gate, the agent registers for CMD's pid (an
+    # exec keeps it), and only then does CMD run
+    gate_r, gate_w = os.pipe()
+    child = subprocess.Popen(["sh", "-c", 'read _; exec "$@" </dev/null', "sh", *cmd],
+                             stdin=gate_r, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.close(gate_r)
     notify_r, notify_w = os.pipe()
     pid, fd = pty.fork()
     if pid == 0:  # the agent, on its own pty (it reads the password from its controlling tty)
         os.close(notify_r)
-        os.execvp("pkttyagent", ["pkttyagent", "--notify-fd", str(notify_w)])
+        os.execvp("pkttyagent", ["pkttyagent", "--process", str(child.pid),
+                                 "--notify-fd", str(notify_w)])
     os.close(notify_w)
     transcript, answered = b"", 0
-    # the agent closes the notify fd once it is registered for this session
+    # the agent closes the notify fd once it is registered
     ready, _, _ = select.select([notify_r], [], [], 120)
     registered = bool(ready) and os.read(notify_r, 1) == b""
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.write(gate_w, b"go\n")
+    os.close(gate_w)
     out = b""
     fds = [fd, child.stdout.fileno()]
     while fds:
