@@ -33,6 +33,8 @@ bench: setup
 		--variants default,interactive,fifo,vtime,scx_simple
 	$(VENV)/bin/python bench/real_workloads.py --table latency --virtual-time --cpus 2 --seconds 1 \
 		--variants default,interactive,fifo,vtime,scx_simple
+	$(VENV)/bin/python bench/real_workloads.py --table latency --virtual-time --cpus 1 --seconds 1 \
+		--load build --build-jobs 8 --workloads frames,cyclictest --variants default,interactive-6ms
 	$(VENV)/bin/python bench/real_workloads.py --table batch \
 		--variants default,fifo,vtime,ljf,interactive,powersave,scx_simple
 	$(VENV)/bin/python bench/real_workloads.py --table build -n 2 --variants default,vtime,scx_simple

@@ -12,7 +12,7 @@ Tables:
   build    make -j(2 x CPUs) of libbpf.a; wall time.
 
     python bench/real_workloads.py --table latency [--virtual-time] [--cpus N] [-n 3]
-           [--seconds 2] [--load stress-cpu|build] [--variants a,b] [--json]
+           [--seconds 2] [--load stress-cpu|build] [--build-jobs 2] [--variants a,b] [--json]
 
 In virtual time (``--virtual-time``) latencies are guest-virtual and repeatable; elsewhere they
 are plain-TCG wall times, biased by whatever else the host runs. Exit status: 0 all runs ok,
@@ -100,10 +100,18 @@ def _workload(name: str, run: dict[str, Any]):
 
     w = catalogue()[name]
     if name == "build":
-        w = dataclasses.replace(w, source=run["source"])
+        w = dataclasses.replace(w, source=run["source"], jobs_per_cpu=run.get("build_jobs", 2))
     if name == "frames":
         w = dataclasses.replace(w, probe=run["probe"])
     return w
+
+
+def _wait(run: dict[str, Any], seconds: float) -> float:
+    """A guest-side wait. In virtual time (-icount sleep=off) an idle guest's clock jumps to its
+    next timer, so while a process waits on the host (9p paging, a build reading its sources)
+    a short timeout expires in no wall time at all: there, only the host's wall-clock limit
+    on the guest guards against a hang."""
+    return 3600.0 if run.get("virtual_time") else seconds
 
 
 def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, Any]:
@@ -119,8 +127,8 @@ def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, An
         if run["kind"] == "latency":
             lw = _workload(run["load"], run)
             load = start(lw, cpus, 3600, work / "load")
-            load.wait_children(getattr(lw, "per_cpu", 0) * cpus or 1, timeout=120)
-            deadline = time.monotonic() + 900
+            load.wait_children(getattr(lw, "per_cpu", 0) * cpus or 1, timeout=_wait(run, 120))
+            deadline = time.monotonic() + _wait(run, 900)
             while hasattr(lw, "compiling") and not lw.compiling(work / "load"):
                 if time.monotonic() > deadline or load.proc.poll() is not None:
                     raise RuntimeError("the build never reached its compile phase")
@@ -128,8 +136,8 @@ def _one(run: dict[str, Any], calib: dict[str, float], idx: int) -> dict[str, An
             time.sleep(0.2)
             target = start(_workload(run["workload"], run), cpus, seconds, work / "target",
                            cgroup=CGROUP)
-            out["metrics"] = target.finish(timeout=60 + 40 * seconds)
-            out["load_metrics"] = load.finish(timeout=60, stop=True)
+            out["metrics"] = target.finish(timeout=_wait(run, 60 + 40 * seconds))
+            out["load_metrics"] = load.finish(timeout=_wait(run, 60), stop=True)
         elif run["kind"] == "batch":
             w = _workload(run["workload"], run)
             hints = None
@@ -185,7 +193,8 @@ def guest_main(plan_path: str) -> int:
 
 
 def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float, load: str,
-         out_dir: Path, only: list[str] | None = None) -> list[dict[str, Any]]:
+         out_dir: Path, only: list[str] | None = None, build_jobs: int = 2,
+         virtual_time: bool = False) -> list[dict[str, Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from guest_driver import compile_objects
 
@@ -212,6 +221,7 @@ def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float
                     "variant": v, "round": r, "workload": name, "kind": table,
                     "load": load if table == "latency" else None, "cpus": cpus,
                     "seconds": seconds, "source": source, "probe": probe, "hint": hint,
+                    "build_jobs": build_jobs, "virtual_time": virtual_time,
                     "obj": objs.get(obj) if obj and not obj.startswith("exe:") else None,
                     "exe": str(exe_dir / obj[4:]) if obj.startswith("exe:") else None,
                     "tunables": "cgroup" if hint == "cgroup" else None})
@@ -254,7 +264,9 @@ def render(params: dict[str, Any], table: dict[str, Any], failed: list[dict[str,
     clock = "guest-virtual time (-icount)" if params["virtual_time"] else "plain TCG wall time"
     print(f"{params['table']}: {params['cpus']} vCPU(s), {clock}, {params['n']} rounds"
           + (f", load {params['load']}, {params['seconds']:g} s per tool"
-             if params["table"] == "latency" else ""))
+             if params["table"] == "latency" else "")
+          + (f", make -j{params.get('build_jobs', 2) * params['cpus']}"
+             if "build" in (params["table"], params.get("load")) else ""))
     for wl, per in table.items():
         key = KEY.get(wl, "makespan_s")
         base = per.get("default", {}).get(key, {}).get("median")
@@ -293,6 +305,8 @@ def main() -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=2.0, help="latency tools' length")
     ap.add_argument("--load", choices=("stress-cpu", "build"), default="stress-cpu")
+    ap.add_argument("--build-jobs", type=int, default=2,
+                    help="make jobs per CPU of the build (table or load; default 2)")
     ap.add_argument("--virtual-time", action="store_true")
     ap.add_argument("--variants", default=None, help="comma list (default: all)")
     ap.add_argument("--workloads", default=None, help="comma list: only these of the table")
@@ -309,7 +323,8 @@ def main() -> int:
         ap.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as d:
         runs = plan(args.table, variants, args.n, args.cpus, args.seconds, args.load, Path(d),
-                    args.workloads.split(",") if args.workloads else None)
+                    args.workloads.split(",") if args.workloads else None, args.build_jobs,
+                    args.virtual_time)
         per_run = {"latency": 30 + 3 * args.seconds, "batch": 120, "build": 900}[args.table]
         slow = 12 if args.virtual_time else 1
         results, _ = run_plan(runs, Path(d), timeout=slow * (120 + per_run * len(runs)),

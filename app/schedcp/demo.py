@@ -10,6 +10,12 @@ kind of workload again: the second run starts from what the first stored in the 
 re-measures it and stops as soon as the recorded best holds (it says whether it did, with the
 new interval). The guest sees the host's files read-only; everything it
 writes (bus socket, helper state, the policy database) lives in a throwaway folder.
+
+Then the latency part, in a second guest booted in virtual time (1 vCPU, qemu -icount): a
+60 Hz frame task beside more CPU hogs than one CPU serves fairly, the kernel default against
+`interactive` (the frame task's cgroup as its target, slice_us=6000) in the same A/B trials;
+it prints the frames' deadline-miss ratio and wake-up p99 per scheduler and each effect with
+its interval (see schedcp.demo_latency).
 """
 
 from __future__ import annotations
@@ -61,6 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "candidate (default 150; at least 5+5 runs whatever the budget)")
     p.add_argument("--timeout", type=float, default=1500, help="seconds before the guest is "
                    "stopped (default 1500)")
+    p.add_argument("--part", choices=("all", "batch", "latency"), default="all",
+                   help="run only the batch part or only the latency part (default: both)")
+    p.add_argument("--latency-hogs", type=int, default=8, help="CPU hogs beside the frame "
+                   "task in the latency part (default 8 on its 1 vCPU)")
+    p.add_argument("--latency-seconds", type=float, default=1.0, help="guest-virtual seconds "
+                   "of frames per latency run (default 1)")
+    p.add_argument("--latency-timeout", type=float, default=600, help="seconds before the "
+                   "latency part's guest is stopped (default 600)")
     p.add_argument("--save", type=Path, help="also write every step of every run and the "
                    "helper's deployment history here (JSON; the tray's history view reads it)")
     p.add_argument("--guest", action="store_true", help=argparse.SUPPRESS)
@@ -71,7 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.guest:
         return guest_main(args)
-    from schedcp_helper.vm import GuestError, KitError, default_config, guest
     from schedcp_helper.vm.kit import find_kit
     from schedcp_helper.workload.build import probe_binary
 
@@ -81,28 +94,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except Exception as e:  # no compiler / no kit: one actionable line
         print(f"schedcp demo: {e}", file=sys.stderr)
         return 2
+    env = {"SCHEDCP_LIBBPF": str(kit.libbpf), "SCHEDCP_EMBEDDER": "hash",
+           "PYTHONUNBUFFERED": "1"}
+    rc = _batch_part(args, probe, env) if args.part in ("all", "batch") else 0
+    if args.part in ("all", "latency") and rc in (0, 1):
+        from .demo_latency import host_main
+
+        rc = max(rc, host_main(args, probe, env))
+    return rc
+
+
+def _batch_part(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> int:
     with tempfile.TemporaryDirectory(prefix="schedcp-demo-") as d:
         os.chmod(d, 0o755)
-        env = {"SCHEDCP_LIBBPF": str(kit.libbpf), "SCHEDCP_EMBEDDER": "hash",
-               "PYTHONUNBUFFERED": "1"}
         line = (f"{sys.executable} -m schedcp demo --guest --probe {probe} "
                 f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs} "
                 f"--unit-scale {args.unit_scale} --trial-budget {args.trial_budget}"
                 + (" --save demo.json" if args.save else ""))
-        try:
-            cfg = default_config(out_dir=Path(d), timeout=args.timeout, env=env)
-            print(f"booting the sched_ext micro-VM ({cfg.kernel.name}) ...", flush=True)
-            r = guest.run(line, cfg, lambda b: (sys.stdout.buffer.write(b),
-                                                sys.stdout.buffer.flush()))
-        except (GuestError, KitError) as e:
-            print(f"schedcp demo: {e}", file=sys.stderr)
+        rc = boot(line, Path(d), env, announce=True, timeout=args.timeout)
+        if rc is None:
             return 2
-        if r.message:
-            print(f"schedcp demo: {r.message}", file=sys.stderr)
         saved = Path(d) / "demo.json"
         if args.save and saved.is_file():
             args.save.write_bytes(saved.read_bytes())
-        return r.returncode
+        return rc
+
+
+def boot(line: str, out_dir: Path, env: dict[str, str], announce: bool = False,
+         **cfg) -> int | None:
+    """Run ``line`` in a micro-VM (``cfg``: GuestConfig fields), streaming what it prints;
+    returns its exit status, None when the guest cannot start (the reason on stderr)."""
+    from schedcp_helper.vm import GuestError, KitError, default_config, guest
+
+    try:
+        config = default_config(out_dir=out_dir, env=env, **cfg)
+        if announce:
+            print(f"booting the sched_ext micro-VM ({config.kernel.name}) ...", flush=True)
+        r = guest.run(line, config, lambda b: (sys.stdout.buffer.write(b),
+                                               sys.stdout.buffer.flush()))
+    except (GuestError, KitError) as e:
+        print(f"schedcp demo: {e}", file=sys.stderr)
+        return None
+    if r.message:
+        print(f"schedcp demo: {r.message}", file=sys.stderr)
+    return r.returncode
 
 
 def _start_bus(d: Path) -> tuple[subprocess.Popen, str]:

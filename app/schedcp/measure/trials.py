@@ -43,7 +43,8 @@ from .stats import Estimate, median, ratio_interval, spread
 
 IMPROVED, REGRESSED, INCONCLUSIVE = "improved", "regressed", "inconclusive"
 FAILED, INVALID, CANCELLED = "failed", "invalid", "cancelled"
-UNITS = {"makespan_s": "s", "runqueue_wait_ms_per_s": "ms/s", "wake_p99_ms": "ms"}
+UNITS = {"makespan_s": "s", "runqueue_wait_ms_per_s": "ms/s", "wake_p99_ms": "ms",
+         "deadline_miss_ratio": ""}
 # seconds of trials one candidate may cost, per goal: a person waiting on a foreground app
 # gets fewer runs than a batch left to optimize
 BUDGET_S = {"responsiveness": 90.0, "balanced": 240.0, "battery": 240.0, "throughput": 360.0}
@@ -163,6 +164,25 @@ class TrialSet:
         d = asdict(self)
         d["improvement"] = self.improvement
         return d
+
+    def companion(self, metric: str, values: list[float | None]) -> TrialSet:
+        """The same runs judged on a second metric (``values``: one per trial, in order), with
+        the same rule: a run measures several things, the set was stopped on one. A set that
+        failed, was invalid or cancelled keeps that decision."""
+        if len(values) != len(self.trials):
+            raise ValueError(f"{len(values)} values for {len(self.trials)} trials")
+        out = TrialSet(metric, rule=self.rule)
+        out.trials = [Trial(t.arm, None if t.failed or v is None else float(v), t.seconds,
+                            t.failed or ("" if v is not None else f"no {metric} measured"))
+                      for t, v in zip(self.trials, values, strict=True)]
+        a, b = out.values("A"), out.values("B")
+        out.estimate = ratio_interval(a, b, self.rule.confidence) if a and b else None
+        if self.decision in (FAILED, INVALID, CANCELLED):
+            out.decision, out.reason = self.decision, self.reason
+        else:
+            out.decision = self.rule.verdict(out.estimate, final=True) or INCONCLUSIVE
+            out.reason = f"judged on the runs of the {self.metric} set"
+        return out
 
 
 class TrialRunner:

@@ -44,10 +44,12 @@ def from_exception(e: BaseException) -> ServiceError | None:
     None for anything unexpected (a bug: logged by the caller, reported as Failed)."""
     from ..deploy import DeployError
     from ..policy import PolicyError
+    from ..verifier.compile import SandboxError
     from ..verifier.target import TargetError
     from ..verifier.token import TokenError
     from ..vm.guest import GuestError
     from ..vm.kit import KitError
+    from ..workload.build import WorkloadError
 
     if isinstance(e, ServiceError):
         return e
@@ -62,6 +64,6 @@ def from_exception(e: BaseException) -> ServiceError | None:
         if "takes no runtime hints" in msg:
             return ServiceError(INVALID_ARGS, msg)
         return ServiceError(FAILED, msg)
-    if isinstance(e, (TargetError, GuestError, KitError)):
+    if isinstance(e, (TargetError, GuestError, KitError, SandboxError, WorkloadError)):
         return ServiceError(VERIFICATION_FAILED, "the verifier could not run: " + msg)
     return None

@@ -3,11 +3,12 @@
 Source text may come from an AI or a user: the helper treats it as hostile. The text checks
 below are a cheap first filter, and text filters can be talked around (computed includes,
 digraphs, line splices, char literals that fool a comment stripper), so the decision is made by
-what clang really did: clang runs as ``nobody`` in a root-owned folder holding only root-owned
-copies of the allowed headers, with ``-nostdinc``, without network, under CPU, memory, file-size
-and wall-time limits and ``-fno-crash-diagnostics``. Its ``-MD`` dependency list (which names
-``#embed``-ed files too) must stay inside that folder, and its LLVM IR must hold no inline
-assembly beyond empty compiler barriers (file-scope ``asm`` with ``.incbin`` shows there).
+what clang really did: clang runs as ``nobody`` in a root-owned, read-only folder holding only
+root-owned copies of the allowed headers, with ``-nostdinc``, without network (its own network
+namespace, or the unit's ``PrivateNetwork=``), under CPU, memory, file-size and wall-time limits
+and ``-fno-crash-diagnostics``; it writes only to descriptors the helper opened. Its dependency
+list (which names ``#embed``-ed files too) must stay inside that folder, and its LLVM IR must hold
+no inline assembly beyond empty compiler barriers (file-scope ``asm`` with ``.incbin`` shows there).
 Diagnostics are scrubbed to the lines about the source and the allowed headers before the
 caller sees them.
 """
@@ -20,7 +21,6 @@ import pwd
 import re
 import resource
 import shutil
-import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -60,6 +60,10 @@ CLONE_NEWNET = 0x40000000
 
 class InputError(ValueError):
     """The source was refused before compiling; the message says why."""
+
+
+class SandboxError(Exception):
+    """The sandbox itself could not be set up here: the verifier must not run unboxed."""
 
 
 class CompileError(Exception):
@@ -117,11 +121,33 @@ def sandbox_ids() -> tuple[int | None, int | None]:
     return nobody.pw_uid, nobody.pw_gid
 
 
-def _sandbox(uid: int | None, gid: int | None):
+def network_isolated() -> bool:
+    """True when this process already sees no network but loopback: the installed unit's
+    ``PrivateNetwork=yes`` (whose ``RestrictNamespaces=yes`` also forbids making another)."""
+    try:
+        lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return False
+    return {line.split(":", 1)[0].strip() for line in lines} <= {"lo"}
+
+
+def needs_netns() -> bool:
+    """Root with a network must give clang a fresh network namespace; without it (not root:
+    a developer's own clang) there is nothing to take away that the user could not reach."""
+    return os.geteuid() == 0 and not network_isolated()
+
+
+def _sandbox(uid: int | None, gid: int | None, netns: bool | None = None):
+    """The child's set-up before exec. The drop to ``uid``/``gid`` is done here rather than
+    with subprocess's ``user=``/``group=`` because the network namespace must be made while
+    still root, and subprocess drops before it calls this. A namespace that cannot be made is
+    fatal: the child exits before exec and the parent raises :class:`SandboxError`."""
+    netns = needs_netns() if netns is None else netns
+
     def setup() -> None:  # runs in the child before exec
         libc = ctypes.CDLL(None, use_errno=True)
-        if os.geteuid() == 0:
-            libc.unshare(CLONE_NEWNET)  # no network: a fresh, empty namespace
+        if netns and libc.unshare(CLONE_NEWNET) != 0:  # no network: a fresh, empty namespace
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
         if uid is not None and gid is not None:
             os.setgroups([])
             os.setgid(gid)
@@ -133,6 +159,16 @@ def _sandbox(uid: int | None, gid: int | None):
             resource.setrlimit(res, (val, val))
 
     return setup
+
+
+def sandbox_failed(what: str) -> SandboxError:
+    """The error for a sandboxed child that could not be started (its set-up failed)."""
+    if needs_netns():
+        return SandboxError(
+            f"the {what} sandbox could not be set up: no private network namespace could be "
+            "made (this process has a network and may not create namespaces; the installed "
+            "unit runs the helper with PrivateNetwork=yes)")
+    return SandboxError(f"the {what} sandbox could not be set up (dropping privileges failed)")
 
 
 def _deps(text: str) -> list[str]:
@@ -193,79 +229,83 @@ def _copy_headers(inc: Path, include_dirs: list[Path], extra_headers: list[Path]
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
+MAX_LOG_BYTES = 1 << 20
+
+
+def _read_back(f, limit: int) -> bytes:
+    f.seek(0)
+    return f.read(limit)
+
+
 def compile_source(source: bytes, include_dirs: list[Path], extra_headers: list[Path] = ()
                    ) -> CompiledObject:
     """Check and compile ``source`` in the sandbox; headers are copied in, nothing else is seen.
 
-    Two clang runs, both boxed: the front end alone with ``-MD`` (what files it read) to LLVM IR
-    (what inline assembly it saw), then the object. The folder and the headers are root's;
-    only ``out/`` is writable by clang.
+    The folder, the source and the headers are root's and read-only to clang, which writes
+    nothing there: its output (dependency list, LLVM IR, object) and its diagnostics go to
+    unnamed files the helper opened and handed over as stdout/stderr, bounded by RLIMIT_FSIZE.
+    So nothing is chowned, root never reads a path clang could write, and the helper needs no
+    CAP_CHOWN/CAP_DAC_OVERRIDE. Three boxed runs: the preprocessor's dependency list (what
+    files it read, ``#embed`` included), the front end alone to LLVM IR (what inline assembly
+    it saw), then the object.
     """
     text = check_source(source)
     clang = find_clang()
     uid, gid = sandbox_ids()
+    netns = needs_netns()
     with tempfile.TemporaryDirectory(prefix="schedcp-cc-") as d:
         root = Path(d)
         root.chmod(0o755)
         _copy_headers(root / "include", include_dirs, extra_headers)
         (root / SOURCE).write_text(text)
         (root / SOURCE).chmod(0o644)
-        out = root / "out"
-        out.mkdir(mode=0o700)
-        if uid is not None:
-            os.chown(out, uid, gid)
         # the sandbox path must not leak into the object: same source, same artifact hash
         flags = ["-target", "bpf", "-O2", "-g", "-Wall", "-D__TARGET_ARCH_x86", "-nostdinc",
                  "-fno-crash-diagnostics", f"-ffile-prefix-map={root}=/schedcp",
                  "-I", "include", "-I", "include/bpf"]
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C", "TMPDIR": str(out), "HOME": str(out)}
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C", "TMPDIR": str(root), "HOME": str(root)}
 
-        def clang_run(*args: str) -> tuple[int, str]:
-            try:
-                r = subprocess.run([clang, *flags, *args], cwd=root, capture_output=True,
-                                   text=True, errors="replace", timeout=WALL_SECONDS, env=env,
-                                   preexec_fn=_sandbox(uid, gid))
-            except subprocess.TimeoutExpired:
-                raise CompileError(f"clang took longer than {WALL_SECONDS} s and was killed"
-                                   ) from None
-            return r.returncode, r.stderr.replace(str(root) + "/", "")
+        def clang_run(*args: str) -> tuple[int, bytes, str]:
+            """(exit code, stdout, scrubbed stderr) of one boxed clang run."""
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                try:
+                    r = subprocess.run([clang, *flags, *args], cwd=root, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=err, timeout=WALL_SECONDS, env=env,
+                                       preexec_fn=_sandbox(uid, gid, netns))
+                except subprocess.TimeoutExpired:
+                    raise CompileError(f"clang took longer than {WALL_SECONDS} s and was killed"
+                                       ) from None
+                except subprocess.SubprocessError:  # the set-up before exec failed
+                    raise sandbox_failed("compile") from None
+                data = _read_back(out, MAX_OBJECT_BYTES + 1)
+                log = _read_back(err, MAX_LOG_BYTES).decode(errors="replace")
+            return r.returncode, data, scrub(log.replace(str(root) + "/", ""))
 
-        # pass 1, the front end only (no optimisation, no code generation): the files it read
-        # (-MD, written even when it fails) and the inline assembly it saw (LLVM IR)
-        rc, log = clang_run("-S", "-emit-llvm", "-g0", "-Xclang", "-disable-llvm-passes",
-                            "-MD", "-MF", "out/deps", SOURCE, "-o", "out/sched.ll")
-        deps_file = out / "deps"
-        if deps_file.is_file() and not deps_file.is_symlink():
-            if bad := _outside(root, _deps(deps_file.read_text(errors="replace")[:1 << 20])):
-                raise CompileError(f"the source reads {len(bad)} file(s) outside the allowed "
-                                   "headers (#include/#embed); only "
-                                   f"{', '.join(sorted(ALLOWED_INCLUDES))}")
-        elif rc == 0:
-            raise CompileError("clang wrote no dependency list", scrub(log))
-        if rc != 0:
-            raise CompileError(_first_error(scrub(log)), scrub(log))
-        ir = out / "sched.ll"
-        if ir.is_symlink() or not ir.is_file():
-            raise CompileError("compiler output missing", scrub(log))
-        if found := _foreign_asm(ir.read_text(errors="replace")):
-            raise CompileError(f"inline assembly is not allowed ({len(found)} statement(s); "
-                               "only empty compiler barriers)")
-        ir.unlink()
-        # pass 2: the object, from the same source and headers
-        rc, log = clang_run("-c", SOURCE, "-o", "out/sched.bpf.o")
-        log = scrub(log)
+        # pass 1, the preprocessor: the files it read, written even when it fails
+        rc, deps, log = clang_run("-M", SOURCE)
+        if bad := _outside(root, _deps(deps.decode(errors="replace"))):
+            raise CompileError(f"the source reads {len(bad)} file(s) outside the allowed "
+                               "headers (#include/#embed); only "
+                               f"{', '.join(sorted(ALLOWED_INCLUDES))}")
         if rc != 0:
             raise CompileError(_first_error(log), log)
-        obj = out / "sched.bpf.o"
-        try:
-            fd = os.open(obj, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            raise CompileError("compiler output missing", log) from None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_size >= MAX_OBJECT_BYTES:
-                raise CompileError("compiler output missing or over the size limit", log)
-            data = f.read(MAX_OBJECT_BYTES)
+        if not deps.strip():
+            raise CompileError("clang wrote no dependency list", log)
+        # pass 2, the front end only (no optimisation, no code generation): the inline
+        # assembly it saw (LLVM IR)
+        rc, ir, log = clang_run("-S", "-emit-llvm", "-g0", "-Xclang", "-disable-llvm-passes",
+                                SOURCE, "-o", "-")
+        if rc != 0:
+            raise CompileError(_first_error(log), log)
+        if found := _foreign_asm(ir.decode(errors="replace")):
+            raise CompileError(f"inline assembly is not allowed ({len(found)} statement(s); "
+                               "only empty compiler barriers)")
+        # pass 3: the object, from the same source and headers
+        rc, data, log = clang_run("-c", SOURCE, "-o", "-")
+        if rc != 0:
+            raise CompileError(_first_error(log), log)
+        if not data or len(data) > MAX_OBJECT_BYTES:
+            raise CompileError("compiler output missing or over the size limit", log)
         return CompiledObject(data, log)
 
 

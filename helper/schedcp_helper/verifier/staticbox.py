@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .bpfobj import ObjectError, parse_object
-from .compile import _sandbox, sandbox_ids
+from .compile import _sandbox, sandbox_failed, sandbox_ids
 from .static import Finding, analyse
 
 STATIC_SECONDS = 30.0
@@ -46,12 +46,15 @@ def run_static(obj: Path, bpftool: Path, kernel_funcs: frozenset[str], tunables:
         (box / "tunables.json").write_text(json.dumps(tunables))
         for p in ("sched.bpf.o", "funcs.txt", "tunables.json"):
             (box / p).chmod(0o644)
-        proc = subprocess.Popen(
-            [sys.executable, "-s", "-m", "schedcp_helper.verifier.staticbox", str(box)],
-            cwd=box, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": str(PKG_ROOT),
-                 "HOME": str(box), "TMPDIR": str(box)},
-            preexec_fn=_sandbox(uid, gid))
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-s", "-m", "schedcp_helper.verifier.staticbox", str(box)],
+                cwd=box, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": str(PKG_ROOT),
+                     "HOME": str(box), "TMPDIR": str(box)},
+                preexec_fn=_sandbox(uid, gid))
+        except subprocess.SubprocessError:  # the set-up before exec failed
+            raise sandbox_failed("static-check") from None
         try:
             out, err = proc.communicate(timeout=budget)
         except subprocess.TimeoutExpired:

@@ -1,5 +1,9 @@
 """Build the probe once per source version: the guest shares the host's files, so one host
-binary serves both, cached under ``~/.cache/schedcp/workload`` by source hash."""
+binary serves both, cached under ``$SCHEDCP_WORKLOAD_CACHE`` (the installed helper's unit sets
+/var/cache/schedcp/workload: its home is hidden) or ``~/.cache/schedcp/workload`` by source hash.
+
+The helper builds it with the clang its package depends on (clang-19 pulls in libc6-dev and
+libgcc's start files); any cc/gcc found first is used instead."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import tempfile
 from pathlib import Path
 
 import platformdirs
+
+from ..verifier.compile import CLANG_CANDIDATES
 
 SOURCE = Path(__file__).with_name("probe.c")
 CFLAGS = ("-std=c11", "-O2")
@@ -28,12 +34,12 @@ def cache_dir() -> Path:
 
 
 def find_compiler() -> str:
-    """``$CC`` or the first of cc/gcc/clang on PATH."""
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+    """``$CC`` or the first of cc/gcc/clang(-NN) on PATH."""
+    for name in (os.environ.get("CC"), "cc", "gcc", *CLANG_CANDIDATES):
         if name and (path := shutil.which(name)):
             return path
     raise WorkloadError(
-        "no C compiler found (tried $CC, cc, gcc, clang): install one, e.g. "
+        "no C compiler found (tried $CC, cc, gcc, clang, clang-NN): install one, e.g. "
         "`apt install gcc`, to build the scheduler test workload"
     )
 
@@ -44,11 +50,19 @@ def probe_binary(cache: Path | None = None) -> Path:
     src = SOURCE.read_bytes()
     digest = hashlib.sha256(src + " ".join(CFLAGS + LIBS).encode()).hexdigest()[:16]
     target = cache / f"schedcp-probe-{digest}"
-    if target.is_file() and os.access(target, os.X_OK):
+    try:
+        cached = target.is_file() and os.access(target, os.X_OK)
+    except OSError:  # e.g. a home the service may not enter
+        cached = False
+    if cached:
         return target
     cc = find_compiler()
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=cache)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=cache)
+    except OSError as e:
+        raise WorkloadError(f"cannot build the probe in {cache}: {e.strerror} (set "
+                            "SCHEDCP_WORKLOAD_CACHE to a writable folder)") from None
     os.close(fd)
     try:
         proc = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from schedcp.measure.effect import describe_effect
 from schedcp.measure.trials import (
     CANCELLED,
     FAILED,
@@ -104,3 +105,20 @@ def test_evidence_carries_what_a_lesson_needs():
     assert ev["ratio_low"] <= ev["ratio"] <= ev["ratio_high"] and ev["confidence"] >= 0.98
     assert ev["baseline_scheduler"] == "kernel default" and ev["ncpus"] == 2
     assert len(seen) == len(ts.trials) and seen[-1].line().startswith(f"trial {len(seen)}/")
+
+
+def test_a_companion_metric_is_judged_on_the_same_runs():
+    bench = Bench()
+    ts = TrialRunner().run(bench.measure, bench.switch, "makespan_s")
+    # a second number from each run: 0.5 under the baseline, 0 (never missed) under the candidate
+    misses = [0.5 if t.arm == "A" else 0.0 for t in ts.trials]
+    other = ts.companion("deadline_miss_ratio", misses)
+    assert other.decision == IMPROVED and other.estimate.high < 0.01
+    assert other.values("A") == [0.5] * len(ts.values("A"))
+    same = ts.companion("deadline_miss_ratio", [0.0] * len(ts.trials))  # zero against zero
+    assert same.decision == INCONCLUSIVE and same.estimate.ratio == 1.0
+    assert describe_effect(same.evidence()).startswith("no measurable effect on deadline-miss")
+    assert describe_effect(other.evidence()).startswith("deadline-miss ratio \u2212100 %")
+    bench = Bench(fail_at={3: "exit status 1"})
+    failed = TrialRunner().run(bench.measure, bench.switch, "makespan_s")
+    assert failed.companion("x", [1.0] * len(failed.trials)).decision == FAILED

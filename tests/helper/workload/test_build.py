@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from schedcp_helper.workload import WorkloadError, probe_binary
-from schedcp_helper.workload.build import SOURCE
+from schedcp_helper.workload.build import SOURCE, find_compiler
 
 
 def test_builds_into_the_cache_named_by_source_hash_and_reuses_it(tmp_path):
@@ -33,3 +35,29 @@ def test_no_compiler_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("CC", raising=False)
     with pytest.raises(WorkloadError, match="no C compiler found"):
         probe_binary(tmp_path / "cache")
+
+
+def test_the_helpers_own_clang_builds_the_probe(tmp_path, monkeypatch):
+    """The installed helper may have no gcc: its package's clang-19 (which pulls in libc6-dev
+    and libgcc's start files) must be enough."""
+    from schedcp_helper.verifier.compile import find_clang
+
+    clang = find_clang()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / Path(clang).name).symlink_to(clang)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("CC", raising=False)
+    assert Path(find_compiler()).name == Path(clang).name
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin")  # clang finds ld there, not cc first
+    monkeypatch.setenv("CC", clang)
+    probe = probe_binary(tmp_path / "cache")
+    usage = subprocess.run([probe], capture_output=True, text=True)
+    assert usage.returncode == 2 and "mixed|batch|latency" in usage.stderr
+
+
+def test_an_unwritable_cache_is_a_workload_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    with pytest.raises(WorkloadError, match="SCHEDCP_WORKLOAD_CACHE"):
+        probe_binary(ro / "sub") if os.geteuid() else probe_binary(Path("/proc/schedcp"))
