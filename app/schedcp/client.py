@@ -241,7 +241,7 @@ class HelperClient:
 
     def _lost(self, owner: str) -> None:
         """The helper instance ``owner`` left the bus: fail what waits on it, tell watchers."""
-        err = gone(owner)
+        err = gone(owner, "a call or a deployment of this connection")
         old, self._gone = self._gone, self._loop.create_future()
         if old is not None and not old.done():
             old.set_result(owner)

@@ -232,6 +232,12 @@ def test_kill_9_mid_deploy_returns_the_kernel_default(system: SystemRun) -> None
     states = re.findall(r"^state=(\S*) ops=(\S*)$", body, re.M)
     assert states and states[0] == ("enabled", "schedcp_fifo"), body[-3000:]
     assert re.search(r"^killed \d+ rc=0$", body, re.M), body[-3000:]
+    assert states[-1][0] == "disabled", body[-3000:]
+    # the deploying client noticed at once (HelperGone, exit 3), not at its timeout
+    m = re.search(r"^client-exit=(\d+) after ([\d.]+) ([\d.]+)$", body, re.M)
+    assert m and m.group(1) == "3", body[-3000:]
+    assert float(m.group(3)) - float(m.group(2)) < 20, body[-3000:]
+    assert "left the bus" in body, body[-3000:]
     assert scx(system.section("scx-after-kill"))[0] == "disabled"
     json_of(system.ok("status-after-kill"))  # the next call works (the bus starts it again)
 
