@@ -98,6 +98,16 @@ policies() {  # JSON on stdout; stderr shown only on failure
 }
 section search-default; policies search --json -k 3 "{query}"
 section search-hash; policies --embedder hash search --json -k 3 "{query}"
+section compiled
+grep -h 'py3compile' /var/lib/dpkg/info/schedcp.postinst
+echo "shipped-pyc $(dpkg -L schedcp | grep -c '^/usr/lib/schedcp/vendor/.*\.pyc$')"
+echo "vendored-py $(dpkg -L schedcp | grep -c '^/usr/lib/schedcp/vendor/.*\.py$')"
+python3 - <<'PY'
+import glob
+pyc = sorted(glob.glob("/usr/lib/schedcp/vendor/PySide6/__pycache__/__init__.cpython-3*.pyc"))
+with open(pyc[0], "rb") as f:
+    print("flags", int.from_bytes(f.read(8)[4:], "little"))
+PY
 section end
 """.replace("{query}", SEARCH_QUERY)
 
@@ -238,6 +248,20 @@ def test_policies_search_uses_the_bundled_minilm(run: Run) -> None:
     assert found["hits"][0]["name"] == SEARCH_WANT, found["hits"]
     fallback = json.loads(s["search-hash"])
     assert fallback["embedder"].startswith("hash-") and fallback["hits"][0]["name"] != SEARCH_WANT
+
+
+def test_bundled_libraries_are_compiled_in_the_package_not_at_install(run: Run) -> None:
+    """py3compile of the ~4200 bundled .py files was most of `apt install` under TCG: the
+    package ships their .pyc (unchecked-hash: whatever mtimes dpkg sets) and postinst compiles
+    only our own code."""
+    out = run.sections["compiled"]
+    calls = [ln for ln in out.splitlines() if "py3compile" in ln]
+    assert calls and all("-X '/usr/lib/schedcp/vendor/'" in ln for ln in calls
+                          if "/usr/lib/schedcp" in ln), out
+    counts = dict(re.findall(r"^(shipped-pyc|vendored-py) (\d+)$", out, re.M))
+    assert int(counts["vendored-py"]) > 1000, out
+    assert counts["shipped-pyc"] == counts["vendored-py"], out
+    assert re.search(r"^flags 1$", out, re.M), out  # hash-based, source never checked
 
 
 def test_remove_leaves_only_conffiles_and_state(run: Run) -> None:

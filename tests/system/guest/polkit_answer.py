@@ -3,7 +3,11 @@ type the administrator's password whenever the agent asks, and print one JSON li
 exit status and every authentication the agent was asked for (action ids). Runs in the test
 machine as the logged-in user; standard library only.
 
-    python3 polkit_answer.py PASSWORD_FILE -- CMD...
+    python3 polkit_answer.py PASSWORD_FILE [TIMEOUT_S] -- CMD...
+
+CMD must be the process that calls the helper (polkit looks the agent up by that exact
+process), so it is not wrapped in timeout(1): after TIMEOUT_S (default 600) it is killed here
+and its status is 124.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ def main(argv: list[str]) -> int:
     with open(argv[1], "rb") as f:
         password = f.read().strip()
     cmd = argv[argv.index("--") + 1:]
+    limit = float(argv[2]) if argv.index("--") > 2 else 600.0
     # pkttyagent registers for one process (its parent by default, which is not the caller
     # polkit asks about), so CMD starts held at a gate, the agent registers for CMD's pid (an
     # exec keeps it), and only then does CMD run
@@ -47,7 +52,11 @@ def main(argv: list[str]) -> int:
     os.close(gate_w)
     out = b""
     fds = [fd, child.stdout.fileno()]
+    deadline, timed_out = time.monotonic() + limit, False
     while fds:
+        if time.monotonic() > deadline and child.poll() is None:
+            child.kill()
+            timed_out = True
         r, _, _ = select.select(fds, [], [], 1.0)
         for f in r:
             try:
@@ -66,7 +75,8 @@ def main(argv: list[str]) -> int:
                 out += chunk
         if child.poll() is not None and child.stdout.fileno() not in fds:
             break
-    rc = child.wait()
+    rc = 124 if timed_out else child.wait()
+    child.wait()
     os.kill(pid, signal.SIGTERM)
     time.sleep(0.2)
     os.waitpid(pid, 0)

@@ -25,17 +25,6 @@ while :; do
                             systemctl show -p ActiveState -p MainPID schedcp-helper ;;
             kill-helper) pid=$(systemctl show -p MainPID --value schedcp-helper)
                          kill -9 "$pid"; echo "killed $pid rc=$?" ;;
-            # diagnosis only (the session's "wa-" sections): what issue #14 says the shipped
-            # unit lacks for the compile sandbox and the probe, to see what breaks further down
-            workaround)
-                d=/etc/systemd/system/schedcp-helper.service.d
-                mkdir -p "$d"
-                printf '%s\n' '[Service]' \
-                    'CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER' \
-                    'Environment=SCHEDCP_WORKLOAD_CACHE=/var/cache/schedcp/workload' \
-                    'Environment=CC=/usr/bin/clang-19' > "$d/systest-workaround.conf"
-                cat "$d/systest-workaround.conf"
-                systemctl daemon-reload && systemctl restart schedcp-helper; echo "rc=$?" ;;
             journal) journalctl -b --no-pager -o short-monotonic -u schedcp-helper \
                          -u polkit -u dbus | tail -n 300 ;;
             *) echo "unknown request" ;;
