@@ -43,6 +43,7 @@ REPO = HERE.parents[1]
 GUEST = HERE / "guest"
 BOOT_TIMEOUT = 1500  # boot + apt install under TCG, then the session's first line
 SESSION_TIMEOUT = 5400
+pytestmark = pytest.mark.vm  # never skipped: without root, qemu or the kit the run fails
 CAPS = ("cap_kill cap_setgid cap_setuid cap_sys_admin cap_sys_resource cap_syslog "
         "cap_perfmon cap_bpf")
 
