@@ -104,6 +104,8 @@ killed=$(cut -d' ' -f1 /proc/uptime)
 for _ in $(seq 240); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.25; done
 kill -0 "$dpid" 2>/dev/null && { echo "client still waiting after the helper died"; kill "$dpid"; }
 wait "$dpid"; echo "client-exit=$? after $killed $(cut -d' ' -f1 /proc/uptime)"
+# the kernel disables a scheduler whose link closed from a work item: allow it a moment
+for _ in $(seq 20); do [ "$(cat /sys/kernel/sched_ext/state)" = disabled ] && break; sleep 0.5; done
 scx_state
 cat "$W/deploy-kill.out"; rc 0
 sec "${P}status-after-kill"; timeout 600 schedcp status --json 2>&1; rc $?
