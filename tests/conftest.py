@@ -235,3 +235,19 @@ def stack() -> Stack:
         pytest.fail(f"cannot start the D-Bus test stack: {e}", pytrace=False)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def built_debs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """schedcp-helper and schedcp .debs, built once per session (or $SCHEDCP_DEB_DIR's) for the
+    package test and the system test."""
+    from tests.packaging.debroot import RootError, build_debs
+
+    if os.geteuid() != 0:
+        pytest.fail("building and installing the packages needs root", pytrace=False)
+    try:
+        debs = build_debs(tmp_path_factory.mktemp("debs"))
+    except RootError as e:
+        pytest.fail(str(e), pytrace=False)
+    assert [d.name.split("_")[0] for d in debs] == ["schedcp-helper", "schedcp"], debs
+    return debs

@@ -5,6 +5,12 @@ connection; each call waits for its reply. Signal callbacks run on that thread (
 re-posts them to its own thread). The connection is the caller's identity on the bus: while it
 is open the helper holds the deployments it made; closing it (or exiting) before ``keep``
 reverts them.
+
+The connection follows the helper instance it talks to (the unique bus name that owns
+``org.schedcp.Helper1``, from NameOwnerChanged): when that instance leaves the bus (killed,
+crashed, restarted) every call still waiting on it fails at once with ``HelperGone``, and
+``on_gone`` callbacks run (``schedcp deploy`` holding a canary stops waiting). Helper signals
+are taken only from that unique name.
 """
 
 from __future__ import annotations
@@ -48,6 +54,15 @@ class HelperError(Exception):
 class HelperUnavailable(HelperError):
     hint = ("is schedcp-helper installed? Install it with: sudo apt install schedcp-helper; "
             "its D-Bus service org.schedcp.Helper1 starts on demand")
+
+
+class HelperGone(HelperUnavailable):
+    """The helper instance this connection talked to left the bus while a call or a held
+    deployment was pending: it was killed, crashed or restarted."""
+
+    hint = ("the helper exited; its running scheduler went with it and the kernel is back on "
+            "its default, unless a restarted helper restored a kept one. The next call starts "
+            "it again")
 
 
 class NotAuthorized(HelperError):
@@ -95,12 +110,19 @@ _BY_NAME: dict[str, type[HelperError]] = {
     for c in (NotAuthorized, NoSchedExt, InvalidArgs, TokenInvalid, NotFound, VerificationFailed,
               Busy, OtherScheduler, Suspended)
 }
+DBUS = "org.freedesktop.DBus"
+NO_REPLY = "org.freedesktop.DBus.Error.NoReply"
 _UNAVAILABLE = ("org.freedesktop.DBus.Error.ServiceUnknown",
                 "org.freedesktop.DBus.Error.NameHasNoOwner",
                 "org.freedesktop.DBus.Error.Spawn.ServiceNotFound",
                 "org.freedesktop.DBus.Error.Spawn.ChildExited",
                 "org.freedesktop.DBus.Error.NoReply",
                 "org.freedesktop.DBus.Error.Disconnected")
+
+
+def gone(owner: str, what: str = "the call") -> HelperGone:
+    return HelperGone(NO_REPLY, f"the SchedCP helper ({owner or 'unknown'}) left the bus while "
+                      f"{what} was pending")
 
 
 def error_for(name: str, message: str) -> HelperError:
@@ -169,6 +191,9 @@ class HelperClient:
         self._bus = None
         self._subscribers: list[Callable[[Signal], None]] = []
         self._serial_hooks: list[Callable[[int], None]] = []
+        self._gone_watchers: list[Callable[[HelperGone], None]] = []
+        self._owner = ""  # the helper instance's unique name, "" while none owns the name
+        self._gone: asyncio.Future | None = None  # resolved when that instance leaves
         try:
             self._bus = self._submit(self._connect(), timeout)
         except BaseException:
@@ -177,7 +202,7 @@ class HelperClient:
 
     # -- plumbing --------------------------------------------------------------------------
     async def _connect(self):
-        from dbus_next import BusType, Message
+        from dbus_next import BusType, Message, MessageType
         from dbus_next.aio import MessageBus
 
         try:
@@ -186,19 +211,38 @@ class HelperClient:
         except (OSError, ValueError) as e:
             raise HelperUnavailable("org.freedesktop.DBus.Error.NoServer",
                                     f"cannot connect to the system bus: {e}") from None
+        self._gone = self._loop.create_future()
         bus.add_message_handler(self._on_message)
-        await bus.call(Message(
-            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
-            interface="org.freedesktop.DBus", member="AddMatch", signature="s",
-            body=[f"type='signal',sender='{BUS_NAME}',path='{OBJECT_PATH}',"
-                  f"interface='{INTERFACE}'"]))
+
+        async def daemon(member: str, signature: str, body: list):
+            return await bus.call(Message(
+                destination=DBUS, path="/org/freedesktop/DBus", interface=DBUS, member=member,
+                signature=signature, body=body))
+
+        await daemon("AddMatch", "s", [f"type='signal',sender='{BUS_NAME}',path='{OBJECT_PATH}',"
+                                       f"interface='{INTERFACE}'"])
+        # subscribed before asking who owns the name: no change falls between the two
+        await daemon("AddMatch", "s", [f"type='signal',sender='{DBUS}',interface='{DBUS}',"
+                                       f"member='NameOwnerChanged',arg0='{BUS_NAME}'"])
+        reply = await daemon("GetNameOwner", "s", [BUS_NAME])
+        if reply.message_type == MessageType.METHOD_RETURN and not self._owner:
+            self._owner = reply.body[0]
         return bus
 
     def _on_message(self, msg) -> bool:
         from dbus_next import MessageType
 
-        if (msg.message_type == MessageType.SIGNAL and msg.interface == INTERFACE
-                and msg.path == OBJECT_PATH):
+        if msg.message_type != MessageType.SIGNAL:
+            return False
+        if (msg.sender == DBUS and msg.member == "NameOwnerChanged" and msg.interface == DBUS
+                and msg.signature == "sss" and msg.body[0] == BUS_NAME):
+            old, new = msg.body[1], msg.body[2]
+            if old and old == self._owner:
+                self._lost(old)
+            self._owner = new
+        # only from the instance we talk to: a unicast signal from any other peer is ignored
+        elif (msg.interface == INTERFACE and msg.path == OBJECT_PATH and self._owner
+                and msg.sender == self._owner):
             sig = Signal(msg.member, plain(list(msg.body)))
             for cb in list(self._subscribers):
                 try:
@@ -208,6 +252,20 @@ class HelperClient:
 
                     logging.getLogger("schedcp.client").exception("signal callback failed")
         return False
+
+    def _lost(self, owner: str) -> None:
+        """The helper instance ``owner`` left the bus: fail what waits on it, tell watchers."""
+        err = gone(owner, "a call or a deployment of this connection")
+        old, self._gone = self._gone, self._loop.create_future()
+        if old is not None and not old.done():
+            old.set_result(owner)
+        for cb in list(self._gone_watchers):
+            try:
+                cb(err)
+            except Exception:
+                import logging
+
+                logging.getLogger("schedcp.client").exception("on_gone callback failed")
 
     def _submit(self, coro, timeout: float | None):
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -226,13 +284,25 @@ class HelperClient:
                       signature=signature, body=body)
         for hook in self._serial_hooks:
             hook(msg.serial)
+        # the instance that answers this call, or (none running yet) the one bus activation
+        # starts for it: if it leaves before replying, the call fails now, not at its timeout
+        instance = self._gone
+        call = asyncio.ensure_future(self._bus.call(msg))
+        await asyncio.wait({call, instance}, return_when=asyncio.FIRST_COMPLETED)
+        if not call.done():
+            call.cancel()
+            raise gone(instance.result(), f"{member}")
         try:
-            reply = await self._bus.call(msg)
+            reply = call.result()
         except EOFError:
             raise HelperUnavailable("org.freedesktop.DBus.Error.Disconnected",
                                     "the bus connection closed") from None
         if reply.message_type == MessageType.ERROR:
-            raise error_for(reply.error_name, reply.body[0] if reply.body else "")
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            if reply.error_name == NO_REPLY and reply.sender == DBUS and "disconnected" in text:
+                # the daemon's answer for a recipient that left without replying
+                raise gone(self._owner or "", f"{member}")
+            raise error_for(reply.error_name, text)
         return reply.body
 
     def call(self, member: str, signature: str = "", body: list | None = None,
@@ -251,6 +321,12 @@ class HelperClient:
         """Call ``callback(Signal)`` for every helper signal; returns an unsubscribe function."""
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
+
+    def on_gone(self, callback: Callable[[HelperGone], None]) -> Callable[[], None]:
+        """Call ``callback(HelperGone)`` (on the bus thread) whenever the helper instance this
+        connection talks to leaves the bus; returns an unsubscribe function."""
+        self._gone_watchers.append(callback)
+        return lambda: self._gone_watchers.remove(callback)
 
     def close(self) -> None:
         if self._bus is not None:

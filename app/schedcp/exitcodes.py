@@ -44,6 +44,7 @@ TABLE: dict[Exit, str] = {
 # helper errors (client.HelperError subclasses, agent ToolFailure kinds) -> status
 BY_ERROR: dict[str, Exit] = {
     "HelperUnavailable": Exit.NO_HELPER,
+    "HelperGone": Exit.NO_HELPER,  # it left the bus mid-call (killed, crashed, restarted)
     "NotAuthorized": Exit.NOT_AUTHORIZED,
     "NoSchedExt": Exit.NO_SCHED_EXT,
     "OtherScheduler": Exit.OTHER_SCHEDULER,

@@ -148,7 +148,12 @@ def cmd_deploy(args) -> int:
             elif s.member == "Reverted" and s.args[0] == dep_id:
                 outcome["reason"] = s.args[1]
 
+        def on_gone(err) -> None:  # the helper died: its deployment went with it
+            outcome["gone"] = err
+            done.set()
+
         c.subscribe(on_signal)
+        c.on_gone(on_gone)
         dep_id = c.switch(args.token, _pairs(args.set), canary) if args.scx else c.deploy(
             args.token, canary)
         if not args.json:
@@ -157,6 +162,8 @@ def cmd_deploy(args) -> int:
             signal.signal(sig, lambda *_: done.set())
         while True:
             done.wait()
+            if "gone" in outcome:
+                break
             if outcome.get("state") == "passed" and args.keep:
                 outcome["state"] = c.keep(dep_id)
             elif outcome.get("state") == "passed":
@@ -164,11 +171,16 @@ def cmd_deploy(args) -> int:
                     print(f"canary passed; holding it: `schedcp keep {dep_id}` to keep, Ctrl-C "
                           "to revert", file=sys.stderr, flush=True)
                 done.clear()
-                if not done.wait() or outcome.get("state") == "passed":
+                done.wait()
+                if "gone" not in outcome and outcome.get("state") == "passed":
                     outcome["state"] = c.revert(dep_id, "released by schedcp deploy")
             elif outcome.get("state") in (None, "canary"):  # interrupted during the canary
                 outcome["state"] = c.revert(dep_id, "interrupted")
             break
+    if "gone" in outcome:
+        err = outcome["gone"]
+        err.message = f"deployment {dep_id}: {err.message}"
+        raise err
     result = {"id": dep_id, **outcome}
     _print(args, result, f"{dep_id}: {outcome.get('state')}"
            + (f" ({outcome['reason']})" if outcome.get("reason") else ""))

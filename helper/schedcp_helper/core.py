@@ -135,9 +135,9 @@ class HelperCore:
     def status(self) -> dict:
         st = self.deployer.status()
         try:
-            st["target"] = self.target.release
+            st["target"], st["trials"] = self.target.release, self.target.trials
         except TargetError as e:  # no sched_ext here and no micro-VM kit to verify in
-            st["target"], st["target_problem"] = "", str(e)
+            st["target"], st["target_problem"], st["trials"] = "", str(e), ""
         return st
 
     def history(self) -> list[Deployment]:

@@ -194,20 +194,44 @@ def _version(lib: ctypes.CDLL) -> tuple[int, int]:
 
 
 def open_library(path: str | None = None) -> Libbpf:
-    """Open ``path``, else ``$SCHEDCP_LIBBPF``, else the system ``libbpf.so.1``; check >= 1.2."""
+    """Open ``path``, else ``$SCHEDCP_LIBBPF``, else the system ``libbpf.so.1``; check >= 1.2.
+
+    When the system's is missing or too old (Debian 12 ships 1.1) and nothing was named, the
+    verified guest kit's libbpf is used: it is the one the kit's bpftool and the verifier's
+    trials use, checked against the kit's manifest. Without a kit the error says what to set.
+    """
     explicit = path or os.environ.get(ENV_VAR) or None
-    name = explicit or "libbpf.so.1"
+    if explicit:
+        return _open(explicit, f"{ENV_VAR}={explicit}")
+    try:
+        return _open("libbpf.so.1", "the system libbpf.so.1")
+    except LibbpfUnavailable:
+        kit_lib = _kit_library()
+        if kit_lib is None:
+            raise
+        return _open(kit_lib, f"the guest kit's {kit_lib}")
+
+
+def _kit_library() -> str | None:
+    from .vm.kit import KitError, find_kit
+
+    try:
+        return str(find_kit().libbpf)
+    except KitError:
+        return None
+
+
+def _open(name: str, where: str) -> Libbpf:
     try:
         lib = ctypes.CDLL(name, use_errno=True)
     except OSError as e:
-        where = f"{ENV_VAR}={explicit}" if explicit else "the system libbpf.so.1"
         raise LibbpfUnavailable(
             f"cannot load {where}: {e}. Set {ENV_VAR} to a libbpf.so.1 >= "
             f"{MIN_VERSION[0]}.{MIN_VERSION[1]} (the guest kit ships lib/libbpf.so.1.5.0)"
         ) from None
     version = _version(lib)
     if version < MIN_VERSION:
-        origin = f"{ENV_VAR}={explicit}" if explicit else "the system libbpf"
+        origin = "the system libbpf" if where == "the system libbpf.so.1" else where
         raise LibbpfUnavailable(
             f"{origin} is version {version[0]}.{version[1]}, too old: sched_ext schedulers "
             f"need libbpf >= {MIN_VERSION[0]}.{MIN_VERSION[1]} for .struct_ops.link maps. "

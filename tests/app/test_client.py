@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 
 import pytest
 from dbus_next import Variant
 
 from schedcp.client import (
+    INTERFACE,
+    OBJECT_PATH,
     HelperClient,
+    HelperError,
+    HelperGone,
     HelperUnavailable,
     NoSchedExt,
     NotFound,
@@ -77,3 +84,91 @@ def test_variants_and_error_mapping():
     assert type(error_for("org.freedesktop.DBus.Error.ServiceUnknown", "x")) is HelperUnavailable
     with pytest.raises(TypeError):
         variants({"h": object()})
+
+
+# -- the helper leaving the bus ------------------------------------------------------------
+def _restart_after(stack, fn):
+    try:
+        return fn()
+    finally:
+        if "helper" in stack.procs:
+            stack.stop_helper(signal.SIGKILL)
+        stack.start_helper()
+
+
+def test_a_pending_call_fails_at_once_when_the_helper_is_killed(stack):
+    """The helper hangs with our call pending (SIGSTOP), then is killed: the call raises the
+    typed HelperGone within seconds, not at its timeout."""
+    def scenario():
+        with stack.client() as c:
+            c.status()  # bound to this instance
+            os.kill(stack.helper_pid, signal.SIGSTOP)
+            result: dict = {}
+
+            def call() -> None:
+                t0 = time.monotonic()
+                try:
+                    c.call("Status", timeout=120)
+                    result["returned"] = True
+                except HelperError as e:
+                    result["error"] = e
+                result["after_kill"] = time.monotonic() - result.get("killed", t0)
+
+            th = threading.Thread(target=call)
+            th.start()
+            time.sleep(1.0)
+            assert th.is_alive(), result  # the stopped helper cannot answer
+            result["killed"] = time.monotonic()
+            stack.stop_helper(signal.SIGKILL)
+            th.join(30)
+            assert not th.is_alive()
+            return result
+
+    result = _restart_after(stack, scenario)
+    assert isinstance(result.get("error"), HelperGone), result
+    assert result["after_kill"] < 5, result
+    assert "left the bus" in str(result["error"]) and "next call" in str(result["error"])
+    print(f"\npending call failed {result['after_kill']:.2f} s after kill -9")
+
+
+def test_on_gone_fires_for_an_idle_connection_and_the_next_instance_answers(stack):
+    """What `schedcp deploy` holding a canary relies on: no call is pending, the helper is
+    killed, the watcher hears it at once; after a restart the same connection works again."""
+    def scenario():
+        heard: list = []
+        ev = threading.Event()
+        with stack.client() as c:
+            c.status()
+            c.on_gone(lambda e: (heard.append(e), ev.set()))
+            t0 = time.monotonic()
+            stack.stop_helper(signal.SIGKILL)
+            assert ev.wait(10), "on_gone never fired"
+            took = time.monotonic() - t0
+            stack.start_helper()
+            again = c.status()  # the same connection, the new instance
+        return heard, took, again
+
+    heard, took, again = _restart_after(stack, scenario)
+    assert len(heard) == 1 and isinstance(heard[0], HelperGone), heard
+    assert took < 5, took
+    assert again["supported"] is False
+
+
+def test_helper_signals_from_another_peer_are_ignored(stack):
+    """A unicast signal that claims the helper's interface but comes from another connection
+    never reaches subscribers; the helper's own does."""
+    got: list = []
+    with stack.client() as c, stack.client() as other:
+        c.subscribe(got.append)
+        from dbus_next import Message
+
+        spoof = Message.new_signal(OBJECT_PATH, INTERFACE, "DeploymentChanged", "ss",
+                                   ["feedface0001", "kept"])
+        spoof.destination = c.unique_name
+        other._loop.call_soon_threadsafe(other._bus.send, spoof)
+        c.revert("", "client test")  # a real StateChanged from the helper
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+    assert [s.member for s in got] == ["StateChanged"], got

@@ -69,19 +69,37 @@ def test_system_libbpf_decision_matches_its_version():
             "os.environ.pop(lb.ENV_VAR, None)\n"
             "try:\n    v = lb._version(ctypes.CDLL('libbpf.so.1'))\nexcept OSError:\n    v = None\n"
             "print(v)\n"
-            "try:\n    print('ok', lb.open_library().version)\n"
-            "except lb.LibbpfUnavailable as e:\n    print('refused', e)\n")
+            "try:\n    lib = lb.open_library()\n    print('ok', lib.version, lib.path)\n"
+            "except lb.LibbpfUnavailable as e:\n    print('refused', e)\n"
+            "print(lb._kit_library())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={k: v for k, v in os.environ.items()
                                           if k != lb.ENV_VAR}).stdout.splitlines()
     print(out)
-    if out[0] == "None":
+    kit = out[2]
+    system_ok = out[0] != "None" and tuple(
+        int(x) for x in out[0].strip("()").split(",")) >= lb.MIN_VERSION
+    if system_ok:
+        assert out[1] == f"ok {out[0]} libbpf.so.1"
+    elif kit != "None":  # Debian 12 (1.1) with the guest kit: the kit's, verified
+        assert out[1].startswith("ok (1, 5)") and out[1].endswith(kit), out
+    elif out[0] == "None":
         assert out[1].startswith("refused cannot load the system libbpf.so.1")
-    elif tuple(int(x) for x in out[0].strip("()").split(",")) < lb.MIN_VERSION:
+    else:
         assert out[1].startswith("refused the system libbpf is version")
         assert "too old" in out[1] and "SCHEDCP_LIBBPF" in out[1]
-    else:
-        assert out[1] == f"ok {out[0]}"
+
+
+def test_without_a_kit_a_too_old_system_libbpf_is_refused(tmp_path):
+    code = ("from schedcp_helper import libbpf as lb\n"
+            "try:\n    print('ok', lb.open_library().path)\n"
+            "except lb.LibbpfUnavailable as e:\n    print('refused', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != lb.ENV_VAR}
+    env.update(SCHEDCP_VM_CACHE=str(tmp_path / "none"), SCHEDCP_SHARED_VM=str(tmp_path / "no"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert out.startswith("ok libbpf.so.1") or (
+        out.startswith("refused") and "SCHEDCP_LIBBPF" in out), out
 
 
 def test_missing_library_is_a_clear_error(tmp_path):

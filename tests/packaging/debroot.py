@@ -146,3 +146,17 @@ def debs_in(folder: Path) -> list[Path]:
             found.append(cands[-1])
     return found
 
+
+
+def build_debs(out: Path) -> list[Path]:
+    """The two packages: from ``$SCHEDCP_DEB_DIR`` (``make deb`` output) if set, else built
+    into ``out`` by packaging/build-deb.sh."""
+    given = os.environ.get("SCHEDCP_DEB_DIR")
+    if given:
+        return debs_in(Path(given))
+    repo = Path(__file__).resolve().parents[2]
+    r = subprocess.run([str(repo / "packaging" / "build-deb.sh"), str(out)],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RootError(f"build-deb.sh failed:\n{r.stderr[-5000:]}")
+    return debs_in(out)

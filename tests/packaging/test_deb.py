@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from schedcp_helper.vm import Kit, KitError, find_kit
-from tests.packaging.debroot import DebRoot, RootError, debs_in, prepared_root
+from tests.packaging.debroot import DebRoot, RootError, prepared_root
 
 REPO = Path(__file__).resolve().parents[2]
 ACTIONS = ("org.schedcp.helper.read-status", "org.schedcp.helper.verify",
@@ -98,6 +98,16 @@ policies() {  # JSON on stdout; stderr shown only on failure
 }
 section search-default; policies search --json -k 3 "{query}"
 section search-hash; policies --embedder hash search --json -k 3 "{query}"
+section compiled
+grep -h 'py3compile' /var/lib/dpkg/info/schedcp.postinst
+echo "shipped-pyc $(dpkg -L schedcp | grep -c '^/usr/lib/schedcp/vendor/.*\.pyc$')"
+echo "vendored-py $(dpkg -L schedcp | grep -c '^/usr/lib/schedcp/vendor/.*\.py$')"
+python3 - <<'PY'
+import glob
+pyc = sorted(glob.glob("/usr/lib/schedcp/vendor/PySide6/__pycache__/__init__.cpython-3*.pyc"))
+with open(pyc[0], "rb") as f:
+    print("flags", int.from_bytes(f.read(8)[4:], "little"))
+PY
 section end
 """.replace("{query}", SEARCH_QUERY)
 
@@ -122,18 +132,8 @@ def _sections(out: str) -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
-def _build_debs(out: Path) -> list[Path]:
-    given = os.environ.get("SCHEDCP_DEB_DIR")
-    if given:
-        return debs_in(Path(given))
-    r = subprocess.run([str(REPO / "packaging" / "build-deb.sh"), str(out)],
-                       capture_output=True, text=True, timeout=1800)
-    assert r.returncode == 0, f"build-deb.sh failed:\n{r.stderr[-5000:]}"
-    return debs_in(out)
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(tmp_path_factory: pytest.TempPathFactory, built_debs: list[Path]) -> Run:
     if os.geteuid() != 0:
         pytest.fail("the package install test needs root (debootstrap, chroot, mounts)",
                     pytrace=False)
@@ -145,11 +145,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     except KitError as e:
         pytest.fail(f"the helper needs sched_ext or the guest kit to start: {e}", pytrace=False)
     work = tmp_path_factory.mktemp("deb")
-    t0 = time.monotonic()
-    debs = _build_debs(work / "out")
-    assert [d.name.split("_")[0] for d in debs] == ["schedcp-helper", "schedcp"], debs
+    debs = built_debs  # built once per session (tests/conftest.py), shared with tests/system
     res = Run(debs)
-    res.timings["build"] = time.monotonic() - t0
     t = time.monotonic()
     root = prepared_root(debs, work)
     res.timings["root"] = time.monotonic() - t
@@ -251,6 +248,20 @@ def test_policies_search_uses_the_bundled_minilm(run: Run) -> None:
     assert found["hits"][0]["name"] == SEARCH_WANT, found["hits"]
     fallback = json.loads(s["search-hash"])
     assert fallback["embedder"].startswith("hash-") and fallback["hits"][0]["name"] != SEARCH_WANT
+
+
+def test_bundled_libraries_are_compiled_in_the_package_not_at_install(run: Run) -> None:
+    """py3compile of the ~4200 bundled .py files was most of `apt install` under TCG: the
+    package ships their .pyc (unchecked-hash: whatever mtimes dpkg sets) and postinst compiles
+    only our own code."""
+    out = run.sections["compiled"]
+    calls = [ln for ln in out.splitlines() if "py3compile" in ln]
+    assert calls and all("-X '/usr/lib/schedcp/vendor/'" in ln for ln in calls
+                          if "/usr/lib/schedcp" in ln), out
+    counts = dict(re.findall(r"^(shipped-pyc|vendored-py) (\d+)$", out, re.M))
+    assert int(counts["vendored-py"]) > 1000, out
+    assert counts["shipped-pyc"] == counts["vendored-py"], out
+    assert re.search(r"^flags 1$", out, re.M), out  # hash-based, source never checked
 
 
 def test_remove_leaves_only_conffiles_and_state(run: Run) -> None:

@@ -222,6 +222,8 @@ class TrayApp(QObject):
 
     # -- state -------------------------------------------------------------------------------
     def _set_state(self, state: str, problem: str) -> None:
+        if (state, problem) != (getattr(self, "state", None), getattr(self, "problem", None)):
+            log.info("state: %s%s", state, f" ({problem})" if problem else "")
         self.state, self.problem = state, problem
         self.tray.setIcon(state_icon(state))
         self.act_status.setText(STATE_TITLES.get(state, state))

@@ -319,6 +319,8 @@ def status_dict(st: dict) -> dict[str, Variant]:
         "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
         # why nothing can be verified here ("" when it can): no sched_ext and no guest kit
         "target_problem": _s(st.get("target_problem")),
+        # where verification trials run: "in-place" inside a micro-VM, else "micro-vm"
+        "trials": _s(st.get("trials")),
         **others_dict(st.get("others") or {}),
         # schedulers the kernel ejected, waiting for the user's resume: JSON list
         "suspended": _s(json.dumps(st.get("suspended") or [])),

@@ -45,6 +45,12 @@ class Target:
     kit: Kit | None  # the guest kernel, when the target is reached through the micro-VM
     direct: bool  # trials run in the running kernel (we are the throwaway guest)
 
+    @property
+    def trials(self) -> str:
+        """Where the kernel-verifier and dynamic stages run: ``in-place`` (this machine is a
+        SchedCP micro-VM, see ``guest.in_guest``) or ``micro-vm`` (a guest booted per verify)."""
+        return "in-place" if self.direct else "micro-vm"
+
     @classmethod
     def detect(cls) -> Target:
         kit = None

@@ -23,6 +23,7 @@ import selectors
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -47,9 +48,19 @@ SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=de
 GUEST_MARK = Path("/run/schedcp/micro-vm")
 
 
-def in_guest() -> bool:
-    """Whether this process runs inside a SchedCP micro-VM (never nest VMs: TCG in TCG crawls)."""
-    return GUEST_MARK.is_file()
+def in_guest(mark: Path = GUEST_MARK) -> bool:
+    """Whether this machine is a SchedCP micro-VM: the verifier then runs its kernel-verifier
+    and dynamic stages in the running kernel instead of booting a VM inside this one (TCG
+    inside TCG crawls). The micro-VM's init writes the mark, and so does the init shim of the
+    whole-system test machine (tests/system). It counts only as root's: a regular file owned by
+    root, in a root-owned folder nobody else may write (``/run`` is a tmpfs only an init fills
+    at boot), so no user can make the helper load untried code into a real machine's kernel."""
+    try:
+        st, folder = os.lstat(mark), os.stat(mark.parent)
+    except OSError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_uid == 0 and folder.st_uid == 0
+            and not folder.st_mode & 0o022)
 
 
 class Outcome(enum.Enum):
