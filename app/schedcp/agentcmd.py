@@ -230,7 +230,7 @@ def cmd_mcp(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .pricing import DEFAULT_MODEL
+    from .pricing import DEFAULT_LOCAL_URL, DEFAULT_MODEL
 
     o = sub.add_parser("optimize", help="find, verify, deploy and keep the best scheduler for "
                        "a command or a process", description=cmd_optimize.__doc__)
@@ -240,7 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--brain", choices=("offline", "claude", "openai"), default="offline",
                    help="offline (no key), claude, or openai: any OpenAI-compatible server, "
                    "e.g. a local Ollama or llama.cpp")
-    o.add_argument("--base-url", default="http://127.0.0.1:11434/v1",
+    o.add_argument("--base-url", default=DEFAULT_LOCAL_URL,
                    help="endpoint for --brain openai (default: a local Ollama)")
     o.add_argument("--budget-tokens", type=int, help="token cap per optimization (the "
                    "budget for models without a price)")
