@@ -30,7 +30,8 @@ sys.path.insert(0, os.environ["SCHEDCP_ROOT"])
 R: dict = {"runs": {}, "timings": {}, "errors": []}
 OUT = Path("generated.json")
 PROBE = os.environ["SCHEDCP_PROBE"]
-TASKS = os.environ.get("SCHEDCP_TASKS", "24")
+# the batch's shape (probe batch options): the host test picks a short one for every CI run
+BATCH = os.environ.get("SCHEDCP_BATCH", "--tasks 24").split()
 # which parts run (all by default): "claude" and/or "composer"
 PARTS = set(os.environ.get("SCHEDCP_PARTS", "claude,composer").split(","))
 
@@ -107,11 +108,18 @@ def main() -> None:
         client.revert("", "the next run starts from the kernel default")
         t = time.monotonic()
         steps: list[dict] = []
+
+        def step(s: dict) -> None:  # kept, and one line on the console (the host streams it)
+            steps.append(s)
+            what = s.get("line") or s.get("message") or (s.get("plan") or {}).get("policy", "")
+            print(f"[{time.monotonic() - t0:6.1f}s] {name} {s['role']}: {str(what)[:100]}",
+                  flush=True)
+
         try:
             cfg = LoopConfig(goal="throughput", max_iterations=iterations, patience=2,
                              canary_s=2)
             result = OptimizationLoop(brain, tools, BatchExecutor(workload), cfg, None,
-                                      steps.append).run()
+                                      step).run()
             R["runs"][name] = {"stop": result.stop_reason, "message": result.message,
                                "best": result.best, "steps": steps,
                                "accounting": result.accounting}
@@ -124,7 +132,7 @@ def main() -> None:
     import anthropic
 
     sdk = anthropic.Anthropic(base_url=api.url, api_key="dummy", max_retries=0)
-    workload = [PROBE, "batch", "--tasks", TASKS, "--calibrate", "none"]
+    workload = [PROBE, "batch", *BATCH, "--calibrate", "none"]
     try:
         if "claude" in PARTS:
             run("claude", ClaudeBrain(tools, "dummy", client=sdk, budget_usd=1.0), workload, 2)
@@ -134,7 +142,7 @@ def main() -> None:
             return
         other = work / "longtail-probe"  # another executable name: another workload key
         shutil.copy2(PROBE, other)
-        workload2 = [str(other), "batch", "--tasks", TASKS, "--calibrate", "none"]
+        workload2 = [str(other), "batch", *BATCH, "--calibrate", "none"]
         run("composer", OfflinePlanner(tools=tools, compose="always"), workload2, 1)
         # "auto": ljf fits a long-tail batch, so only the history can bring the composed one
         # back: by name, its code read from the repository and verified again
