@@ -36,6 +36,15 @@ BATCH = os.environ.get("SCHEDCP_BATCH", "--tasks 24").split()
 PARTS = set(os.environ.get("SCHEDCP_PARTS", "claude,composer").split(","))
 
 
+T0 = time.monotonic()
+
+
+def mark(what: str) -> None:
+    """A timed line on the console (the host streams it) and in the timings."""
+    R["timings"][what] = round(time.monotonic() - T0, 1)
+    print(f"[{time.monotonic() - T0:6.1f}s] {what}", flush=True)
+
+
 def save() -> None:
     OUT.write_text(json.dumps(R, indent=1, default=str))
 
@@ -65,7 +74,7 @@ def main() -> None:
     )
     from tests.dbus_stack import start_stack
 
-    t0 = time.monotonic()
+    mark("imports")
     subprocess.run(["ip", "link", "set", "lo", "up"], check=False)
     work = Path("/run/gen")  # SQLite and sockets: the guest's tmpfs, not the 9p share
     work.mkdir(parents=True, exist_ok=True)
@@ -73,9 +82,10 @@ def main() -> None:
     stack = start_stack(helper=False)
     stack.state_dir = work / "state"
     stack.start_helper(timeout=180)
-    R["timings"]["stack"] = round(time.monotonic() - t0, 1)
+    mark("stack")
     client = stack.client()
     repo = PolicyRepository.open(work / "policies.db", embedder="hash")
+    mark("repository")
     tools = AgentTools(repo=repo, client=client)
     api = FakeMessagesAPI()
     api.start()
@@ -112,7 +122,7 @@ def main() -> None:
         def step(s: dict) -> None:  # kept, and one line on the console (the host streams it)
             steps.append(s)
             what = s.get("line") or s.get("message") or (s.get("plan") or {}).get("policy", "")
-            print(f"[{time.monotonic() - t0:6.1f}s] {name} {s['role']}: {str(what)[:100]}",
+            print(f"[{time.monotonic() - T0:6.1f}s] {name} {s['role']}: {str(what)[:100]}",
                   flush=True)
 
         try:
@@ -132,6 +142,7 @@ def main() -> None:
     import anthropic
 
     sdk = anthropic.Anthropic(base_url=api.url, api_key="dummy", max_retries=0)
+    mark("anthropic")
     workload = [PROBE, "batch", *BATCH, "--calibrate", "none"]
     try:
         if "claude" in PARTS:
