@@ -59,7 +59,18 @@ def patched_ljf() -> str:
     return "/* generated: ljf with 30 ms batch slices */\n" + out
 
 
+def _import_sdk() -> None:
+    """The anthropic SDK (pydantic, httpx: hundreds of modules over the guest's 9p share)
+    imports for minutes on a loaded host: it does so while the bus, polkitd and the helper
+    start, which mostly wait on other processes."""
+    import anthropic  # noqa: F401
+
+
 def main() -> None:
+    import threading
+
+    sdk_import = threading.Thread(target=_import_sdk, daemon=True)
+    sdk_import.start()
     from schedcp.agent import AgentTools, BatchExecutor, LoopConfig, OptimizationLoop
     from schedcp.agent.claude import ClaudeBrain
     from schedcp.agent.offline import OfflinePlanner
@@ -139,6 +150,7 @@ def main() -> None:
         R["timings"][name] = round(time.monotonic() - t, 1)
         save()
 
+    sdk_import.join()
     import anthropic
 
     sdk = anthropic.Anthropic(base_url=api.url, api_key="dummy", max_retries=0)
