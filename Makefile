@@ -11,7 +11,8 @@ setup:
 test: setup
 	bash packaging/run-tests.sh
 
-# Tests too long for every run (generated schedulers through the whole loop in the VM).
+# The generated-schedulers VM test on the demo-sized batch (24 jobs, 15-25 min); `make test`
+# runs it on a short batch.
 test-long: setup
 	SCHEDCP_LONG_VM=1 bash packaging/run-tests.sh tests/app/agent/test_generated_vm.py
 

@@ -46,7 +46,8 @@ KEEP_TRANSLATIONS = re.compile(r"^qt(base)?_[a-zA-Z_]+\.qm$")
 BUNDLED_LIKE = re.compile(r"^lib(Qt6|icu|shiboken6|pyside6|scipy_openblas|gfortran|quadmath|"
                           r"onnxruntime)")
 # the embedder: distributions (import names and their dist-info) nothing of ours imports
-# (protobuf and flatbuffers: only onnxruntime's tools read ONNX protos or flatbuffers)
+# (protobuf and flatbuffers: only onnxruntime's tools read ONNX protos or flatbuffers; tqdm:
+# openai declares it too, but its library imports it nowhere — the install test uses openai)
 DROP_DISTS = ("huggingface_hub", "hf_xet", "fsspec", "tqdm", "filelock", "yaml", "_yaml",
               "pyyaml", "PyYAML", "protobuf", "flatbuffers")
 # libonnxruntime.so is the C API for other languages (34 MB): the Python module links the runtime

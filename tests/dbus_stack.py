@@ -309,7 +309,8 @@ def start_stack(helper: bool = True) -> Stack:
         stack.procs["dbus"] = subprocess.Popen(
             ["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
             stdout=subprocess.PIPE, stderr=(d / "dbus.log").open("w"), text=True)
-        if not _readline(stack.procs["dbus"], 10):
+        # generous: inside a TCG guest on a host at load 14 it took over 10 s
+        if not _readline(stack.procs["dbus"], 60):
             raise RuntimeError(f"dbus-daemon did not start: {(d / 'dbus.log').read_text()}")
         stack.procs["polkitd"] = subprocess.Popen(
             [str(POLKITD), "--no-debug"], env=stack.env, stdout=subprocess.DEVNULL,

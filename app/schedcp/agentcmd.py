@@ -251,7 +251,7 @@ def cmd_mcp(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .pricing import DEFAULT_MODEL
+    from .pricing import DEFAULT_LOCAL_URL, DEFAULT_MODEL
 
     o = command(sub, "optimize", "find the best scheduler for a program or a running app",
                 "Measure a command (-- CMD...) or a running process (--pid), then try "
@@ -273,11 +273,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--brain", choices=("offline", "claude", "openai"), default="offline",
                    help="offline (no key), claude, or openai: any OpenAI-compatible server, "
                    "e.g. a local Ollama or llama.cpp")
-    o.add_argument("--base-url", default="http://127.0.0.1:11434/v1",
-                   help="endpoint for --brain openai")
+    o.add_argument("--base-url", default=DEFAULT_LOCAL_URL,
+                   help="endpoint for --brain openai (default: a local Ollama)")
     o.add_argument("--budget-tokens", type=positive_int, help="token cap per optimization "
                    "(the budget for models without a price)")
-    o.add_argument("--model", default=DEFAULT_MODEL, help="model for --brain claude/openai")
+    o.add_argument("--model", default=DEFAULT_MODEL, help="model for --brain claude/openai "
+                   f"(default for claude: {DEFAULT_MODEL})")
     o.add_argument("--budget", type=positive_float, default=0.50,
                    help="USD cap per optimization")
     o.add_argument("--iteration-budget", type=positive_float,

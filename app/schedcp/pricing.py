@@ -16,6 +16,8 @@ log = logging.getLogger("schedcp.pricing")
 DEFAULT_MODEL = "claude-sonnet-5-5"
 # offered in the tray's model box (any other id may be typed in)
 MODELS = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5", "claude-fable-5-2")
+# the local brain's default server: Ollama's OpenAI-compatible endpoint
+DEFAULT_LOCAL_URL = "http://127.0.0.1:11434/v1"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Write python3-deps.json: the tray's Python dependencies as one flatpak-builder module.
 
 flatpak-builder builds offline, so every wheel is a `type: file` source with its sha256. The
-requirements are pyproject.toml's [project].dependencies (PySide6 comes from the
-io.qt.PySide.BaseApp base, not from here). Wheels are fetched with `pip download` for the
-runtime's Python (KDE 6.8 = freedesktop 24.08: CPython 3.12, x86_64) and named by PyPI's
-stable redirect URL (files.pythonhosted.org/packages/<python tag>/<l>/<name>/<file>).
+requirements are pyproject.toml's [project].dependencies with the tray and local extras
+(PySide6 comes from the io.qt.PySide.BaseApp base, not from here). Wheels are fetched with
+`pip download` for the runtime's Python (KDE 6.8 = freedesktop 24.08: CPython 3.12, x86_64)
+and named by PyPI's stable redirect URL
+(files.pythonhosted.org/packages/<python tag>/<l>/<name>/<file>).
 
 Usage: python3 gen_pip_sources.py [--python-version 3.12]   (rewrites python3-deps.json)
 """
@@ -57,9 +58,11 @@ def module(requirements: list[str], python_version: str) -> dict:
 
 
 def requirements(pyproject: dict) -> list[str]:
-    """The app's dependencies plus the tray extra, without PySide6 (the base app has it)."""
+    """The app's dependencies plus the tray and local-model extras (the tray offers a local
+    model as its brain), without PySide6 (the base app has it)."""
     project = pyproject["project"]
-    extra = project.get("optional-dependencies", {}).get("tray", [])
+    extras = project.get("optional-dependencies", {})
+    extra = [*extras.get("tray", []), *extras.get("local", [])]
     return [r for r in [*project["dependencies"], *extra]
             if not r.lower().startswith("pyside6")]
 

@@ -83,7 +83,7 @@ section vendored
 as_user env QT_QPA_PLATFORM=offscreen python3 - <<'PY' 2>&1 || echo "rc=$?"
 import sys
 sys.path[0:0] = ["/usr/lib/schedcp", "/usr/lib/schedcp/vendor"]
-import anthropic, apsw, keyring, mcp, platformdirs, sqlite_vec
+import anthropic, apsw, keyring, mcp, openai, platformdirs, sqlite_vec
 from PySide6 import QtCharts, QtCore, QtGui, QtSvg, QtWidgets
 import schedcp.tray.app, schedcp.tray.history_window, schedcp.desktop.foreground
 app = QtWidgets.QApplication([])
@@ -91,6 +91,9 @@ icon = QtGui.QIcon("/usr/share/icons/hicolor/scalable/apps/schedcp.svg")
 print("qt", QtCore.qVersion(), "svg-icon", not icon.pixmap(32, 32).isNull(),
       "tray-class", QtWidgets.QSystemTrayIcon.__name__, "charts", QtCharts.QChart.__name__)
 print("apsw-sqlite", apsw.sqlite_lib_version(), "platformdirs", platformdirs.__version__)
+from schedcp.agent.openai_compat import OpenAIBrain  # the local-model brain's client
+print("local-brain", OpenAIBrain.name, "openai", openai.__version__,
+      "client", openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="x").base_url)
 PY
 policies() {  # JSON on stdout; stderr shown only on failure
     # not a host path: inside the test root
@@ -228,6 +231,7 @@ def test_bundled_libraries_load_with_declared_dependencies(run: Run) -> None:
     # the root has only what Depends pulled in: Qt's xcb/GL/font libraries must be among them
     out = run.sections["vendored"]
     assert "rc=" not in out and "svg-icon True" in out and "charts QChart" in out, out
+    assert "local-brain openai openai " in out and "client http://127.0.0.1:9/v1/" in out, out
 
 
 def test_bundled_native_libraries_keep_their_names(run: Run) -> None:

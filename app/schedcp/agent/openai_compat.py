@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..model import Plan
-from ..pricing import Price
+from ..pricing import DEFAULT_LOCAL_URL, Price
 from .brain import PlanContext
 from .claude import SUBMIT, ClaudeBrain, Ledger, _IterationBudget
 from .prompts import LEARNING_SYSTEM, PLANNING_SYSTEM
@@ -25,7 +25,7 @@ from .tools import AgentTools, specs_for
 
 log = logging.getLogger("schedcp.agent")
 
-DEFAULT_LOCAL_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint
+__all__ = ["DEFAULT_LOCAL_URL", "OpenAIBrain", "function_tools"]
 
 
 def function_tools(role: str) -> list[dict]:

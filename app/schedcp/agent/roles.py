@@ -18,6 +18,9 @@ from .executors import Executor
 from .tools import AgentTools, ToolFailure, custom_name
 
 DETERMINISTIC = ("input", "compile", "static", "kernel-verifier")  # same code, same verdict
+# ... unless the stage was killed for time (the helper's words for compile and static): on a
+# loaded host that is the load's verdict, not the code's
+TIMED_OUT = "took longer than"
 
 
 @dataclass
@@ -297,6 +300,9 @@ class Learning:
             # the trial run's verdict depends on the host's load (the helper does not cache
             # it either): this run skips the plan, the history does not ban it for ever
             lesson.note = f"trial-run refusal, not recorded: {lesson.note}"
+            return lesson, False
+        if verdict == "refused" and TIMED_OUT in outcome.message:
+            lesson.note = f"a stage ran out of time, not recorded: {lesson.note}"
             return lesson, False
         repo = self.tools.repository()
         # promote before recording: the lesson itself would be the incumbent it must beat

@@ -16,13 +16,16 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..pricing import DEFAULT_MODEL
+from ..pricing import DEFAULT_LOCAL_URL, DEFAULT_MODEL
 from ..vocabulary import DEFAULT_GOAL, GOALS
 
-BRAINS = ("offline", "claude")
+# openai: any OpenAI-compatible server, e.g. a local Ollama or llama.cpp (nothing leaves the
+# machine when it is local)
+BRAINS = ("offline", "claude", "openai")
 KEYRING_SERVICE, KEYRING_USER = "schedcp", "anthropic"  # agentcmd._api_key reads the same
 AUTOSTART_NAME = "schedcp-tray.desktop"
 MAX_BUDGET_USD = 100.0
+MAX_BUDGET_TOKENS = 100_000_000
 
 
 def config_dir() -> Path:
@@ -57,14 +60,17 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
 @dataclass
 class Settings:
     default_goal: str = DEFAULT_GOAL  # one of vocabulary.GOALS
-    brain: str = "offline"  # offline|claude
-    model: str = DEFAULT_MODEL
+    brain: str = "offline"  # offline|claude|openai
+    model: str = DEFAULT_MODEL  # Claude's
     budget_usd: float = 0.50  # per optimization
     auto_apply_profiles: bool = False
     start_at_login: bool = False
     # the user picked default_goal (tray menu, settings): then the power profile does not
     # change it (power-saver → battery only while this is false)
     goal_chosen: bool = False
+    local_url: str = DEFAULT_LOCAL_URL  # the OpenAI-compatible server (brain "openai")
+    local_model: str = ""  # its model name, e.g. "qwen3:8b" (no default: the user's server)
+    budget_tokens: int = 2_000_000  # per optimization, for the local brain (no price)
 
     @staticmethod
     def default_path() -> Path:
@@ -85,6 +91,17 @@ class Settings:
                 or not 0 < b <= MAX_BUDGET_USD):
             out.append(f"budget_usd must be a number above 0 and at most {MAX_BUDGET_USD:g}, "
                        f"not {b!r}")
+        url = self.local_url
+        if (not isinstance(url, str) or len(url) > 500 or any(c.isspace() for c in url)
+                or not url.startswith(("http://", "https://"))):
+            out.append("local_url must be an http:// or https:// address, like "
+                       f"{DEFAULT_LOCAL_URL}")
+        if not isinstance(self.local_model, str) or len(self.local_model) > 200:
+            out.append("local_model must be a model name (at most 200 characters)")
+        t = self.budget_tokens
+        if isinstance(t, bool) or not isinstance(t, int) or not 1000 <= t <= MAX_BUDGET_TOKENS:
+            out.append(f"budget_tokens must be a whole number from 1000 to "
+                       f"{MAX_BUDGET_TOKENS}, not {t!r}")
         for name in ("auto_apply_profiles", "start_at_login", "goal_chosen"):
             if not isinstance(getattr(self, name), bool):
                 out.append(f"{name} must be true or false")

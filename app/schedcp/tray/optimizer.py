@@ -1,5 +1,6 @@
 """One "Optimize this app" run, Qt-free: the agent loop on a running process, wired like
-``schedcp optimize --pid`` but with the brain, model and budget from the tray's settings.
+``schedcp optimize --pid`` but with the brain (offline, Claude, or a local model behind an
+OpenAI-compatible server), model and budget from the tray's settings.
 The tray calls it in a worker thread; ``cancel`` is the loop's own Event."""
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
                 raise OptimizeError("the Claude brain needs an Anthropic API key: add one in "
                                     "Settings, or switch the brain to Offline")
             brain = ClaudeBrain(tools, key, model=settings.model, budget_usd=settings.budget_usd)
+        elif getattr(settings, "brain", "offline") == "openai" and not req.analyze_only:
+            brain = _local_brain(tools, settings)
         else:
             brain = OfflinePlanner(tools=tools)
         cfg = LoopConfig(goal=req.goal, max_iterations=0 if req.analyze_only else
@@ -92,3 +95,20 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
         return result
     finally:
         tools.close()
+
+
+def _local_brain(tools: Any, settings: Any):
+    """The OpenAI-compatible brain from the settings (a token budget: local models have no
+    price); OptimizeError when it cannot run."""
+    model = (getattr(settings, "local_model", "") or "").strip()
+    if not model:
+        raise OptimizeError("the local brain needs the server's model name (e.g. qwen3:8b): "
+                            "set it in Settings, or switch the brain to Offline")
+    from ..agent.openai_compat import OpenAIBrain
+
+    try:  # the client library is imported on construction
+        return OpenAIBrain(tools, model, base_url=settings.local_url,
+                           budget_tokens=int(settings.budget_tokens))
+    except ImportError:
+        raise OptimizeError("the local brain needs the openai package (pip install "
+                            "'schedcp[local]'), or switch the brain to Offline") from None

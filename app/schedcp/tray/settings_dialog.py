@@ -1,5 +1,7 @@
-"""Settings: default goal, the agent's brain (offline or Claude, with model, budget and the API
-key, which goes to the keyring and never into a file), auto-apply profiles, start at login.
+"""Settings: default goal, the agent's brain (offline; Claude, with model, budget and the API
+key, which goes to the keyring and never into a file; or a local model behind an
+OpenAI-compatible server, with its address, model name and token budget), auto-apply profiles,
+start at login.
 Storage is ``desktop.settings``; this dialog only edits and reports its errors inline."""
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
 )
 
-from ..pricing import MODELS
+from ..pricing import DEFAULT_LOCAL_URL, MODELS
 from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
 from .icons import app_icon
 from .wording import GOAL_HINTS, GOAL_LABELS, GOALS
@@ -71,6 +74,8 @@ class SettingsDialog(QDialog):
         self.brain = QComboBox()
         self.brain.addItem("Offline planner — no network, no key", "offline")
         self.brain.addItem("Claude — Anthropic API, uses your key", "claude")
+        self.brain.addItem("Local model — an OpenAI-compatible server (Ollama, llama.cpp)",
+                           "openai")
         self.brain.setCurrentIndex(max(0, self.brain.findData(settings.brain)))
         self.brain.currentIndexChanged.connect(self._brain_changed)
         form.addRow("&Brain:", self.brain)
@@ -102,6 +107,23 @@ class SettingsDialog(QDialog):
         self.key_status = QLabel()
         self.key_status.setWordWrap(True)
         form.addRow("", self.key_status)
+        self.local_url = QLineEdit(settings.local_url)
+        self.local_url.setPlaceholderText(DEFAULT_LOCAL_URL)
+        self.local_url.setToolTip("The server's OpenAI-compatible address; on this machine "
+                                  "the process list never leaves it")
+        form.addRow("Local &server:", self.local_url)
+        self.local_model = QLineEdit(settings.local_model)
+        self.local_model.setPlaceholderText("the server's model name, e.g. qwen3:8b")
+        form.addRow("Local m&odel:", self.local_model)
+        self.budget_tokens = QSpinBox()
+        self.budget_tokens.setRange(1000, 100_000_000)
+        self.budget_tokens.setSingleStep(100_000)
+        self.budget_tokens.setGroupSeparatorShown(True)
+        self.budget_tokens.setSuffix(" tokens")
+        self.budget_tokens.setValue(int(settings.budget_tokens))
+        self.budget_tokens.setToolTip("The local agent stops when one optimization has used "
+                                      "this many tokens")
+        form.addRow("&Token budget per optimization:", self.budget_tokens)
         lay.addWidget(agent)
         self._load_key_state()
         self._brain_changed()
@@ -137,9 +159,11 @@ class SettingsDialog(QDialog):
         self.clear_key.setEnabled(self.has_key)
 
     def _brain_changed(self) -> None:
-        claude = self.brain.currentData() == "claude"
+        brain = self.brain.currentData()
         for w in (self.model, self.budget, self.api_key, self.clear_key):
-            w.setEnabled(claude and (w is not self.clear_key or self.has_key))
+            w.setEnabled(brain == "claude" and (w is not self.clear_key or self.has_key))
+        for w in (self.local_url, self.local_model, self.budget_tokens):
+            w.setEnabled(brain == "openai")
 
     def _remove_key(self) -> None:
         self._key_cleared = True
@@ -162,11 +186,18 @@ class SettingsDialog(QDialog):
         new.brain = self.brain.currentData()
         new.model = self.model.currentText().strip()
         new.budget_usd = round(self.budget.value(), 2)
+        new.local_url = self.local_url.text().strip() or DEFAULT_LOCAL_URL
+        new.local_model = self.local_model.text().strip()
+        new.budget_tokens = int(self.budget_tokens.value())
         new.auto_apply_profiles = self.auto_apply.isChecked()
         new.start_at_login = self.start_at_login.isChecked()
         key = self.api_key.text().strip()
         if new.brain == "claude" and not key and (not self.has_key or self._key_cleared):
             self._fail("The Claude brain needs an API key (or choose the offline planner).")
+            return
+        if new.brain == "openai" and not new.local_model:
+            self._fail("The local brain needs the server's model name (e.g. qwen3:8b; "
+                       "`ollama list` shows them).")
             return
         try:
             new.save(self.path)  # validates first: a bad value changes nothing else

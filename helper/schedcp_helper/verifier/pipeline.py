@@ -112,13 +112,19 @@ class Verifier:
 
     def _check_and_trial(self, req: VerifyRequest, report: VerifyReport, key: str,
                          obj_path: Path, progress: Progress, stage) -> None:
+        timed_out = False
+
         def do_static():
+            nonlocal timed_out
             try:
                 shape = check_object(obj_path.read_bytes())  # before anything parses it
                 ints = {k: int(v) for k, v in report.tunables.items() if not isinstance(v, str)}
                 ops, findings = run_static(obj_path, self.target.bpftool,
                                            self.target.functions(), ints, self.static_budget)
-            except (ObjectError, StaticTimeout) as e:
+            except StaticTimeout as e:  # the host's load, not the object: never cached
+                timed_out = True
+                return False, str(e), []
+            except ObjectError as e:
                 return False, str(e), []
             bad = [f for f in findings if f.severe and not f.ok]
             details = [f"{'ok  ' if f.ok else 'FAIL'} {f.check}: {f.message}" for f in findings]
@@ -128,7 +134,8 @@ class Verifier:
                           "functions)"), details
 
         if not stage("static", do_static):
-            self._remember(key, report)
+            if not timed_out:
+                self._remember(key, report)
             return
         progress("kernel-verifier", "started")
         trial = run_trial(self.target, TrialRequest(
@@ -165,7 +172,8 @@ class Verifier:
 
     def _remember(self, key: str, report: VerifyReport) -> None:
         """Cache passes and deterministic refusals (static, kernel verifier) only: a dynamic
-        failure may be a loaded host's noise and a trial that never ran says nothing."""
+        failure may be a loaded host's noise and a trial that never ran says nothing (nor does
+        a static stage killed for time: the caller does not come here then)."""
         if report.failed_stage not in (None, "static", "kernel-verifier") or any(
             s.message.startswith("the trial did not run") for s in report.stages
         ):

@@ -30,9 +30,19 @@ sys.path.insert(0, os.environ["SCHEDCP_ROOT"])
 R: dict = {"runs": {}, "timings": {}, "errors": []}
 OUT = Path("generated.json")
 PROBE = os.environ["SCHEDCP_PROBE"]
-TASKS = os.environ.get("SCHEDCP_TASKS", "24")
+# the batch's shape (probe batch options): the host test picks a short one for every CI run
+BATCH = os.environ.get("SCHEDCP_BATCH", "--tasks 24").split()
 # which parts run (all by default): "claude" and/or "composer"
 PARTS = set(os.environ.get("SCHEDCP_PARTS", "claude,composer").split(","))
+
+
+T0 = time.monotonic()
+
+
+def mark(what: str) -> None:
+    """A timed line on the console (the host streams it) and in the timings."""
+    R["timings"][what] = round(time.monotonic() - T0, 1)
+    print(f"[{time.monotonic() - T0:6.1f}s] {what}", flush=True)
 
 
 def save() -> None:
@@ -49,7 +59,18 @@ def patched_ljf() -> str:
     return "/* generated: ljf with 30 ms batch slices */\n" + out
 
 
+def _import_sdk() -> None:
+    """The anthropic SDK (pydantic, httpx: hundreds of modules over the guest's 9p share)
+    imports for minutes on a loaded host: it does so while the bus, polkitd and the helper
+    start, which mostly wait on other processes."""
+    import anthropic  # noqa: F401
+
+
 def main() -> None:
+    import threading
+
+    sdk_import = threading.Thread(target=_import_sdk, daemon=True)
+    sdk_import.start()
     from schedcp.agent import AgentTools, BatchExecutor, LoopConfig, OptimizationLoop
     from schedcp.agent.claude import ClaudeBrain
     from schedcp.agent.offline import OfflinePlanner
@@ -64,7 +85,7 @@ def main() -> None:
     )
     from tests.dbus_stack import start_stack
 
-    t0 = time.monotonic()
+    mark("imports")
     subprocess.run(["ip", "link", "set", "lo", "up"], check=False)
     work = Path("/run/gen")  # SQLite and sockets: the guest's tmpfs, not the 9p share
     work.mkdir(parents=True, exist_ok=True)
@@ -72,9 +93,10 @@ def main() -> None:
     stack = start_stack(helper=False)
     stack.state_dir = work / "state"
     stack.start_helper(timeout=180)
-    R["timings"]["stack"] = round(time.monotonic() - t0, 1)
+    mark("stack")
     client = stack.client()
     repo = PolicyRepository.open(work / "policies.db", embedder="hash")
+    mark("repository")
     tools = AgentTools(repo=repo, client=client)
     api = FakeMessagesAPI()
     api.start()
@@ -107,11 +129,18 @@ def main() -> None:
         client.revert("", "the next run starts from the kernel default")
         t = time.monotonic()
         steps: list[dict] = []
+
+        def step(s: dict) -> None:  # kept, and one line on the console (the host streams it)
+            steps.append(s)
+            what = s.get("line") or s.get("message") or (s.get("plan") or {}).get("policy", "")
+            print(f"[{time.monotonic() - T0:6.1f}s] {name} {s['role']}: {str(what)[:100]}",
+                  flush=True)
+
         try:
             cfg = LoopConfig(goal="throughput", max_iterations=iterations, patience=2,
                              canary_s=2)
             result = OptimizationLoop(brain, tools, BatchExecutor(workload), cfg, None,
-                                      steps.append).run()
+                                      step).run()
             R["runs"][name] = {"stop": result.stop_reason, "message": result.message,
                                "best": result.best, "steps": steps,
                                "accounting": result.accounting}
@@ -121,10 +150,12 @@ def main() -> None:
         R["timings"][name] = round(time.monotonic() - t, 1)
         save()
 
+    sdk_import.join()
     import anthropic
 
     sdk = anthropic.Anthropic(base_url=api.url, api_key="dummy", max_retries=0)
-    workload = [PROBE, "batch", "--tasks", TASKS, "--calibrate", "none"]
+    mark("anthropic")
+    workload = [PROBE, "batch", *BATCH, "--calibrate", "none"]
     try:
         if "claude" in PARTS:
             run("claude", ClaudeBrain(tools, "dummy", client=sdk, budget_usd=1.0), workload, 2)
@@ -134,7 +165,7 @@ def main() -> None:
             return
         other = work / "longtail-probe"  # another executable name: another workload key
         shutil.copy2(PROBE, other)
-        workload2 = [str(other), "batch", "--tasks", TASKS, "--calibrate", "none"]
+        workload2 = [str(other), "batch", *BATCH, "--calibrate", "none"]
         run("composer", OfflinePlanner(tools=tools, compose="always"), workload2, 1)
         # "auto": ljf fits a long-tail batch, so only the history can bring the composed one
         # back: by name, its code read from the repository and verified again

@@ -150,6 +150,9 @@ def test_learning_keeps_only_certain_verdicts(repo):
     cases = [
         (Outcome(Plan("ljf"), False, "static", "enqueue can return"), None, "refused", True),
         (Outcome(Plan("ljf"), False, "dynamic", "waited too long"), None, "refused", False),
+        # a stage killed for time on a loaded host says nothing certain about the code
+        (Outcome(Plan("vtime"), False, "static", "the static checks took longer than 90 s "
+                 "and were killed"), None, "refused", False),
         (Outcome(Plan("vtime"), True), ToolFailure("no", "NoSchedExt"), "failed", False),
         (Outcome(Plan("vtime"), True), ToolFailure("bad token", "TokenInvalid"), "failed", True),
         # one run before and one after, however far apart, is no verdict (A/B trials decide)

@@ -37,9 +37,10 @@ def test_settings_bad_values_fall_back_one_by_one(tmp_path: Path):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"default_goal": "speed", "brain": "claude", "budget_usd": -1,
                                 "model": "", "auto_apply_profiles": "yes",
-                                "start_at_login": True, "unknown": 1}))
+                                "start_at_login": True, "unknown": 1, "local_url": "x",
+                                "local_model": "qwen3:8b", "budget_tokens": "many"}))
     s = Settings.load(path)
-    assert s == Settings(brain="claude", start_at_login=True)
+    assert s == Settings(brain="claude", start_at_login=True, local_model="qwen3:8b")
     assert Settings.load(tmp_path / "missing.json") == Settings()
 
 
@@ -52,6 +53,12 @@ def test_settings_bad_values_fall_back_one_by_one(tmp_path: Path):
     ("budget_usd", True, "budget_usd"),
     ("model", " ", "model must be"),
     ("auto_apply_profiles", 1, "auto_apply_profiles must be true or false"),
+    ("brain", "gpt", "one of offline, claude, openai"),
+    ("local_url", "localhost:11434", "local_url must be an http"),
+    ("local_url", "http://a b", "local_url"),
+    ("local_model", 7, "local_model must be a model name"),
+    ("budget_tokens", 10, "budget_tokens must be a whole number from 1000"),
+    ("budget_tokens", 2.5e6, "budget_tokens"),
 ])
 def test_settings_save_refuses_bad_values(tmp_path: Path, field, value, words):
     s = Settings(**{field: value})

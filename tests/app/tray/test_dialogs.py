@@ -40,7 +40,9 @@ def test_settings_saved_with_key_in_keyring_only(qtbot, settings, settings_path)
     data = json.loads(settings_path.read_text())
     assert data == {"default_goal": "responsiveness", "brain": "claude",
                     "model": "claude-opus-5", "budget_usd": 1.25, "auto_apply_profiles": True,
-                    "start_at_login": True, "goal_chosen": True}  # a power profile won't override
+                    "start_at_login": True, "goal_chosen": True,  # a power profile won't override
+                    "local_url": "http://127.0.0.1:11434/v1", "local_model": "",
+                    "budget_tokens": 2_000_000}
     assert "sk-ant" not in settings_path.read_text()
     assert secrets.key == "sk-ant-test-123" and secrets.autostart is True
     assert settings.brain == "claude" and settings.default_goal == "responsiveness"
@@ -59,6 +61,34 @@ def test_settings_refuses_claude_without_a_key_and_bad_values(qtbot, settings, s
     dlg.save()
     assert "model must be a model name" in dlg.error.text()
     assert not settings_path.exists() and settings.brain == "offline"
+
+
+def test_settings_local_model_brain_needs_a_model_name_and_no_key(qtbot, settings,
+                                                                  settings_path):
+    secrets = FakeSecrets()
+    dlg = SettingsDialog(settings, settings_path, secrets)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    assert not dlg.local_model.isEnabled() and not dlg.local_url.isEnabled()
+    dlg.brain.setCurrentIndex(dlg.brain.findData("openai"))
+    # the local brain's fields, not Claude's (no API key leaves the machine)
+    assert dlg.local_model.isEnabled() and dlg.local_url.isEnabled()
+    assert dlg.budget_tokens.isEnabled()
+    assert not dlg.api_key.isEnabled() and not dlg.model.isEnabled()
+    dlg.save()
+    assert dlg.isVisible() and "needs the server's model name" in dlg.error.text()
+    dlg.local_model.setText(" qwen3:8b ")
+    dlg.local_url.setText("ftp://box:11434")
+    dlg.save()
+    assert "local_url must be an http" in dlg.error.text() and not settings_path.exists()
+    dlg.local_url.setText("http://192.168.1.5:8080/v1")
+    dlg.budget_tokens.setValue(300_000)
+    with qtbot.waitSignal(dlg.saved, timeout=1000):
+        dlg.save()
+    data = json.loads(settings_path.read_text())
+    assert (data["brain"], data["local_url"], data["local_model"], data["budget_tokens"]) == (
+        "openai", "http://192.168.1.5:8080/v1", "qwen3:8b", 300_000)
+    assert secrets.key is None and settings.brain == "openai"
 
 
 def test_settings_without_a_keyring_says_how_to_fix(qtbot, settings, settings_path):
@@ -491,6 +521,43 @@ def test_claude_brain_without_key_refuses_before_starting(settings):
     with pytest.raises(OptimizeError, match="needs an Anthropic API key"):
         optimizer.run(Request(1, "x", "balanced"), settings, lambda s: None,
                       threading.Event(), api_key=lambda: None)
+
+
+def test_local_brain_runs_against_an_openai_compatible_server(settings):
+    """The tray's "local model" brain: the real openai client asks the configured server, with
+    the configured model name, and its answer (no plan) ends the run with that reason."""
+    import subprocess
+
+    from schedcp.tray import optimizer
+    from tests.app.agent.fakeapi import FakeChatCompletionsAPI, chat_message
+
+    settings.brain = "openai"
+    with pytest.raises(OptimizeError, match="needs the server's model name"):
+        optimizer.run(Request(1, "x", "balanced"), settings, lambda s: None, threading.Event())
+    api = FakeChatCompletionsAPI()
+    api.start()
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        api.script = [chat_message({"role": "assistant", "content": "Nothing fits an idle "
+                                    "app; I would change nothing."}, "stop")]
+        settings.local_model, settings.local_url = "qwen3:8b", api.url + "/v1"
+        steps: list[dict] = []
+
+        def no_helper():
+            raise RuntimeError("no helper in this test")
+
+        result = optimizer.run(Request(p.pid, "sleep", "balanced", seconds=0.3), settings,
+                               steps.append, threading.Event(), client_factory=no_helper)
+        assert len(api.requests) == 1 and api.requests[0]["model"] == "qwen3:8b"
+        assert any(t["function"]["name"] == "submit_plan" for t in api.requests[0]["tools"])
+        plan = next(s for s in steps if s["role"] == "planning")
+        assert plan["brain"] == "openai" and plan["plan"] is None
+        assert result.stop_reason == "exhausted"
+        assert result.accounting["total"]["output_tokens"] == 20
+    finally:
+        p.kill()
+        p.wait()
+        api.stop()
 
 
 def test_step_lines_cover_refusals():

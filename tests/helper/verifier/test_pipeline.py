@@ -111,4 +111,8 @@ def test_the_static_stage_has_a_time_budget(verifier):
     assert report.failed_stage == "static", report.render()
     assert "took longer than 0.05 s" in report.stages[-1].message
     assert not verifier.artifacts.exists() or not list(verifier.artifacts.iterdir())
+    # the load's verdict, not the object's: not cached, so the next try checks it again
+    assert verifier._cached(verifier._cache_key(report.artifact, report.tunables)) is None
+    again = verify_policy(verifier, "fifo")
+    assert not again.cached and "took longer than" in again.stages[-1].message
 
