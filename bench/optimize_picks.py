@@ -5,7 +5,8 @@ each batch of the catalogue and on the build, each run as a command
 (`python -m schedcp.workloads run NAME`), each optimization starting from the kernel default.
 
     python bench/optimize_picks.py [--workloads batch-gzip,...,build] [--iterations 2]
-           [--trial-budget 60] [--unit-scale 0.5] [--build-jobs 2] [--cpus 2] [--save FILE]
+           [--trial-budget 60] [--unit-scale 0.5] [--build-jobs 2] [--build-lib subcmd]
+           [--cpus 2] [--save FILE]
     python bench/optimize_picks.py --render FILE   (the table of a --save file)
 
 The metric is what optimize judges a command by: its wall time, Python's start-up in the
@@ -42,7 +43,8 @@ def _command(name: str, params: dict[str, Any], workdir: str) -> list[str]:
     if name.startswith("batch-"):
         cmd += ["--unit-scale", str(params["unit_scale"])]
     if name == "build":
-        cmd += ["--source", params["source"], "--jobs-per-cpu", str(params["build_jobs"])]
+        cmd += ["--source", params["source"], "--jobs-per-cpu", str(params["build_jobs"]),
+                "--lib", params["build_lib"]]
     return cmd
 
 
@@ -130,7 +132,8 @@ def render(params: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     print(f"\nwhat `schedcp optimize` picks (offline planner, goal throughput, "
           f"{params['cpus']} vCPUs, plain TCG, --max-iterations {params['iterations']}, "
           f"--trial-budget {params['trial_budget']:g} s, batches at --unit-scale "
-          f"{params['unit_scale']:g}, build make -j{params['build_jobs'] * params['cpus']}); "
+          f"{params['unit_scale']:g}, build: lib{params.get('build_lib', 'bpf')} with make "
+          f"-j{params['build_jobs'] * params['cpus']}); "
           f"load average {params.get('load_before', '?')} before, "
           f"{params.get('load_after', '?')} after")
     print(f"  {'workload':13} {'kind':6} {'picked':22} {'wall':>6}  effect (median ratio, "
@@ -158,6 +161,9 @@ def main() -> int:
                     "per candidate (at least 5+5 runs whatever the budget)")
     ap.add_argument("--unit-scale", type=float, default=0.5, help="the batches' job length")
     ap.add_argument("--build-jobs", type=int, default=2, help="make jobs per CPU")
+    ap.add_argument("--build-lib", choices=("subcmd", "bpf"), default="subcmd", help="the "
+                    "build: libsubcmd (default, 7 files) or libbpf (~40 files: minutes a run "
+                    "in the guest, so 11+ runs take long)")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds before the guest is "
                     "stopped")
@@ -178,6 +184,7 @@ def main() -> int:
     params: dict[str, Any] = {
         "workloads": names, "iterations": args.iterations, "trial_budget": args.trial_budget,
         "unit_scale": args.unit_scale, "build_jobs": args.build_jobs, "cpus": args.cpus,
+        "build_lib": args.build_lib,
         "source": "", "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     if "build" in names:
         from schedcp.workloads.build import source_tree

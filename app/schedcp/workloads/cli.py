@@ -3,7 +3,8 @@ CMD``, a shell, a benchmark) can run it:
 
     python -m schedcp.workloads list
     python -m schedcp.workloads run NAME [--cpus N] [--seconds S] [--workdir DIR]
-           [--unit-scale X] [--source DIR] [--probe PATH] [--jobs-per-cpu J] [--prepare]
+           [--unit-scale X] [--source DIR] [--probe PATH] [--jobs-per-cpu J] [--lib bpf|subcmd]
+           [--prepare]
 
 ``run`` runs NAME once and prints its parsed metrics as one JSON line. When it cannot, it says
 why on stderr, prints ``{"status": "failed", ...}`` on stdout and exits non-zero: 3 when a
@@ -48,6 +49,8 @@ def _configured(w: Workload, args: argparse.Namespace) -> Workload:
         changes["source"] = args.source
         if args.jobs_per_cpu is not None:
             changes["jobs_per_cpu"] = args.jobs_per_cpu
+        if args.lib is not None:
+            changes["lib"] = args.lib
     if w.name == "frames":
         if args.probe is None:  # built on demand (needs the helper package and a compiler)
             from schedcp_helper.workload import probe_binary
@@ -72,7 +75,8 @@ def _run_once(w: Workload, args: argparse.Namespace, workdir: Path) -> dict:
         shutil.rmtree(workdir / "out", ignore_errors=True)
     res = run(w, cpus, args.seconds, workdir, timeout=args.timeout)
     if w.name == "build" and res.get("complete") != 1:
-        raise BadOutput(f"build: make ended without producing libbpf.a ({res})")
+        archive = w.archive  # type: ignore[attr-defined]
+        raise BadOutput(f"build: make ended without producing {archive} ({res})")
     return res
 
 
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--unit-scale", type=float, help="a batch's job length (default 1)")
     r.add_argument("--source", help="the build's extracted kernel tree (default: extract it)")
     r.add_argument("--jobs-per-cpu", type=int, help="the build's make jobs per CPU (default 2)")
+    r.add_argument("--lib", choices=("bpf", "subcmd"), help="what the build builds: libbpf "
+                   "(default, ~40 files) or libsubcmd (7 files)")
     r.add_argument("--probe", help="the workload probe binary for frames (default: build it)")
     r.add_argument("--timeout", type=float, default=3000, help="seconds (default 3000)")
     r.add_argument("--prepare", action="store_true", help="a batch: only write its inputs")

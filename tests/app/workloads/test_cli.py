@@ -53,6 +53,14 @@ def test_a_latency_tool_runs_for_its_seconds(tmp_path):
     assert json.loads(r.stdout)["time_s"] > 0
 
 
+def test_every_build_starts_from_scratch_also_in_a_kept_workdir(tmp_path):
+    for _ in range(2):  # the second run must not find the first one's objects
+        r = _run("run", "build", "--lib", "subcmd", "--cpus", "2", "--workdir", str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"compiled": 7, "complete": 1.0,
+                                        "wall_s": json.loads(r.stdout)["wall_s"]}
+
+
 def test_a_missing_program_exits_3_naming_its_package(tmp_path):
     # the shell the batch's jobs start in is there; gzip is not
     bindir = tmp_path / "bin"
