@@ -7,7 +7,7 @@ CMD``, a shell, a benchmark) can run it:
            [--prepare]
 
 ``run`` runs NAME once and prints its parsed metrics as one JSON line. When it cannot, it says
-why on stderr, prints ``{"status": "failed", ...}`` on stdout and exits non-zero: 3 when a
+why on stderr, prints ``{"status":"failed",...}`` on stdout and exits non-zero: 3 when a
 program is missing (the message names the Debian package), 1 when the program failed or printed
 nothing parseable, 2 for a bad command line. A batch's jobs are the command's own children in
 birth order (what ``optimize``'s runtime hints key on); ``--prepare`` only writes its inputs
@@ -81,7 +81,9 @@ def _run_once(w: Workload, args: argparse.Namespace, workdir: Path) -> dict:
 
 
 def _fail(name: str, code: int, why: str) -> int:
-    print(json.dumps({"status": "failed", "workload": name, "error": why}), flush=True)
+    # compact, as the probe prints it: one --fail-pattern '"status":"failed"' matches both
+    print(json.dumps({"status": "failed", "workload": name, "error": why},
+                     separators=(",", ":")), flush=True)
     print(f"schedcp.workloads: {name}: {why}", file=sys.stderr)
     return code
 
