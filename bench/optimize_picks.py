@@ -41,10 +41,7 @@ def _command(name: str, params: dict[str, Any], workdir: str) -> list[str]:
     """``python -S``: the runner is stdlib only, and in the TCG guest the venv's site set-up
     alone costs ~5 s of every run (4.8 s vs 0.23 s for ``-c pass``), time no scheduler
     changes that would dilute every effect."""
-    import schedcp
-
-    pkg_parent = str(Path(schedcp.__file__).resolve().parents[1])
-    cmd = ["env", f"PYTHONPATH={pkg_parent}", sys.executable, "-S", "-m", "schedcp.workloads",
+    cmd = [sys.executable, "-S", "-m", "schedcp.workloads",
            "run", name, "--cpus", str(params["cpus"]), "--workdir", workdir]
     if name.startswith("batch-"):
         cmd += ["--unit-scale", str(params["unit_scale"])]
@@ -55,9 +52,13 @@ def _command(name: str, params: dict[str, Any], workdir: str) -> list[str]:
 
 
 def guest_main(params_path: str) -> int:
+    import schedcp
     from schedcp.demo import NoHelper, back_to_default, optimize, private_helper
 
     params = json.loads(Path(params_path).read_text())
+    # -S leaves the venv out: the package comes from PYTHONPATH, inherited by the commands
+    # (not an `env` prefix, which would make the command's identity "env")
+    os.environ["PYTHONPATH"] = str(Path(schedcp.__file__).resolve().parents[1])
     work = Path(tempfile.mkdtemp(prefix="schedcp-picks-", dir="/run"))
     failed = 0
     try:
