@@ -39,6 +39,7 @@ bench: setup
 	$(VENV)/bin/python bench/real_workloads.py --table batch \
 		--variants default,fifo,vtime,ljf,interactive,powersave,scx_simple
 	$(VENV)/bin/python bench/real_workloads.py --table build -n 2 --variants default,vtime,scx_simple
+	$(VENV)/bin/python bench/optimize_picks.py
 	$(VENV)/bin/python bench/agent_loop.py
 	$(VENV)/bin/python bench/null_experiment.py --vm
 

@@ -21,12 +21,14 @@ its interval (see schedcp.demo_latency).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .cliargs import command, positive_float, positive_int
@@ -163,60 +165,88 @@ def _start_bus(d: Path) -> tuple[subprocess.Popen, str]:
     return bus, f"unix:path={sock}"
 
 
-def guest_main(args: argparse.Namespace) -> int:
-    """Inside the guest, as root: bus + helper, then optimize as a client."""
-    # the shared folder is 9p: no sockets and no reliable SQLite locks there; the guest's own
-    # tmpfs is throwaway anyway
-    work = Path(tempfile.mkdtemp(prefix="schedcp-demo-", dir="/run"))
-    t0 = time.monotonic()
-    bus, address = _start_bus(work)
-    os.environ.update(DBUS_SYSTEM_BUS_ADDRESS=address, XDG_DATA_HOME=str(work / "data"),
-                      XDG_CACHE_HOME=str(work / "cache"))
-    helper = subprocess.Popen(
-        [sys.executable, "-m", "schedcp_helper.service", "--address", address, "--state-dir",
-         str(work / "helper-state")], stdout=subprocess.PIPE, stderr=(work / "helper.log").open(
-            "w"), text=True)
+class NoHelper(RuntimeError):
+    """The private bus or the helper on it did not start (the reason is the message)."""
+
+
+@contextlib.contextmanager
+def private_helper(work: Path) -> Iterator[str]:
+    """Inside the guest, as root: a private system bus and the root helper on it, both in
+    ``work`` (the guest's own tmpfs: the shared folder is 9p, with no sockets and no reliable
+    SQLite locks). Yields the bus address, set as this process's system bus, with the policy
+    store and caches in ``work`` too; both are stopped on the way out."""
     try:
+        bus, address = _start_bus(work)
+    except RuntimeError as e:
+        raise NoHelper(str(e)) from None
+    procs = [bus]
+    try:
+        os.environ.update(DBUS_SYSTEM_BUS_ADDRESS=address, XDG_DATA_HOME=str(work / "data"),
+                          XDG_CACHE_HOME=str(work / "cache"))
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "schedcp_helper.service", "--address", address,
+             "--state-dir", str(work / "helper-state")], stdout=subprocess.PIPE,
+            stderr=(work / "helper.log").open("w"), text=True)
+        procs.insert(0, helper)
         assert helper.stdout is not None
         if helper.stdout.readline().strip() != "ready":
-            print("the helper did not start:\n" + (work / "helper.log").read_text()[-2000:])
-            return 1
-        print(f"guest: system bus and root helper up in {time.monotonic() - t0:.1f} s; "
-              f"optimizing a batch of {args.tasks} jobs (one long) for throughput", flush=True)
-        # no calibration prologue: a fixed serial second that no scheduler can shorten
-        workload = [args.probe, "batch", "--tasks", str(args.tasks), "--calibrate", "none",
-                    "--unit-scale", str(args.unit_scale)]
-        runs: list[list[dict]] = []
-        for n in range(1, args.runs + 1):
-            if n > 1:
-                _back_to_default(address)
-                print(f"\nrun {n}: the same kind of workload again, from the kernel default; "
-                      "the policy store remembers run 1", flush=True)
-            steps, rc = _optimize(workload, args.iterations, args.trial_budget)
-            runs.append(steps)
-            if rc != 0:
-                break
-        print(_table(runs[0], time.monotonic() - t0), flush=True)
-        if len(runs) > 1:
-            print(_reuse(runs), flush=True)
-        if args.save:
-            from .client import HelperClient
-
-            with HelperClient(address) as c:
-                history = c.history(50)
-            Path(args.save).write_text(json.dumps({"runs": runs, "history": history}))
-        return rc
+            raise NoHelper("the helper did not start:\n"
+                           + (work / "helper.log").read_text()[-2000:])
+        yield address
     finally:
-        for proc in (helper, bus):
+        for proc in procs:
             proc.terminate()
             proc.wait(10)
 
 
-def _optimize(workload: list[str], iterations: int, budget: float) -> tuple[list[dict], int]:
-    """One `schedcp optimize --json` run as a client of the guest's helper."""
+def guest_main(args: argparse.Namespace) -> int:
+    """Inside the guest, as root: bus + helper, then optimize as a client."""
+    work = Path(tempfile.mkdtemp(prefix="schedcp-demo-", dir="/run"))
+    t0 = time.monotonic()
+    try:
+        with private_helper(work) as address:
+            return _guest_runs(args, address, t0)
+    except NoHelper as e:
+        print(e)
+        return 1
+
+
+def _guest_runs(args: argparse.Namespace, address: str, t0: float) -> int:
+    print(f"guest: system bus and root helper up in {time.monotonic() - t0:.1f} s; "
+          f"optimizing a batch of {args.tasks} jobs (one long) for throughput", flush=True)
+    # no calibration prologue: a fixed serial second that no scheduler can shorten
+    workload = [args.probe, "batch", "--tasks", str(args.tasks), "--calibrate", "none",
+                "--unit-scale", str(args.unit_scale)]
+    runs: list[list[dict]] = []
+    for n in range(1, args.runs + 1):
+        if n > 1:
+            back_to_default(address)
+            print(f"\nrun {n}: the same kind of workload again, from the kernel default; "
+                  "the policy store remembers run 1", flush=True)
+        steps, rc = optimize(workload, args.iterations, args.trial_budget)
+        runs.append(steps)
+        if rc != 0:
+            break
+    print(_table(runs[0], time.monotonic() - t0), flush=True)
+    if len(runs) > 1:
+        print(_reuse(runs), flush=True)
+    if args.save:
+        from .client import HelperClient
+
+        with HelperClient(address) as c:
+            history = c.history(50)
+        Path(args.save).write_text(json.dumps({"runs": runs, "history": history}))
+    return rc
+
+
+def optimize(workload: list[str], iterations: int, budget: float,
+             fail_pattern: str = '"status":"failed"') -> tuple[list[dict], int]:
+    """One `schedcp optimize --json` run of ``workload`` (a command) as a client of the
+    guest's helper, for throughput; prints each step. Its steps (trial progress left out)
+    and exit status."""
     argv = [sys.executable, "-m", "schedcp", "optimize", "--goal", "throughput",
             "--max-iterations", str(iterations), "--canary", "2", "--trial-budget",
-            str(budget), "--fail-pattern", '"status":"failed"', "--json", "--", *workload]
+            str(budget), "--fail-pattern", fail_pattern, "--json", "--", *workload]
     steps = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as p:
         assert p.stdout is not None
@@ -233,7 +263,7 @@ def _optimize(workload: list[str], iterations: int, budget: float) -> tuple[list
     return steps, p.returncode
 
 
-def _back_to_default(address: str) -> None:
+def back_to_default(address: str) -> None:
     from .client import HelperClient
 
     with HelperClient(address) as c:

@@ -1,7 +1,9 @@
 """Build: ``make -jN`` of libbpf from the kernel tree (tools/lib/bpf of Debian's
 linux-source-6.12, already needed for the guest kit): ~40 C files, the paper's kernel-build
-role sized to finish in a minute or two in the guest. The source stays read-only (every
-output goes to ``OUTPUT=``), so the host's extracted copy serves every guest run."""
+role sized to finish in a few minutes in the guest. ``lib="subcmd"`` builds the tree's
+libsubcmd instead (7 C files, under a minute in the guest): small enough for the 10+ runs of an
+optimization's A/B trials. The source stays read-only (every output goes to ``OUTPUT=``), so
+the host's extracted copy serves every guest run."""
 
 from __future__ import annotations
 
@@ -38,15 +40,20 @@ def source_tree(cache: Path | None = None) -> Path:
 class Build(Workload):
     source: str = ""  # source_tree(), resolved on the host (the guest sees it read-only)
     jobs_per_cpu: int = 2
+    lib: str = "bpf"  # tools/lib/<lib>: "bpf" (libbpf.a) or "subcmd" (libsubcmd.a)
+
+    @property
+    def archive(self) -> str:
+        return {"bpf": "libbpf.a", "subcmd": "libsubcmd.a"}[self.lib]
 
     def argv(self, cpus: int, seconds: float, workdir: Path) -> list[str]:
-        if not self.source or not Path(self.source, "tools/lib/bpf/Makefile").is_file():
+        if not self.source or not Path(self.source, f"tools/lib/{self.lib}/Makefile").is_file():
             raise ToolMissing(f"build: no extracted source at {self.source!r}: pass "
                               "source=str(source_tree())")
         out = workdir / "out"
         out.mkdir(parents=True, exist_ok=True)
-        return ["make", "-C", f"{self.source}/tools/lib/bpf", f"-j{self.jobs_per_cpu * cpus}",
-                f"OUTPUT={out}/", f"{out}/libbpf.a"]
+        return ["make", "-C", f"{self.source}/tools/lib/{self.lib}",
+                f"-j{self.jobs_per_cpu * cpus}", f"OUTPUT={out}/", f"{out}/{self.archive}"]
 
     def parse(self, stdout: str, workdir: Path) -> dict[str, float]:
         """Files compiled, and whether the archive exists (a build stopped early, as the load
@@ -59,7 +66,7 @@ class Build(Workload):
     def parse_stopped(self, stdout: str, workdir: Path) -> dict[str, float]:
         """As a load stopped at the end of a measurement: what it compiled by then (maybe 0)."""
         return {"compiled": len(re.findall(r"^\s+CC\s", stdout, re.M)),
-                "complete": float((workdir / "out/libbpf.a").is_file())}
+                "complete": float((workdir / "out" / self.archive).is_file())}
 
     def compiling(self, workdir: Path) -> bool:
         """Past make's start-up (the helper-header generation): objects are appearing."""
