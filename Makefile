@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: screenshots setup test test-long demo bench lint deb soak
+.PHONY: screenshots setup test test-long test-system demo bench lint deb soak
 setup:
 	bash packaging/setup-dev.sh
 
@@ -11,10 +11,14 @@ setup:
 test: setup
 	bash packaging/run-tests.sh
 
-# The generated-schedulers VM test on the demo-sized batch (24 jobs, 15-25 min); `make test`
-# runs it on a short batch.
+# The generated-schedulers VM test on the demo-sized batch (24 jobs, 15-25 min;
+# SCHEDCP_LONG_VM=short for the short batch); `make test` skips it, saying why.
 test-long: setup
 	SCHEDCP_LONG_VM=1 bash packaging/run-tests.sh tests/app/agent/test_generated_vm.py
+
+# The installed product on a Debian 12 machine booted with systemd in the micro-VM (25-40 min).
+test-system: setup
+	SCHEDCP_SYSTEM_TEST=1 bash packaging/run-tests.sh tests/system
 
 # The main job: the whole observe -> plan -> execute -> learn loop inside the sched_ext micro-VM
 # (offline planner, no API key) on a batch long-tail workload; prints before/after.

@@ -30,7 +30,7 @@ chmod 1777 "$room/t"
 
 echo "run-tests: clean room $room (kit cache $kit_cache)"
 keep=()
-for var in CI TERM SCHEDCP_SHARED_VM SCHEDCP_LONG_VM SCHEDCP_FAULT_TRIALS; do
+for var in CI TERM SCHEDCP_SHARED_VM SCHEDCP_LONG_VM SCHEDCP_FAULT_TRIALS SCHEDCP_SYSTEM_TEST; do
     [ -n "${!var:-}" ] && keep+=("$var=${!var}")
 done
 env -i "${keep[@]}" \

