@@ -182,6 +182,10 @@ def trial(step: str, kind: str, victim: str, condition: str, rng: random.Random,
             if ready.readline().strip() != "ready":
                 raise RuntimeError("the helper child did not start")
         time.sleep(rng.uniform(0.0, 2.5))
+        if control:  # the kill must land while a loader runs, or there is nothing to outlive
+            t0 = time.monotonic()
+            while not pids_of(SCX_EXE) and time.monotonic() - t0 < 5:
+                time.sleep(0.01)
         if victim == "loader":
             t0 = time.monotonic()
             while not (loaders := pids_of(SCX_EXE)) and time.monotonic() - t0 < 5:
