@@ -26,10 +26,13 @@ import time
 import traceback
 from pathlib import Path
 
+from guestproc import kernel as state
+from guestproc import pids_of, wait_state
+
 from schedcp_helper import scxrun
 from schedcp_helper.core import TRUSTED_SCX_DIRS_ENV, HelperCore
 from schedcp_helper.deploy import CanaryParams, Spec, Suspended
-from schedcp_helper.scxstate import kernel_events, last_seq, read_state
+from schedcp_helper.scxstate import kernel_events, last_seq
 
 STALL_OBJ, FIFO_OBJ, SCX_BINDIR, SLEEPER = sys.argv[1:5]
 STATE = Path("state").resolve()
@@ -57,20 +60,6 @@ def wait_event(dep_id: str, kind: str, timeout: float) -> float | None:
             if left <= 0:
                 return None
             GOT.wait(left)
-
-
-def state() -> dict:
-    st = read_state()
-    return {"state": st.state, "ops": st.ops}
-
-
-def wait_state(want: str, timeout: float = 10.0) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if read_state().state == want:
-            return time.monotonic() - t0
-        time.sleep(0.01)
-    return None
 
 
 def saved() -> dict:
@@ -103,18 +92,6 @@ def scenario(name: str):
         print(f"scenario {name}: {out['seconds']} s {'ERROR' if 'error' in out else 'ok'}",
               flush=True)
     return run
-
-
-def pids_of(exe: str) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if os.readlink(p / "exe") == exe:
-                    out.append(int(p.name))
-            except OSError:
-                pass
-    return out
 
 
 core = HelperCore(state_dir=STATE, listener=listener)

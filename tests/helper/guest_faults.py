@@ -28,10 +28,11 @@ import time
 import traceback
 from pathlib import Path
 
+from guestproc import kernel, pids_of, wait_state
+
 from schedcp_helper import scxrun, soak
 from schedcp_helper.core import TRUSTED_SCX_DIRS_ENV, HelperCore
 from schedcp_helper.deploy import CanaryParams, Spec, Store
-from schedcp_helper.scxstate import read_state
 
 FIFO_OBJ, SCX_BINDIR = sys.argv[1], sys.argv[2]
 TRIALS, SEED = int(sys.argv[3]), int(sys.argv[4])
@@ -40,32 +41,6 @@ SCX_EXE = str(Path(SCX_BINDIR, "scx_simple").resolve())
 FIFO_SHA = hashlib.sha256(Path(FIFO_OBJ).read_bytes()).hexdigest()
 STEPS = ("deploy", "canary", "keep", "revert", "recover")
 VICTIMS = (("bpf", "helper"), ("scx", "helper"), ("scx", "loader"))
-
-
-def kernel() -> dict:
-    st = read_state()
-    return {"state": st.state, "ops": st.ops}
-
-
-def wait_state(want: str, timeout: float) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if read_state().state == want:
-            return time.monotonic() - t0
-        time.sleep(0.01)
-    return None
-
-
-def pids_of(exe: str) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if os.readlink(p / "exe") == exe:
-                    out.append(int(p.name))
-            except OSError:
-                pass
-    return out
 
 
 def fifo_spec() -> Spec:
