@@ -16,34 +16,16 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, os.environ["SCHEDCP_ROOT"])
 from schedcp_helper.scxstate import read_state
 from tests.dbus_stack import _readline, start_stack
+from tests.helper.service.guest_steps import recorder
 
 SCX_BINDIR = Path(sys.argv[1])
 STANDIN = Path(os.environ["SCHEDCP_ROOT"]) / "tests" / "fixtures" / "scx_loader_standin.py"
-R: dict = {"steps": {}, "timings": {}}
-OUT = Path("coexist.json")
-
-
-def save() -> None:
-    OUT.write_text(json.dumps(R, indent=1))
-
-
-def step(name):
-    def wrap(fn):
-        t0 = time.monotonic()
-        try:
-            R["steps"][name] = fn()
-        except Exception:
-            R["steps"][name] = {"error": traceback.format_exc()[-2000:]}
-        R["timings"][name] = round(time.monotonic() - t0, 2)
-        save()
-        return fn
-    return wrap
+R, save, step = recorder(Path("coexist.json"))
 
 
 def until(pred, timeout: float) -> float | None:

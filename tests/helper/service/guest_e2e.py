@@ -8,37 +8,18 @@ fifo is verified here for real (compile, static, kernel verifier, trial: ~50 s u
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, os.environ["SCHEDCP_ROOT"])
 from tests.dbus_stack import start_stack
+from tests.helper.service.guest_steps import recorder
 
-R: dict = {"steps": {}, "timings": {}}
-OUT = Path("e2e.json")
-
-
-def save() -> None:
-    OUT.write_text(json.dumps(R, indent=1))
-
-
-def step(name):
-    def wrap(fn):
-        t0 = time.monotonic()
-        try:
-            R["steps"][name] = fn()
-        except Exception:
-            R["steps"][name] = {"error": traceback.format_exc()[-2000:]}
-        R["timings"][name] = round(time.monotonic() - t0, 2)
-        save()
-        return fn
-    return wrap
+R, save, step = recorder(Path("e2e.json"))
 
 
 t0 = time.monotonic()
