@@ -58,24 +58,21 @@ class Loader:
             self.stop()
             raise RuntimeError("the scx_loader stand-in did not start")
 
-    def call(self, member: str, *args: str) -> str:
+    def _send(self, method: str, *args: str) -> str:
         r = subprocess.run(["dbus-send", f"--bus={self.stack.address}", "--print-reply",
-                            "--dest=org.scx.Loader", "/org/scx/Loader",
-                            f"org.scx.Loader.{member}", *args],
+                            "--dest=org.scx.Loader", "/org/scx/Loader", method, *args],
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 0, r.stderr
         return r.stdout
+
+    def call(self, member: str, *args: str) -> str:
+        return self._send(f"org.scx.Loader.{member}", *args)
 
     def prop(self, name: str) -> str:
         return self.call_props("Get", "string:org.scx.Loader", f"string:{name}")
 
     def call_props(self, member: str, *args: str) -> str:
-        r = subprocess.run(["dbus-send", f"--bus={self.stack.address}", "--print-reply",
-                            "--dest=org.scx.Loader", "/org/scx/Loader",
-                            f"org.freedesktop.DBus.Properties.{member}", *args],
-                           capture_output=True, text=True, timeout=20)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+        return self._send(f"org.freedesktop.DBus.Properties.{member}", *args)
 
     def calls(self) -> list[list]:
         if not self.log.exists():
