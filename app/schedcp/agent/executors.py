@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import psutil
+
 from ..model import Metrics, WorkloadProfile
 
 log = logging.getLogger("schedcp.agent.executors")
@@ -67,6 +69,19 @@ def _failure(rc: int, out, pattern: str | None) -> str:
     return ""
 
 
+def _wait_for_a_child(p: subprocess.Popen, deadline: float) -> bool:
+    """Whether the command has a child (its first job) before it exits or ``deadline``."""
+    try:
+        proc = psutil.Process(p.pid)
+        while time.perf_counter() < deadline and p.poll() is None:
+            if proc.children(recursive=True):
+                return True
+            time.sleep(0.05)
+    except psutil.Error:  # gone
+        pass
+    return False
+
+
 @dataclass
 class BatchExecutor:
     """``optimize -- CMD``: run the command to completion; the metric is its makespan."""
@@ -75,6 +90,10 @@ class BatchExecutor:
     cwd: str | None = None
     timeout: float | None = None
     profile_after_s: float = 0.3  # let the tree form before profiling it
+    # a window that saw no job is taken again once the command forks one (until this long
+    # after the start): an interpreter's start-up reads files and sleeps, and profiled then a
+    # batch looks interactive (#13)
+    profile_by_s: float = 8.0
     kind: str = "batch"  # the fallback kind when analysis cannot profile a short run
     learn_jobs: bool = True  # learn each job's CPU time (the proc connector) for runtime hints
     # a run whose output (stdout or stderr, its last 64 KiB) matches this regex failed
@@ -152,7 +171,13 @@ class BatchExecutor:
         if goal is not None:
             def sample() -> None:
                 time.sleep(self.profile_after_s)
-                prof.append(_profile_or_fallback(p.pid, goal, self.argv, self.kind, self.cwd))
+                first = _profile_or_fallback(p.pid, goal, self.argv, self.kind, self.cwd)
+                # a window that saw only the command itself may have been its start-up:
+                # once it forks its first job, profile the jobs instead
+                if len(first.pids) < 2 and _wait_for_a_child(p, t0 + self.profile_by_s):
+                    again = _profile_or_fallback(p.pid, goal, self.argv, self.kind, self.cwd)
+                    first = again if again.features else first
+                prof.append(first)
             t = threading.Thread(target=sample, daemon=True)
             t.start()
         failed = ""

@@ -108,3 +108,22 @@ def test_fork_hints_are_in_place_before_the_batch_starts(tmp_path):
     # CPU time is sampled every 0.25 s: the long one shows at least 0.5 s of its 0.8 s
     assert len(runtimes) == 2 and runtimes[1] > 0.4e9 > runtimes[0]
     assert ex.runs[-1]["fork_hints"] == 2
+
+
+def test_a_batch_is_profiled_once_it_forked_its_jobs_not_during_its_start_up():
+    """Issue #13: `optimize -- CMD` profiled 0.3 s after the start, which in the guest fell in
+    the runner's Python start-up (reads files, sleeps: gzip's batch was classed interactive).
+    The window now opens when the command forked its first job."""
+    start_up = [sys.executable, "-c", (
+        "import os, time\n"
+        "time.sleep(1.5)\n"  # an interpreter's start-up, as the sampler sees it: asleep
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    end = time.process_time() + 2.5\n"
+        "    while time.process_time() < end: pass\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n")]
+    prof, base = BatchExecutor(start_up).observe("throughput")
+    assert base.makespan_s > 3.5
+    assert len(prof.pids) >= 2, prof  # the job was in the window
+    assert prof.kind == "batch", prof
