@@ -9,10 +9,11 @@ Tables:
   batch    4 batches of 39 short + 1 long jobs from real tools; ljf gets each job's expected
            work (its input size x this boot's unit cost from the last default run) by birth
            order, before the jobs pass their gate.
-  build    make -j(2 x CPUs) of libbpf.a; wall time.
+  build    make -j(2 x CPUs) of libbpf.a (or ``--build-lib subcmd``: libsubcmd.a); wall time.
 
     python bench/real_workloads.py --table latency [--virtual-time] [--cpus N] [-n 3]
            [--seconds 2] [--load stress-cpu|build] [--build-jobs 2] [--variants a,b] [--json]
+    python bench/real_workloads.py --table build [--build-lib subcmd] [-n 3] [--variants a,b]
 
 In virtual time (``--virtual-time``) latencies are guest-virtual and repeatable; elsewhere they
 are plain-TCG wall times, biased by whatever else the host runs. Exit status: 0 all runs ok,
@@ -100,7 +101,8 @@ def _workload(name: str, run: dict[str, Any]):
 
     w = catalogue()[name]
     if name == "build":
-        w = dataclasses.replace(w, source=run["source"], jobs_per_cpu=run.get("build_jobs", 2))
+        w = dataclasses.replace(w, source=run["source"], jobs_per_cpu=run.get("build_jobs", 2),
+                                lib=run.get("build_lib", "bpf"))
     if name == "frames":
         w = dataclasses.replace(w, probe=run["probe"])
     return w
@@ -194,7 +196,7 @@ def guest_main(plan_path: str) -> int:
 
 def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float, load: str,
          out_dir: Path, only: list[str] | None = None, build_jobs: int = 2,
-         virtual_time: bool = False) -> list[dict[str, Any]]:
+         virtual_time: bool = False, build_lib: str = "bpf") -> list[dict[str, Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from guest_driver import compile_objects
 
@@ -221,7 +223,8 @@ def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float
                     "variant": v, "round": r, "workload": name, "kind": table,
                     "load": load if table == "latency" else None, "cpus": cpus,
                     "seconds": seconds, "source": source, "probe": probe, "hint": hint,
-                    "build_jobs": build_jobs, "virtual_time": virtual_time,
+                    "build_jobs": build_jobs, "build_lib": build_lib,
+                    "virtual_time": virtual_time,
                     "obj": objs.get(obj) if obj and not obj.startswith("exe:") else None,
                     "exe": str(exe_dir / obj[4:]) if obj.startswith("exe:") else None,
                     "tunables": "cgroup" if hint == "cgroup" else None})
@@ -266,6 +269,7 @@ def render(params: dict[str, Any], table: dict[str, Any], failed: list[dict[str,
           + (f", load {params['load']}, {params['seconds']:g} s per tool"
              if params["table"] == "latency" else "")
           + (f", make -j{params.get('build_jobs', 2) * params['cpus']}"
+             f" lib{params.get('build_lib', 'bpf')}.a"
              if "build" in (params["table"], params.get("load")) else ""))
     for wl, per in table.items():
         key = KEY.get(wl, "makespan_s")
@@ -307,6 +311,9 @@ def main() -> int:
     ap.add_argument("--load", choices=("stress-cpu", "build"), default="stress-cpu")
     ap.add_argument("--build-jobs", type=int, default=2,
                     help="make jobs per CPU of the build (table or load; default 2)")
+    ap.add_argument("--build-lib", choices=("bpf", "subcmd"), default="bpf",
+                    help="what the build makes: libbpf.a (default, minutes a run in the "
+                    "guest) or libsubcmd.a (7 files, about a minute)")
     ap.add_argument("--virtual-time", action="store_true")
     ap.add_argument("--variants", default=None, help="comma list (default: all)")
     ap.add_argument("--workloads", default=None, help="comma list: only these of the table")
@@ -324,7 +331,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as d:
         runs = plan(args.table, variants, args.n, args.cpus, args.seconds, args.load, Path(d),
                     args.workloads.split(",") if args.workloads else None, args.build_jobs,
-                    args.virtual_time)
+                    args.virtual_time, args.build_lib)
         per_run = {"latency": 30 + 3 * args.seconds, "batch": 120, "build": 900}[args.table]
         slow = 12 if args.virtual_time else 1
         results, _ = run_plan(runs, Path(d), timeout=slow * (120 + per_run * len(runs)),

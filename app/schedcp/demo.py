@@ -62,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "demo", "see SchedCP work: the whole loop in a sched_ext micro-VM",
                 __doc__, ("schedcp demo", "schedcp demo --part latency",
                           "schedcp demo --save demo.json   (the History window can open it)"))
-    p.add_argument("--iterations", type=positive_int, default=4,
-                   help="agent iterations (default 4)")
+    p.add_argument("--iterations", type=positive_int, default=3,
+                   help="agent iterations (default 3)")
     p.add_argument("--tasks", type=positive_int, default=40, help="jobs in the batch (default 40)")
     p.add_argument("--runs", type=positive_int, default=2,
                    help="optimizations of the same workload, "
