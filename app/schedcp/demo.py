@@ -71,9 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unit-scale", type=positive_float, default=0.5,
                    help="length of the batch's jobs "
                    "(default 0.5: ~10 s a run in the guest, so A/B trials fit the demo)")
-    p.add_argument("--trial-budget", type=positive_float, default=150,
+    p.add_argument("--trial-budget", type=positive_float, default=100,
                    help="seconds of A/B trials per "
-                   "candidate (default 150; at least 5+5 runs whatever the budget)")
+                   "candidate (default 100; at least 5+5 runs whatever the budget)")
     p.add_argument("--timeout", type=positive_float, default=1500,
                    help="seconds before the guest is "
                    "stopped (default 1500)")
