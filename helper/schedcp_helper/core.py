@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .deploy import CanaryParams, Deployer, DeployError, Deployment, Listener, Spec
+from .errors import NotFound
 from .launch import Launcher
 from .policy import Policy, PolicyError, data_dir, default_policies_dir, load_policies
 from .verifier import token
@@ -31,6 +32,10 @@ def default_bpf_dir() -> Path:
 
 def state_dir_from_env() -> Path:
     return Path(os.environ.get("SCHEDCP_STATE_DIR", DEFAULT_STATE_DIR))
+
+
+class UnknownPolicy(NotFound, PolicyError):
+    """No policy of that name is installed."""
 
 
 @dataclass
@@ -147,7 +152,7 @@ class HelperCore:
         try:
             return self.policies[name]
         except KeyError:
-            raise PolicyError(f"no policy named {name!r}; known: "
+            raise UnknownPolicy(f"no policy named {name!r}; known: "
                               f"{', '.join(sorted(self.policies))}") from None
 
     def shutdown(self) -> None:

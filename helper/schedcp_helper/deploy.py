@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .errors import HelperError, InvalidArgs, NotFound, SuspendedError
 from .scxstate import kernel_events, last_seq, read_state
 
 HISTORY_LIMIT = 200
@@ -36,12 +37,20 @@ GUARD_POLL_S = 1.0  # after the canary: one sysfs read a second
 SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
 
 
-class DeployError(Exception):
+class DeployError(HelperError):
     """The deployment could not start; nothing changed or the previous state was restored."""
 
 
-class Suspended(DeployError):
+class Suspended(DeployError, SuspendedError):
     """The kernel ejected this scheduler earlier: it waits for the user's word (``resume``)."""
+
+
+class NotRunning(DeployError, NotFound):
+    """The deployment named is not on record, or is not the one running."""
+
+
+class NoHints(DeployError, InvalidArgs):
+    """The running scheduler takes no runtime hints."""
 
 
 @dataclass
@@ -297,7 +306,7 @@ class Deployer:
             for d in reversed(self.history):
                 if d.id == dep_id:
                     return d
-        raise DeployError(f"no deployment {dep_id!r}")
+        raise NotRunning(f"no deployment {dep_id!r}")
 
     # -- actions -------------------------------------------------------------------------------
     def deploy(self, spec: Spec, canary: CanaryParams, uid: int, owner: str = "",
@@ -349,7 +358,7 @@ class Deployer:
         """A caller-measured metric for the canary (e.g. the target's throughput)."""
         with self._lock:
             if not self.current or self.current.id != dep_id:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
+                raise NotRunning(f"deployment {dep_id!r} is not the one running")
             dep = self.current
             dep.metrics.append({"t": time.time(), "value": value, "baseline": baseline})
             self._reports.append((value, baseline, higher_is_better))
@@ -374,12 +383,14 @@ class Deployer:
         """Pass hints to the running scheduler, if it is ``dep_id`` and takes them."""
         with self._lock:
             if not self.current or self.current.id != dep_id or self.running is None:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
+                raise NotRunning(f"deployment {dep_id!r} is not the one running")
             feed = getattr(self.running, how, None)
             if feed is None:
-                raise DeployError(f"{self.current.spec.name} takes no runtime hints")
+                raise NoHints(f"{self.current.spec.name} takes no runtime hints")
             try:
                 feed(*args)
+            except NoHints:  # the scheduler lacks the hint maps
+                raise
             except Exception as e:
                 raise DeployError(str(e)) from None
 
@@ -387,7 +398,7 @@ class Deployer:
         with self._lock:
             dep = self.current
             if not dep or dep.id != dep_id:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
+                raise NotRunning(f"deployment {dep_id!r} is not the one running")
             before = (dep.state, dep.owner, self.kept)
             dep.state, dep.owner = "kept", ""  # the watcher stays on as an ejection guard
             self.kept = dep.spec
@@ -420,7 +431,7 @@ class Deployer:
             dep = self.current
             if dep is None or (dep_id and dep.id != dep_id):
                 if dep_id:
-                    raise DeployError(f"deployment {dep_id!r} is not the one running")
+                    raise NotRunning(f"deployment {dep_id!r} is not the one running")
                 self._stop_running()
                 self.kept = None  # an explicit revert with nothing on canary: back to default
                 self._save()

@@ -34,6 +34,15 @@ from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, NameFlag, RequestNameReply
 
 from ..coexist import OURS, PROCESS, UNKNOWN
+from ..errors import (
+    Busy,
+    HelperError,
+    InvalidArgs,
+    NoSchedExt,
+    NotAuthorized,
+    NotFound,
+    OtherScheduler,
+)
 from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
 from .errors import ServiceError
 from .others import Others
@@ -199,30 +208,26 @@ def introspection_xml(path: str) -> str:
 
 
 # -- argument checks (before anything else) -----------------------------------------------------
-def _invalid(msg: str) -> ServiceError:
-    return ServiceError(errors.INVALID_ARGS, msg)
-
-
 def check_string(value: str, what: str, limit: int = MAX_STRING) -> str:
     if len(value) > limit:
-        raise _invalid(f"{what} is longer than {limit} characters")
+        raise InvalidArgs(f"{what} is longer than {limit} characters")
     return value
 
 
 def check_name(value: str, what: str = "name") -> str:
     if not NAME_RE.match(value):
-        raise _invalid(f"{what} must be 1-64 characters of [A-Za-z0-9_.-]")
+        raise InvalidArgs(f"{what} must be 1-64 characters of [A-Za-z0-9_.-]")
     return value
 
 
 def check_tunables(raw: dict) -> dict[str, int | bool | str]:
     """a{sv} → plain values: booleans, integers and short strings only."""
     if len(raw) > MAX_OPTIONS:
-        raise _invalid(f"at most {MAX_OPTIONS} tunables")
+        raise InvalidArgs(f"at most {MAX_OPTIONS} tunables")
     out: dict[str, int | bool | str] = {}
     for key, var in raw.items():
         if not KEY_RE.match(key):
-            raise _invalid("tunable names are 1-48 characters of [a-z0-9_]")
+            raise InvalidArgs("tunable names are 1-48 characters of [a-z0-9_]")
         sig = var.signature
         if sig == "b":
             out[key] = bool(var.value)
@@ -231,16 +236,16 @@ def check_tunables(raw: dict) -> dict[str, int | bool | str]:
         elif sig == "s":
             out[key] = check_string(var.value, f"tunable {key}", MAX_NAME)
         else:
-            raise _invalid(f"tunable {key}: type {sig!r} is not one of b, integer, s")
+            raise InvalidArgs(f"tunable {key}: type {sig!r} is not one of b, integer, s")
     return out
 
 
 def _number(var: Variant, key: str, lo: float, hi: float) -> float:
     if var.signature not in INT_SIGS | {"d"}:
-        raise _invalid(f"{key} must be a number")
+        raise InvalidArgs(f"{key} must be a number")
     value = float(var.value)
     if not lo <= value <= hi:
-        raise _invalid(f"{key} must lie within {lo:g}..{hi:g}")
+        raise InvalidArgs(f"{key} must lie within {lo:g}..{hi:g}")
     return value
 
 
@@ -252,14 +257,14 @@ def check_canary(raw: dict) -> tuple[dict, dict[int, int], set[str]]:
     Flags: ``take_over`` (another tool's scheduler may be stopped for this deployment and is
     given back after), ``resume`` (run a scheduler the kernel ejected before)."""
     if len(raw) > MAX_OPTIONS:
-        raise _invalid(f"at most {MAX_OPTIONS} canary options")
+        raise InvalidArgs(f"at most {MAX_OPTIONS} canary options")
     kw: dict = {}
     hints: dict[int, int] = {}
     flags: set[str] = set()
     for key, var in raw.items():
         if key in FLAGS:
             if var.signature != "b":
-                raise _invalid(f"{key} must be a boolean")
+                raise InvalidArgs(f"{key} must be a boolean")
             if var.value:
                 flags.add(key)
         elif key == "window_s":
@@ -272,27 +277,27 @@ def check_canary(raw: dict) -> tuple[dict, dict[int, int], set[str]]:
             kw[key] = int(_number(var, key, 1, 100))
         elif key == "target_pids":
             if var.signature != "au" or len(var.value) > MAX_PIDS:
-                raise _invalid(f"target_pids must be au with at most {MAX_PIDS} pids")
+                raise InvalidArgs(f"target_pids must be au with at most {MAX_PIDS} pids")
             kw[key] = [int(p) for p in var.value if p > 0]
         elif key == "hints":
             if var.signature != "a{ut}" or len(var.value) > MAX_PIDS:
-                raise _invalid(f"hints must be a{{ut}} (tgid → ns) with at most {MAX_PIDS}")
+                raise InvalidArgs(f"hints must be a{{ut}} (tgid → ns) with at most {MAX_PIDS}")
             hints = {int(k): int(v) for k, v in var.value.items()}
         else:
-            raise _invalid(f"unknown canary option {key[:48]!r}; known: window_s, target_pids, "
+            raise InvalidArgs(f"unknown canary option {key[:48]!r}; known: window_s, target_pids, "
                            "hints, max_wait_ratio, regression_ratio, strikes, take_over, resume")
     return kw, hints, flags
 
 
 def check_options(raw: dict) -> dict:
     if len(raw) > MAX_OPTIONS:
-        raise _invalid(f"at most {MAX_OPTIONS} options")
+        raise InvalidArgs(f"at most {MAX_OPTIONS} options")
     out = {}
     for key, var in raw.items():
         if key != "request_id":
-            raise _invalid(f"unknown option {key[:48]!r}; known: request_id")
+            raise InvalidArgs(f"unknown option {key[:48]!r}; known: request_id")
         if var.signature != "s":
-            raise _invalid("request_id must be a string")
+            raise InvalidArgs("request_id must be a string")
         out[key] = check_string(var.value, "request_id", MAX_NAME)
     return out
 
@@ -433,9 +438,6 @@ class HelperService:
         try:
             sig, body = await self._call(msg)
             reply = Message.new_method_return(msg, sig, body)
-        except ServiceError as e:
-            reply = Message.new_error(msg, e.name, errors.scrub(e.message))
-            outcome = e.name.rsplit(".", 1)[-1]
         except Exception as e:
             mapped = errors.from_exception(e)
             if mapped is None:
@@ -475,12 +477,11 @@ class HelperService:
             raise ServiceError("org.freedesktop.DBus.Error.UnknownMethod",
                                f"{iface}.{member} does not exist")
         if msg.signature != method.in_sig:
-            raise ServiceError(errors.INVALID_ARGS,
-                               f"{member} takes ({method.in_sig}), got ({msg.signature})")
+            raise InvalidArgs(f"{member} takes ({method.in_sig}), got ({msg.signature})")
         try:
             caller = await self.authority.caller(msg.sender)
         except LookupError as e:
-            raise ServiceError(errors.FAILED, str(e)) from None
+            raise HelperError(str(e)) from None
         _note(caller=caller, method=member)
         body = await self.handlers[member](msg, caller)
         return method.out_sig, body
@@ -495,18 +496,17 @@ class HelperService:
                              else {}]
         if msg.member == "Set" and msg.signature == "ssv":
             raise ServiceError("org.freedesktop.DBus.Error.PropertyReadOnly", "read-only")
-        raise ServiceError(errors.INVALID_ARGS, "Get(ss), GetAll(s) or Set(ssv)")
+        raise InvalidArgs("Get(ss), GetAll(s) or Set(ssv)")
 
     async def _authorize(self, caller: authz.Caller, action: str,
                          details: dict[str, str] | None = None, rate: bool = True) -> None:
         _note(action=action)
         if not await self.authority.check(caller, action, details=details):
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               f"uid {caller.uid} is not authorized for {action} (polkit)")
+            raise NotAuthorized(f"uid {caller.uid} is not authorized for {action} (polkit)")
         method = AUDIT.get({}).get("method")
         wait = self.rates.take(caller.uid, method) if method and rate else 0.0
         if wait:
-            raise ServiceError(errors.BUSY, f"rate limit: too many {method} calls from uid "
+            raise Busy(f"rate limit: too many {method} calls from uid "
                                f"{caller.uid}; retry in {wait:.0f} s")
 
     async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
@@ -516,8 +516,7 @@ class HelperService:
         from ..scxstate import read_state
 
         if not read_state().supported:
-            raise ServiceError(errors.NO_SCHED_EXT,
-                               "this kernel has no sched_ext: nothing can be deployed here "
+            raise NoSchedExt("this kernel has no sched_ext: nothing can be deployed here "
                                "(Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
 
     # -- methods -----------------------------------------------------------------------------
@@ -576,10 +575,10 @@ class HelperService:
         if not att.foreign:
             return False
         if "take_over" not in flags:
-            raise ServiceError(errors.OTHER_SCHEDULER, (
+            raise OtherScheduler(
                 f"{att.line} holds the CPU scheduler; SchedCP does not replace it silently. "
                 "Leave it, or take over for this optimization (take_over) and it is given "
-                "back afterwards"))
+                "back afterwards")
         if att.owner in (PROCESS, UNKNOWN):
             await self._authorize(caller, authz.TAKE_OVER,
                                   {"process": att.process or "an unknown program",
@@ -634,7 +633,7 @@ class HelperService:
         tunables, options = check_tunables(raw_tunables), check_options(raw_options)
         await self._authorize(caller, authz.VERIFY)
         if name not in self.core.policies:
-            raise ServiceError(errors.NOT_FOUND, f"no policy named {name!r}")
+            raise NotFound(f"no policy named {name!r}")
         report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
             name, tunables, caller.uid, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
@@ -645,7 +644,7 @@ class HelperService:
     async def verify_source(self, msg, caller):
         source, name, raw_tunables, raw_options = msg.body
         if len(source) > MAX_SOURCE:
-            raise _invalid(f"source is larger than {MAX_SOURCE} bytes")
+            raise InvalidArgs(f"source is larger than {MAX_SOURCE} bytes")
         check_name(name)
         tunables, options = check_tunables(raw_tunables), check_options(raw_options)
         await self._authorize(caller, authz.VERIFY)
@@ -659,7 +658,7 @@ class HelperService:
     async def _verify(self, msg: Message, options: dict, run):
         """One verification at a time (each boots a VM); a few may queue, more are refused."""
         if self.pending_verify >= MAX_PENDING_VERIFY:
-            raise ServiceError(errors.BUSY, "too many verifications queued; try again later")
+            raise Busy("too many verifications queued; try again later")
         request_id = options.get("request_id") or f"{msg.sender}/{msg.serial}"
         sender = msg.sender
 
@@ -729,7 +728,7 @@ class HelperService:
         await self._authorize(caller, authz.SWITCH)
         policy = self.core.policies.get(name)
         if policy is None or policy.kind != "scx":
-            raise ServiceError(errors.NOT_FOUND, f"no packaged scheduler policy named {name!r}")
+            raise NotFound(f"no packaged scheduler policy named {name!r}")
         self._need_sched_ext()
         took = await self._make_room(caller, flags)
         try:
@@ -747,12 +746,12 @@ class HelperService:
         """Only the connection that deployed (and holds) a deployment feeds its hints."""
         dep_id, hints = msg.body
         if not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits")
+            raise InvalidArgs("a deployment id is 1-32 hex digits")
         if len(hints) > MAX_HINTS:
-            raise _invalid(f"at most {MAX_HINTS} hints per call")
+            raise InvalidArgs(f"at most {MAX_HINTS} hints per call")
         if any(not 0 < int(k) < 2**22 or not 0 <= int(v) <= MAX_HINT_NS
                for k, v in hints.items()):
-            raise _invalid("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
+            raise InvalidArgs("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
         await self._hint_owner(msg, caller, dep_id)
         count = await self._run(self.core.update_hints, dep_id,
                                 {int(k): int(v) for k, v in hints.items()})
@@ -763,17 +762,16 @@ class HelperService:
         await self._authorize(caller, authz.SWITCH)
         dep = await self._run(self.core.deployer.find, dep_id)
         if dep.owner != msg.sender:
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               "only the connection that deployed it may send its hints")
+            raise NotAuthorized("only the connection that deployed it may send its hints")
 
     async def expect_forks(self, msg, caller):
         dep_id, parent, runtimes = msg.body
         if not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits")
+            raise InvalidArgs("a deployment id is 1-32 hex digits")
         if not 0 < parent < 2**22:
-            raise _invalid("parent must be a tgid (1..4194303)")
+            raise InvalidArgs("parent must be a tgid (1..4194303)")
         if len(runtimes) > MAX_HINTS or any(not 0 <= ns <= MAX_HINT_NS for ns in runtimes):
-            raise _invalid(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
+            raise InvalidArgs(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
         await self._hint_owner(msg, caller, dep_id)
         return [await self._run(self.core.expect_forks, dep_id, int(parent),
                                 [int(ns) for ns in runtimes])]
@@ -781,20 +779,19 @@ class HelperService:
     async def keep(self, msg, caller):
         (dep_id,) = msg.body
         if not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits")
+            raise InvalidArgs("a deployment id is 1-32 hex digits")
         _note(deployment=dep_id)
         await self._authorize(caller, authz.SWITCH)
         dep = await self._run(self.core.deployer.find, dep_id)
         if caller.uid not in (0, dep.uid):
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               "only the user who deployed it (or root) can keep it")
+            raise NotAuthorized("only the user who deployed it (or root) can keep it")
         dep = await self._run(self.core.keep, dep_id)
         return [dep.state]
 
     async def revert(self, msg, caller):
         dep_id, reason = msg.body
         if dep_id and not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits (or '' for whatever runs)")
+            raise InvalidArgs("a deployment id is 1-32 hex digits (or '' for whatever runs)")
         check_string(reason, "reason", MAX_REASON)
         owner = await self._run(self.core.deployer.kept_owner, dep_id or None)
         _note(deployment=dep_id or "current", kept_by=owner if owner is not None else "-")

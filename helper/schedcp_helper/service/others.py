@@ -42,6 +42,7 @@ from ..coexist import (
     Survey,
     clean,
 )
+from ..errors import OtherScheduler
 
 log = logging.getLogger("schedcp.helper.others")
 LOADER_PATH = "/org/scx/Loader"
@@ -52,7 +53,7 @@ STOP_WAIT_S = 10.0
 KNOWN_BUS_NAMES = frozenset(b for t in TUNERS for b in t.bus)
 
 
-class TakeOverError(Exception):
+class TakeOverError(OtherScheduler):
     """Taking over failed; nothing of ours was started."""
 
 

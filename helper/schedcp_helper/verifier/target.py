@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ..errors import VerifierUnavailable
 from ..vm import guest
 from ..vm.kit import Kit, KitError, cache_dir, find_kit
 
@@ -25,7 +26,7 @@ FUNC_RE = re.compile(r"^\[\d+\] FUNC '([^']+)'", re.M)
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
 
-class TargetError(Exception):
+class TargetError(VerifierUnavailable):
     """No usable target kernel; the message says what is missing."""
 
 

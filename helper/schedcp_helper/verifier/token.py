@@ -20,12 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import TokenInvalid
+
 DEFAULT_TTL = 15 * 60
 SECRET_BYTES = 32
 log = logging.getLogger(__name__)
 
 
-class TokenError(ValueError):
+class TokenError(TokenInvalid, ValueError):
     """The token is malformed, forged, expired or for something else."""
 
 
