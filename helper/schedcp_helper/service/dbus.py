@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +31,10 @@ from pathlib import Path
 from dbus_next import Message, MessageFlag, MessageType, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, NameFlag, RequestNameReply
+from dbus_next.signature import SignatureTree
 
 from ..coexist import OURS, PROCESS, UNKNOWN
+from ..core import CanaryParams, HelperCore
 from ..errors import (
     Busy,
     HelperError,
@@ -43,6 +44,7 @@ from ..errors import (
     NotFound,
     OtherScheduler,
 )
+from ..scxstate import read_state
 from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
 from .errors import ServiceError
 from .others import Others
@@ -166,8 +168,6 @@ PROPERTIES = {"Version": "s"}
 
 
 def _xml_args(sig: str, names: tuple[str, ...], direction: str | None) -> str:
-    from dbus_next.signature import SignatureTree
-
     types = [t.signature for t in SignatureTree._get(sig).types] if sig else []
     d = f' direction="{direction}"' if direction else ""
     return "".join(f'<arg name="{n}" type="{t}"{d}/>' for n, t in zip(names, types, strict=True))
@@ -348,46 +348,15 @@ def others_dict(o: dict) -> dict[str, Variant]:
     }
 
 
-class ArtifactBook:
-    """Which verified artifacts came from our shipped policies (→ the ``switch`` action) and
-    under which name; everything else is new code (→ ``deploy-new``). Kept across restarts."""
-
-    LIMIT = 256
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            self.entries: dict[str, dict] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
-
-    def record(self, artifact: str, name: str, shipped: bool) -> None:
-        with self._lock:
-            old = self.entries.pop(artifact, {})
-            self.entries[artifact] = {"name": old.get("name") if old.get("shipped") else name,
-                                      "shipped": shipped or bool(old.get("shipped"))}
-            while len(self.entries) > self.LIMIT:
-                self.entries.pop(next(iter(self.entries)))
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries))
-            tmp.replace(self.path)
-
-    def get(self, artifact: str) -> dict | None:
-        with self._lock:
-            return self.entries.get(artifact)
-
-
 class HelperService:
-    def __init__(self, bus: MessageBus, core, loop: asyncio.AbstractEventLoop):
+    def __init__(self, bus: MessageBus, core: HelperCore, loop: asyncio.AbstractEventLoop):
         self.bus, self.core, self.loop = bus, core, loop
         self.authority = authz.Authority(bus)
         self.ops = ThreadPoolExecutor(4, thread_name_prefix="ops")
         self.verifies = ThreadPoolExecutor(1, thread_name_prefix="verify")
         self.pending_verify = 0
         self.rates = RateLimiter(RATE_LIMITS)
-        self.book = ArtifactBook(core.state_dir / "artifacts-book.json")
-        self.others = Others(bus, core.state_dir)
+        self.others = Others(bus, core.state_file("takeover.json"))
         self.survey: dict = {}
         self.conflict = ""
         self._loader_seen = ""
@@ -513,8 +482,6 @@ class HelperService:
         return await self.loop.run_in_executor(pool or self.ops, fn, *args)
 
     def _need_sched_ext(self) -> None:
-        from ..scxstate import read_state
-
         if not read_state().supported:
             raise NoSchedExt("this kernel has no sched_ext: nothing can be deployed here "
                                "(Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
@@ -532,7 +499,7 @@ class HelperService:
             "taken_over": f"{taken.name} from {taken.owner}" if taken else ""}}
 
     def _ours_ops(self) -> str:
-        cur = self.core.deployer.current
+        cur = self.core.current()
         return cur.ops if cur is not None else ""
 
     async def refresh_others(self) -> bool:
@@ -589,7 +556,7 @@ class HelperService:
         return True
 
     async def give_back(self) -> None:
-        if self.others.taken is None or self.core.deployer.current is not None:
+        if self.others.taken is None or self.core.current() is not None:
             return
         await self.others.give_back(self.loop)
         await self.refresh_others()
@@ -600,45 +567,21 @@ class HelperService:
         return [await self._run(self._list)]
 
     def _list(self) -> list[dict]:
-        from ..scxrun import ScxRunError, UntrustedBinary, find_binary
-
-        trusted = self.core.deployer.launch.trusted_dirs
-        verified = {e["name"] for e in list(self.book.entries.values()) if e.get("shipped")}
-        out = []
-        for p in self.core.policies.values():
-            if p.kind == "scx":
-                try:
-                    find_binary(p.binary, trusted)
-                    available = True
-                except (ScxRunError, UntrustedBinary, OSError):
-                    available = False
-            else:
-                available = True
-            tunables = {k: {"type": t.type, "default": t.default, "min": t.min, "max": t.max,
-                            "choices": list(t.choices), "unit": t.unit, "help": t.help}
-                        for k, t in p.tunables.items()}
-            out.append({
-                "name": _s(p.name), "kind": _s(p.kind), "summary": _s(p.summary),
-                "goals": Variant("as", list(p.goals)),
-                "workloads": Variant("as", list(p.workloads)),
-                "available": Variant("b", available),
-                "verified": Variant("b", p.name in verified),
-                "tunables": _s(json.dumps(tunables)),
-            })
-        return out
+        return [{"name": _s(p["name"]), "kind": _s(p["kind"]), "summary": _s(p["summary"]),
+                 "goals": Variant("as", p["goals"]), "workloads": Variant("as", p["workloads"]),
+                 "available": Variant("b", p["available"]), "verified": Variant("b", p["verified"]),
+                 "tunables": _s(json.dumps(p["tunables"]))} for p in self.core.schedulers()]
 
     async def verify_policy(self, msg, caller):
         name, raw_tunables, raw_options = msg.body
         check_name(name)
         tunables, options = check_tunables(raw_tunables), check_options(raw_options)
         await self._authorize(caller, authz.VERIFY)
-        if name not in self.core.policies:
+        if not self.core.knows(name):
             raise NotFound(f"no policy named {name!r}")
         report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
             name, tunables, caller.uid, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
-        if report.ok and report.artifact:
-            self.book.record(report.artifact, name, shipped=True)
         return [json.dumps(report.to_dict())]
 
     async def verify_source(self, msg, caller):
@@ -651,8 +594,6 @@ class HelperService:
         report = await self._verify(msg, options, lambda progress: self.core.verify_source(
             bytes(source), tunables, caller.uid, name, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
-        if report.ok and report.artifact:
-            self.book.record(report.artifact, name, shipped=False)
         return [json.dumps(report.to_dict())]
 
     async def _verify(self, msg: Message, options: dict, run):
@@ -673,22 +614,10 @@ class HelperService:
             self.pending_verify -= 1
 
     async def deploy(self, msg, caller):
-        from ..deploy import CanaryParams
-        from ..verifier import token
-
         text, raw_canary = msg.body
         check_string(text, "token")
         kw, hints, flags = check_canary(raw_canary)
-        grant = None
-        try:
-            secret = token.load_secret(self.core.state_dir / "token.key")
-            grant = token.check(secret, text, caller.uid)
-        except token.TokenError:
-            pass
-        entry = self.book.get(grant.artifact) if grant else None
-        shipped = bool(entry and entry.get("shipped") and self._within_metadata(entry, grant))
-        name = entry["name"] if entry else ""
-        artifact = grant.artifact if grant else ""
+        name, artifact, shipped = await self._run(self.core.deploy_request, text, caller.uid)
         _note(name=name, artifact=artifact)
         # the admin's dialog says what will run: the scheduler's name and the artifact's hash
         await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW,
@@ -706,28 +635,14 @@ class HelperService:
         await self._hold(msg.sender)
         return [dep.id]
 
-    def _within_metadata(self, entry: dict, grant) -> bool:
-        """A shipped artifact counts as shipped only with tunables inside its declared bounds."""
-        policy = self.core.policies.get(entry.get("name", ""))
-        if policy is None:
-            return False
-        try:
-            policy.validate_tunables(grant.tunables)
-        except ValueError:
-            return False
-        return True
-
     async def switch(self, msg, caller):
-        from ..deploy import CanaryParams
-
         name, raw_tunables, raw_canary = msg.body
         check_name(name)
         tunables = check_tunables(raw_tunables)
         kw, _, flags = check_canary(raw_canary)
         _note(name=name)
         await self._authorize(caller, authz.SWITCH)
-        policy = self.core.policies.get(name)
-        if policy is None or policy.kind != "scx":
+        if not self.core.knows(name, "scx"):
             raise NotFound(f"no packaged scheduler policy named {name!r}")
         self._need_sched_ext()
         took = await self._make_room(caller, flags)
@@ -752,17 +667,10 @@ class HelperService:
         if any(not 0 < int(k) < 2**22 or not 0 <= int(v) <= MAX_HINT_NS
                for k, v in hints.items()):
             raise InvalidArgs("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
-        await self._hint_owner(msg, caller, dep_id)
-        count = await self._run(self.core.update_hints, dep_id,
-                                {int(k): int(v) for k, v in hints.items()})
-        return [count]
-
-    async def _hint_owner(self, msg, caller, dep_id: str) -> None:
-        """Hints are the deploying connection's: authorized, and the deployment's owner."""
         await self._authorize(caller, authz.SWITCH)
-        dep = await self._run(self.core.deployer.find, dep_id)
-        if dep.owner != msg.sender:
-            raise NotAuthorized("only the connection that deployed it may send its hints")
+        count = await self._run(self.core.update_hints, dep_id,
+                                {int(k): int(v) for k, v in hints.items()}, msg.sender)
+        return [count]
 
     async def expect_forks(self, msg, caller):
         dep_id, parent, runtimes = msg.body
@@ -772,9 +680,9 @@ class HelperService:
             raise InvalidArgs("parent must be a tgid (1..4194303)")
         if len(runtimes) > MAX_HINTS or any(not 0 <= ns <= MAX_HINT_NS for ns in runtimes):
             raise InvalidArgs(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
-        await self._hint_owner(msg, caller, dep_id)
+        await self._authorize(caller, authz.SWITCH)
         return [await self._run(self.core.expect_forks, dep_id, int(parent),
-                                [int(ns) for ns in runtimes])]
+                                [int(ns) for ns in runtimes], msg.sender)]
 
     async def keep(self, msg, caller):
         (dep_id,) = msg.body
@@ -782,10 +690,7 @@ class HelperService:
             raise InvalidArgs("a deployment id is 1-32 hex digits")
         _note(deployment=dep_id)
         await self._authorize(caller, authz.SWITCH)
-        dep = await self._run(self.core.deployer.find, dep_id)
-        if caller.uid not in (0, dep.uid):
-            raise NotAuthorized("only the user who deployed it (or root) can keep it")
-        dep = await self._run(self.core.keep, dep_id)
+        dep = await self._run(self.core.keep, dep_id, caller.uid)
         return [dep.state]
 
     async def revert(self, msg, caller):
@@ -793,7 +698,7 @@ class HelperService:
         if dep_id and not ID_RE.match(dep_id):
             raise InvalidArgs("a deployment id is 1-32 hex digits (or '' for whatever runs)")
         check_string(reason, "reason", MAX_REASON)
-        owner = await self._run(self.core.deployer.kept_owner, dep_id or None)
+        owner = await self._run(self.core.kept_owner, dep_id or None)
         _note(deployment=dep_id or "current", kept_by=owner if owner is not None else "-")
         # going back is the safe direction, but someone else's kept choice is theirs
         await self._authorize(caller, revert_action(caller.uid, owner))
@@ -801,7 +706,7 @@ class HelperService:
         if dep_id:
             self.requested_reverts.add(dep_id)
         else:
-            cur = self.core.deployer.current
+            cur = self.core.current()
             if cur is not None:
                 self.requested_reverts.add(cur.id)
         dep = await self._run(self.core.revert, reason, dep_id or None)
@@ -847,7 +752,7 @@ class HelperService:
 
     def _vanished(self, name: str) -> None:
         try:
-            self.core.deployer.owner_vanished(name)
+            self.core.owner_vanished(name)
         except Exception:
             log.exception("reverting after %s left failed", name)
 
@@ -915,8 +820,6 @@ async def serve(state_dir: Path | None = None, address: str | None = None,
                 ready: Callable[[], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Own the name, recover the kept scheduler, serve until ``stop`` or the bus goes away."""
-    from ..core import HelperCore
-
     loop = asyncio.get_running_loop()
     bus = await (MessageBus(bus_address=address) if address
                  else MessageBus(bus_type=BusType.SYSTEM)).connect()
@@ -928,7 +831,7 @@ async def serve(state_dir: Path | None = None, address: str | None = None,
     service = HelperService(bus, core, loop)
     relay.target = service.listener
     bus.add_message_handler(service.on_message)
-    kept = await loop.run_in_executor(None, core.deployer.recover)
+    kept = await loop.run_in_executor(None, core.recover)
     log.info("recovered: %s", f"{kept.kind} {kept.name}" if kept else "kernel default")
     reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):

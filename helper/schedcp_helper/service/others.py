@@ -89,10 +89,11 @@ class TakeOver:
 
 
 class Others:
-    def __init__(self, bus, state_dir: Path, coexist: Coexistence | None = None):
+    def __init__(self, bus, path: Path, coexist: Coexistence | None = None):
+        """``path``: where a take-over is recorded, to give back after a restart."""
         self.bus = bus
         self.coexist = coexist or Coexistence()
-        self.path = state_dir / "takeover.json"
+        self.path = path
         self.taken: TakeOver | None = TakeOver.load(self.path)
         self.last_given_back = ""  # what the last give-back did, for status
 
