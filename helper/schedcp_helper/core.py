@@ -118,8 +118,10 @@ class HelperCore:
                resume: bool = False) -> Deployment:
         secret = token.load_secret(self.state_dir / "token.key")
         grant = token.check(secret, token_text, uid)
-        spec = Spec("bpf", name or grant.artifact[:12], dict(grant.tunables), grant.artifact,
-                    dict(hints or {}))
+        # unnamed: the name it was verified under (the book), else the artifact's hash
+        booked = (self.book.get(grant.artifact) or {}).get("name")
+        spec = Spec("bpf", name or booked or grant.artifact[:12], dict(grant.tunables),
+                    grant.artifact, dict(hints or {}))
         return self.deployer.deploy(spec, canary, uid, owner, resume)
 
     def switch(self, name: str, tunables: dict, uid: int, canary: CanaryParams,

@@ -22,16 +22,13 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from dbus_next import Message, MessageFlag, MessageType, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, NameFlag, RequestNameReply
-from dbus_next.signature import SignatureTree
 
 from ..coexist import OURS, PROCESS, UNKNOWN
 from ..core import CanaryParams, HelperCore
@@ -45,8 +42,11 @@ from ..errors import (
     OtherScheduler,
 )
 from ..scxstate import read_state
-from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
+from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, checks, errors
 from .errors import ServiceError
+from .interface import METHODS, SIGNALS, VERSION, introspection_xml
+from .limits import RATE_LIMITS, RateLimiter
+from .marshal import schedulers_list, status_dict
 from .others import Others
 
 log = logging.getLogger("schedcp.helper.service")
@@ -54,28 +54,19 @@ audit_log = logging.getLogger("schedcp.helper.audit")
 # one audit line per privileged call: who, what, which artifact, outcome (to the journal)
 AUDIT: contextvars.ContextVar[dict] = contextvars.ContextVar("schedcp_audit")
 UNAUDITED = frozenset({"Status", "ListSchedulers", "History"})  # read-status only
-
-VERSION = "1"
-MAX_SOURCE = 128 * 1024
-MAX_STRING = 4096  # tokens are ~300 bytes
-MAX_NAME = 64
-MAX_REASON = 256
-MAX_OPTIONS = 32
-MAX_PIDS = 64
-MAX_HINTS = 512
-MAX_HINT_NS = 7 * 24 * 3600 * 10**9  # a week: longer is no hint
-MAX_HISTORY = 200
 MAX_PENDING_VERIFY = 4
-# per-uid token buckets (burst, seconds per refill) for the calls that cost CPU, disk or kernel
-# changes; verify needs no password for an active user, so this is what bounds a runaway agent.
-# root is not limited (the root CLI, the admin).
-RATE_LIMITS = {"VerifySource": (6, 60.0), "VerifyPolicy": (12, 30.0), "Deploy": (10, 30.0),
-               "Switch": (10, 30.0)}
-KEY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-ID_RE = re.compile(r"^[0-9a-f]{1,32}$")
-INT_SIGS = frozenset("ynqiuxt")
+Handler = Callable[[Message, authz.Caller, tuple], Awaitable[list]]
+# what a method says before it is authorized: (asks for the further action, dialog details)
+Reach = Callable[[Message, authz.Caller, tuple], Awaitable[tuple[bool, dict[str, str] | None]]]
 
+
+def revert_action(caller_uid: int, kept_by: int | None) -> str:
+    """Revert is free for what the caller (or nobody) kept; another user's kept deployment
+    needs an administrator."""
+    method = METHODS["Revert"]
+    if kept_by is None or caller_uid in (0, kept_by):
+        return method.action
+    return method.further
 
 
 def _note(**kw) -> None:
@@ -89,263 +80,6 @@ def _audit_value(v) -> str:
     text = str(v)
     return text if re.fullmatch(r"[\w.:/@+-]{0,80}", text) else json.dumps(text[:80])
 
-
-
-@dataclass
-class Bucket:
-    tokens: float
-    stamp: float
-
-
-class RateLimiter:
-    """Token buckets per (uid, method); a refused call costs nothing and says when to retry."""
-
-    def __init__(self, limits: dict[str, tuple[int, float]], clock=time.monotonic):
-        self.limits, self.clock = limits, clock
-        self.buckets: dict[tuple[int, str], Bucket] = {}
-
-    def take(self, uid: int, method: str) -> float:
-        """0 if allowed (a token is used), else the seconds until the next token."""
-        if uid == 0 or method not in self.limits:
-            return 0.0
-        burst, per = self.limits[method]
-        now = self.clock()
-        b = self.buckets.setdefault((uid, method), Bucket(float(burst), now))
-        b.tokens = min(float(burst), b.tokens + (now - b.stamp) / per)
-        b.stamp = now
-        if b.tokens >= 1.0:
-            b.tokens -= 1.0
-            return 0.0
-        return (1.0 - b.tokens) * per
-
-def revert_action(caller_uid: int, kept_by: int | None) -> str:
-    """Revert is free for what the caller (or nobody) kept; another user's kept deployment
-    needs an administrator."""
-    if kept_by is None or caller_uid in (0, kept_by):
-        return authz.REVERT
-    return authz.REVERT_OTHER
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    in_sig: str
-    out_sig: str
-    args: tuple[str, ...]  # argument names for introspection
-    outs: tuple[str, ...]
-    doc: str
-
-
-METHODS = {m.name: m for m in (
-    Method("Status", "", "a{sv}", (), ("status",), "kernel support, what runs, canary, "
-           "last-known-good"),
-    Method("ListSchedulers", "", "aa{sv}", (), ("schedulers",), "packaged and own policies"),
-    Method("VerifyPolicy", "sa{sv}a{sv}", "s", ("name", "tunables", "options"), ("report",),
-           "verify one of our policies; report JSON with the token"),
-    Method("VerifySource", "aysa{sv}a{sv}", "s", ("source", "name", "tunables", "options"),
-           ("report",), "verify generated code; report JSON with the token"),
-    Method("Deploy", "sa{sv}", "s", ("token", "canary"), ("id",), "deploy a verified artifact"),
-    Method("Switch", "sa{sv}a{sv}", "s", ("name", "tunables", "canary"), ("id",),
-           "run a packaged scx_* scheduler"),
-    Method("UpdateHints", "sa{ut}", "u", ("id", "hints"), ("count",),
-           "expected runtimes (tgid → ns, 0 forgets) for the jobs of one's running deployment"),
-    Method("ExpectForks", "suat", "u", ("id", "parent", "runtimes"), ("count",),
-           "expected runtimes (ns, by birth order) of a process's next children, for one's "
-           "running deployment; [] stops"),
-    Method("Keep", "s", "s", ("id",), ("state",), "keep the running deployment"),
-    Method("Revert", "ss", "s", ("id", "reason"), ("state",),
-           "revert a deployment ('' = whatever runs)"),
-    Method("History", "u", "s", ("limit",), ("history",), "past deployments, JSON, newest last"),
-)}
-SIGNALS = {
-    "StateChanged": ("a{sv}", ("status",)),
-    "Reverted": ("ss", ("id", "reason")),
-    "VerifyProgress": ("sss", ("request_id", "stage", "message")),
-    "DeploymentChanged": ("ss", ("id", "state")),
-    # who holds the CPU scheduler, or which other tuners run, changed: the one-line summary
-    "OthersChanged": ("s", ("summary",)),
-}
-PROPERTIES = {"Version": "s"}
-
-
-def _xml_args(sig: str, names: tuple[str, ...], direction: str | None) -> str:
-    types = [t.signature for t in SignatureTree._get(sig).types] if sig else []
-    d = f' direction="{direction}"' if direction else ""
-    return "".join(f'<arg name="{n}" type="{t}"{d}/>' for n, t in zip(names, types, strict=True))
-
-
-def introspection_xml(path: str) -> str:
-    """Accurate XML from the method table (so it cannot drift from what is dispatched)."""
-    head = ('<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN" '
-            '"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n<node>')
-    if path != OBJECT_PATH:
-        rest = OBJECT_PATH[len(path.rstrip("/")) + 1:]
-        return f'{head}<node name="{rest.split("/")[0]}"/></node>'
-    parts = [head, f'<interface name="{INTERFACE}">']
-    for m in METHODS.values():
-        parts.append(f'<method name="{m.name}">{_xml_args(m.in_sig, m.args, "in")}'
-                     f'{_xml_args(m.out_sig, m.outs, "out")}</method>')
-    for name, (sig, names) in SIGNALS.items():
-        parts.append(f'<signal name="{name}">{_xml_args(sig, names, None)}</signal>')
-    for name, sig in PROPERTIES.items():
-        parts.append(f'<property name="{name}" type="{sig}" access="read"/>')
-    parts.append("</interface>")
-    parts.append('<interface name="org.freedesktop.DBus.Introspectable"><method '
-                 'name="Introspect"><arg name="xml" type="s" direction="out"/></method>'
-                 "</interface>")
-    parts.append('<interface name="org.freedesktop.DBus.Peer"><method name="Ping"/><method '
-                 'name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/>'
-                 "</method></interface>")
-    parts.append('<interface name="org.freedesktop.DBus.Properties">'
-                 '<method name="Get"><arg name="interface" type="s" direction="in"/>'
-                 '<arg name="name" type="s" direction="in"/>'
-                 '<arg name="value" type="v" direction="out"/></method>'
-                 '<method name="GetAll"><arg name="interface" type="s" direction="in"/>'
-                 '<arg name="props" type="a{sv}" direction="out"/></method>'
-                 '<signal name="PropertiesChanged"><arg name="interface" type="s"/>'
-                 '<arg name="changed" type="a{sv}"/><arg name="invalidated" type="as"/>'
-                 "</signal></interface></node>")
-    return "".join(parts)
-
-
-# -- argument checks (before anything else) -----------------------------------------------------
-def check_string(value: str, what: str, limit: int = MAX_STRING) -> str:
-    if len(value) > limit:
-        raise InvalidArgs(f"{what} is longer than {limit} characters")
-    return value
-
-
-def check_name(value: str, what: str = "name") -> str:
-    if not NAME_RE.match(value):
-        raise InvalidArgs(f"{what} must be 1-64 characters of [A-Za-z0-9_.-]")
-    return value
-
-
-def check_tunables(raw: dict) -> dict[str, int | bool | str]:
-    """a{sv} → plain values: booleans, integers and short strings only."""
-    if len(raw) > MAX_OPTIONS:
-        raise InvalidArgs(f"at most {MAX_OPTIONS} tunables")
-    out: dict[str, int | bool | str] = {}
-    for key, var in raw.items():
-        if not KEY_RE.match(key):
-            raise InvalidArgs("tunable names are 1-48 characters of [a-z0-9_]")
-        sig = var.signature
-        if sig == "b":
-            out[key] = bool(var.value)
-        elif sig in INT_SIGS:
-            out[key] = int(var.value)
-        elif sig == "s":
-            out[key] = check_string(var.value, f"tunable {key}", MAX_NAME)
-        else:
-            raise InvalidArgs(f"tunable {key}: type {sig!r} is not one of b, integer, s")
-    return out
-
-
-def _number(var: Variant, key: str, lo: float, hi: float) -> float:
-    if var.signature not in INT_SIGS | {"d"}:
-        raise InvalidArgs(f"{key} must be a number")
-    value = float(var.value)
-    if not lo <= value <= hi:
-        raise InvalidArgs(f"{key} must lie within {lo:g}..{hi:g}")
-    return value
-
-
-FLAGS = ("take_over", "resume")
-
-
-def check_canary(raw: dict) -> tuple[dict, dict[int, int], set[str]]:
-    """Canary options → (CanaryParams keyword arguments, expected-runtime hints, flags).
-    Flags: ``take_over`` (another tool's scheduler may be stopped for this deployment and is
-    given back after), ``resume`` (run a scheduler the kernel ejected before)."""
-    if len(raw) > MAX_OPTIONS:
-        raise InvalidArgs(f"at most {MAX_OPTIONS} canary options")
-    kw: dict = {}
-    hints: dict[int, int] = {}
-    flags: set[str] = set()
-    for key, var in raw.items():
-        if key in FLAGS:
-            if var.signature != "b":
-                raise InvalidArgs(f"{key} must be a boolean")
-            if var.value:
-                flags.add(key)
-        elif key == "window_s":
-            kw[key] = _number(var, key, 1, 3600)
-        elif key == "max_wait_ratio":
-            kw[key] = _number(var, key, 1.1, 100)
-        elif key == "regression_ratio":
-            kw[key] = _number(var, key, 1.01, 100)
-        elif key == "strikes":
-            kw[key] = int(_number(var, key, 1, 100))
-        elif key == "target_pids":
-            if var.signature != "au" or len(var.value) > MAX_PIDS:
-                raise InvalidArgs(f"target_pids must be au with at most {MAX_PIDS} pids")
-            kw[key] = [int(p) for p in var.value if p > 0]
-        elif key == "hints":
-            if var.signature != "a{ut}" or len(var.value) > MAX_PIDS:
-                raise InvalidArgs(f"hints must be a{{ut}} (tgid → ns) with at most {MAX_PIDS}")
-            hints = {int(k): int(v) for k, v in var.value.items()}
-        else:
-            raise InvalidArgs(f"unknown canary option {key[:48]!r}; known: window_s, target_pids, "
-                           "hints, max_wait_ratio, regression_ratio, strikes, take_over, resume")
-    return kw, hints, flags
-
-
-def check_options(raw: dict) -> dict:
-    if len(raw) > MAX_OPTIONS:
-        raise InvalidArgs(f"at most {MAX_OPTIONS} options")
-    out = {}
-    for key, var in raw.items():
-        if key != "request_id":
-            raise InvalidArgs(f"unknown option {key[:48]!r}; known: request_id")
-        if var.signature != "s":
-            raise InvalidArgs("request_id must be a string")
-        out[key] = check_string(var.value, "request_id", MAX_NAME)
-    return out
-
-
-# -- marshalling of results ---------------------------------------------------------------------
-def _s(v) -> Variant:
-    return Variant("s", "" if v is None else str(v))
-
-
-def status_dict(st: dict) -> dict[str, Variant]:
-    """The core's status as a flat a{sv}: what a tray shows without parsing anything."""
-    cur = st.get("current") or {}
-    spec = cur.get("spec") or {}
-    lkg = st.get("last_known_good") or {}
-    return {
-        "supported": Variant("b", bool(st.get("supported"))),
-        "state": _s(st.get("state")), "ops": _s(st.get("ops")), "target": _s(st.get("target")),
-        "deployment": _s(cur.get("id")), "deployment_state": _s(cur.get("state")),
-        "deployment_name": _s(spec.get("name")), "deployment_kind": _s(spec.get("kind")),
-        "deployment_owner": _s(cur.get("owner")),
-        "deployment_started": Variant("d", float(cur.get("started") or 0.0)),
-        # the running scheduler's last output (scx_* children), at most 4000 characters
-        "deployment_output": _s(st.get("output")),
-        "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
-        # why nothing can be verified here ("" when it can): no sched_ext and no guest kit
-        "target_problem": _s(st.get("target_problem")),
-        # where verification trials run: "in-place" inside a micro-VM, else "micro-vm"
-        "trials": _s(st.get("trials")),
-        **others_dict(st.get("others") or {}),
-        # schedulers the kernel ejected, waiting for the user's resume: JSON list
-        "suspended": _s(json.dumps(st.get("suspended") or [])),
-    }
-
-
-def others_dict(o: dict) -> dict[str, Variant]:
-    """Who holds the CPU scheduler and which other tuners are here (coexist.Survey)."""
-    att = o.get("attached") or {}
-    return {
-        "others": _s(o.get("line")),  # "scx_lavd via scx_loader (Gaming)"
-        "attached_owner": _s(att.get("owner")),  # schedcp|scx_loader|scx.service|process|unknown
-        "attached_name": _s(att.get("name")), "attached_mode": _s(att.get("mode")),
-        "attached_pid": Variant("u", int(att.get("pid") or 0)),
-        "tuners_present": Variant("as", [str(t) for t in o.get("present") or []]),
-        "tuners_active": Variant("as", [str(t) for t in o.get("active") or []]),
-        "taken_over": _s(o.get("taken_over")),  # whose scheduler we stopped and will give back
-        "given_back": _s(o.get("given_back")),  # what the last give-back did
-        "conflict": _s(o.get("conflict")),  # another tool tried to start one while ours runs
-    }
 
 
 class HelperService:
@@ -363,14 +97,16 @@ class HelperService:
         self.holds: set[str] = set()
         self.requested_reverts: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
-        self.handlers: dict[str, Callable[[Message, authz.Caller | None], Awaitable]] = {
+        self.handlers: dict[str, Handler] = {
             "Status": self.status, "ListSchedulers": self.list_schedulers,
             "VerifyPolicy": self.verify_policy, "VerifySource": self.verify_source,
             "Deploy": self.deploy, "Switch": self.switch, "UpdateHints": self.update_hints,
-            "ExpectForks": self.expect_forks,
-            "Keep": self.keep,
-            "Revert": self.revert, "History": self.history,
+            "ExpectForks": self.expect_forks, "Keep": self.keep, "Revert": self.revert,
+            "History": self.history,
         }
+        self.reach: dict[str, Reach] = {"Deploy": self._deploy_reach,
+                                        "Switch": self._note_name, "Keep": self._note_id,
+                                        "Revert": self._revert_reach}
 
     # -- dispatch ----------------------------------------------------------------------------
     def on_message(self, msg: Message):
@@ -452,7 +188,12 @@ class HelperService:
         except LookupError as e:
             raise HelperError(str(e)) from None
         _note(caller=caller, method=member)
-        body = await self.handlers[member](msg, caller)
+        args = checks.ARGS[member](msg.body)  # bad arguments: refused before anything else
+        reach = self.reach.get(member)
+        further, details = await reach(msg, caller, args) if reach else (False, None)
+        # the declared action, asked before the method runs
+        await self._authorize(caller, method.further if further else method.action, details)
+        body = await self.handlers[member](msg, caller, args)
         return method.out_sig, body
 
     def _properties(self, msg: Message) -> tuple[str, list]:
@@ -486,9 +227,8 @@ class HelperService:
             raise NoSchedExt("this kernel has no sched_ext: nothing can be deployed here "
                                "(Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
 
-    # -- methods -----------------------------------------------------------------------------
-    async def status(self, msg, caller):
-        await self._authorize(caller, authz.READ_STATUS)
+    # -- methods (arguments checked and the caller authorized already) -----------------------
+    async def status(self, msg, caller, args):
         await self.refresh_others()
         return [status_dict(self._with_others(await self._run(self.core.status)))]
 
@@ -562,21 +302,11 @@ class HelperService:
         await self.refresh_others()
         self.emit_state()
 
-    async def list_schedulers(self, msg, caller):
-        await self._authorize(caller, authz.READ_STATUS)
-        return [await self._run(self._list)]
+    async def list_schedulers(self, msg, caller, args):
+        return [schedulers_list(await self._run(self.core.schedulers))]
 
-    def _list(self) -> list[dict]:
-        return [{"name": _s(p["name"]), "kind": _s(p["kind"]), "summary": _s(p["summary"]),
-                 "goals": Variant("as", p["goals"]), "workloads": Variant("as", p["workloads"]),
-                 "available": Variant("b", p["available"]), "verified": Variant("b", p["verified"]),
-                 "tunables": _s(json.dumps(p["tunables"]))} for p in self.core.schedulers()]
-
-    async def verify_policy(self, msg, caller):
-        name, raw_tunables, raw_options = msg.body
-        check_name(name)
-        tunables, options = check_tunables(raw_tunables), check_options(raw_options)
-        await self._authorize(caller, authz.VERIFY)
+    async def verify_policy(self, msg, caller, args):
+        name, tunables, options = args
         if not self.core.knows(name):
             raise NotFound(f"no policy named {name!r}")
         report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
@@ -584,15 +314,10 @@ class HelperService:
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
         return [json.dumps(report.to_dict())]
 
-    async def verify_source(self, msg, caller):
-        source, name, raw_tunables, raw_options = msg.body
-        if len(source) > MAX_SOURCE:
-            raise InvalidArgs(f"source is larger than {MAX_SOURCE} bytes")
-        check_name(name)
-        tunables, options = check_tunables(raw_tunables), check_options(raw_options)
-        await self._authorize(caller, authz.VERIFY)
+    async def verify_source(self, msg, caller, args):
+        source, name, tunables, options = args
         report = await self._verify(msg, options, lambda progress: self.core.verify_source(
-            bytes(source), tunables, caller.uid, name, progress))
+            source, tunables, caller.uid, name, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
         return [json.dumps(report.to_dict())]
 
@@ -613,43 +338,37 @@ class HelperService:
         finally:
             self.pending_verify -= 1
 
-    async def deploy(self, msg, caller):
-        text, raw_canary = msg.body
-        check_string(text, "token")
-        kw, hints, flags = check_canary(raw_canary)
-        name, artifact, shipped = await self._run(self.core.deploy_request, text, caller.uid)
+    async def _deploy_reach(self, msg, caller, args):
+        """New code (not verified from a shipped policy within its metadata) needs deploy-new;
+        the admin's dialog says what will run: the scheduler's name and the artifact's hash."""
+        name, artifact, shipped = await self._run(self.core.deploy_request, args[0], caller.uid)
         _note(name=name, artifact=artifact)
-        # the admin's dialog says what will run: the scheduler's name and the artifact's hash
-        await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW,
-                              {"name": name or "(unknown)", "artifact": artifact or "(none)"})
-        self._need_sched_ext()
-        took = await self._make_room(caller, flags)
-        try:
-            dep = await self._run(lambda: self.core.deploy(
-                text, caller.uid, CanaryParams(**kw), msg.sender, hints, name,
-                resume="resume" in flags))
-        except BaseException:
-            if took:
-                await self.give_back()
-            raise
-        await self._hold(msg.sender)
-        return [dep.id]
+        return not shipped, {"name": name or "(unknown)", "artifact": artifact or "(none)"}
 
-    async def switch(self, msg, caller):
-        name, raw_tunables, raw_canary = msg.body
-        check_name(name)
-        tunables = check_tunables(raw_tunables)
-        kw, _, flags = check_canary(raw_canary)
-        _note(name=name)
-        await self._authorize(caller, authz.SWITCH)
+    async def deploy(self, msg, caller, args):
+        text, kw, hints, flags = args
+        self._need_sched_ext()
+        return await self._start(msg, caller, flags, lambda: self.core.deploy(
+            text, caller.uid, CanaryParams(**kw), msg.sender, hints, resume="resume" in flags))
+
+    async def _note_name(self, msg, caller, args):
+        _note(name=args[0])
+        return False, None
+
+    async def switch(self, msg, caller, args):
+        name, tunables, kw, flags = args
         if not self.core.knows(name, "scx"):
             raise NotFound(f"no packaged scheduler policy named {name!r}")
         self._need_sched_ext()
+        return await self._start(msg, caller, flags, lambda: self.core.switch(
+            name, tunables, caller.uid, CanaryParams(**kw), msg.sender,
+            resume="resume" in flags))
+
+    async def _start(self, msg, caller, flags: set[str], run) -> list:
+        """Make room (taking over if asked), start, and hold the deploying client."""
         took = await self._make_room(caller, flags)
         try:
-            dep = await self._run(lambda: self.core.switch(
-                name, tunables, caller.uid, CanaryParams(**kw), msg.sender,
-                resume="resume" in flags))
+            dep = await self._run(run)
         except BaseException:
             if took:
                 await self.give_back()
@@ -657,51 +376,31 @@ class HelperService:
         await self._hold(msg.sender)
         return [dep.id]
 
-    async def update_hints(self, msg, caller):
+    async def update_hints(self, msg, caller, args):
         """Only the connection that deployed (and holds) a deployment feeds its hints."""
-        dep_id, hints = msg.body
-        if not ID_RE.match(dep_id):
-            raise InvalidArgs("a deployment id is 1-32 hex digits")
-        if len(hints) > MAX_HINTS:
-            raise InvalidArgs(f"at most {MAX_HINTS} hints per call")
-        if any(not 0 < int(k) < 2**22 or not 0 <= int(v) <= MAX_HINT_NS
-               for k, v in hints.items()):
-            raise InvalidArgs("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
-        await self._authorize(caller, authz.SWITCH)
-        count = await self._run(self.core.update_hints, dep_id,
-                                {int(k): int(v) for k, v in hints.items()}, msg.sender)
-        return [count]
+        dep_id, hints = args
+        return [await self._run(self.core.update_hints, dep_id, hints, msg.sender)]
 
-    async def expect_forks(self, msg, caller):
-        dep_id, parent, runtimes = msg.body
-        if not ID_RE.match(dep_id):
-            raise InvalidArgs("a deployment id is 1-32 hex digits")
-        if not 0 < parent < 2**22:
-            raise InvalidArgs("parent must be a tgid (1..4194303)")
-        if len(runtimes) > MAX_HINTS or any(not 0 <= ns <= MAX_HINT_NS for ns in runtimes):
-            raise InvalidArgs(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
-        await self._authorize(caller, authz.SWITCH)
-        return [await self._run(self.core.expect_forks, dep_id, int(parent),
-                                [int(ns) for ns in runtimes], msg.sender)]
+    async def expect_forks(self, msg, caller, args):
+        dep_id, parent, runtimes = args
+        return [await self._run(self.core.expect_forks, dep_id, parent, runtimes, msg.sender)]
 
-    async def keep(self, msg, caller):
-        (dep_id,) = msg.body
-        if not ID_RE.match(dep_id):
-            raise InvalidArgs("a deployment id is 1-32 hex digits")
-        _note(deployment=dep_id)
-        await self._authorize(caller, authz.SWITCH)
-        dep = await self._run(self.core.keep, dep_id, caller.uid)
+    async def _note_id(self, msg, caller, args):
+        _note(deployment=args[0])
+        return False, None
+
+    async def keep(self, msg, caller, args):
+        dep = await self._run(self.core.keep, args[0], caller.uid)
         return [dep.state]
 
-    async def revert(self, msg, caller):
-        dep_id, reason = msg.body
-        if dep_id and not ID_RE.match(dep_id):
-            raise InvalidArgs("a deployment id is 1-32 hex digits (or '' for whatever runs)")
-        check_string(reason, "reason", MAX_REASON)
+    async def _revert_reach(self, msg, caller, args):
+        dep_id = args[0]
         owner = await self._run(self.core.kept_owner, dep_id or None)
         _note(deployment=dep_id or "current", kept_by=owner if owner is not None else "-")
-        # going back is the safe direction, but someone else's kept choice is theirs
-        await self._authorize(caller, revert_action(caller.uid, owner))
+        return revert_action(caller.uid, owner) == METHODS["Revert"].further, None
+
+    async def revert(self, msg, caller, args):
+        dep_id, reason = args
         reason = f"{reason or 'requested'} (uid {caller.uid})"
         if dep_id:
             self.requested_reverts.add(dep_id)
@@ -715,12 +414,9 @@ class HelperService:
             await self.give_back()
         return [dep.state if dep else "default"]
 
-    async def history(self, msg, caller):
-        (limit,) = msg.body
-        await self._authorize(caller, authz.READ_STATUS)
-        limit = min(int(limit) or MAX_HISTORY, MAX_HISTORY)
+    async def history(self, msg, caller, args):
         deps = await self._run(self.core.history)
-        return [json.dumps([d.to_dict() for d in deps[-limit:]])]
+        return [json.dumps([d.to_dict() for d in deps[-args[0]:]])]
 
     # -- holds ---------------------------------------------------------------------------------
     def _match(self, name: str) -> str:
