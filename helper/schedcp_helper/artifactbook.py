@@ -10,6 +10,7 @@ import json
 import threading
 from pathlib import Path
 
+from .atomic import write_atomic
 from .policy import Policy
 
 
@@ -31,9 +32,7 @@ class ArtifactBook:
                                       "shipped": shipped or bool(old.get("shipped"))}
             while len(self.entries) > self.LIMIT:
                 self.entries.pop(next(iter(self.entries)))
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries))
-            tmp.replace(self.path)
+            write_atomic(self.path, json.dumps(self.entries))
 
     def get(self, artifact: str) -> dict | None:
         with self._lock:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .atomic import write_atomic
 from .errors import HelperError, InvalidArgs, NotFound, SuspendedError
 from .scxstate import kernel_events, last_seq, read_state
 
@@ -181,9 +181,7 @@ class Suspensions:
 
     def _save(self) -> None:
         try:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries))
-            tmp.replace(self.path)
+            write_atomic(self.path, json.dumps(self.entries))
         except OSError as e:  # kept in memory: the suspension holds until the helper restarts
             log.warning("could not record the suspensions: %s", e)
 
@@ -237,21 +235,7 @@ class Store:
     def save(self, kept: Spec | None, history: list[Deployment]) -> None:
         data = {"version": STATE_VERSION, "kept": asdict(kept) if kept else None,
                 "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
-        # a temp file of its own: two writers sharing one name (same pid) could rename the
-        # other's half-written file into place — the fault campaign found an empty state.json
-        fd, name = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            tmp.replace(self.path)
-        except OSError:  # full disk, read-only folder: the previous file stays as it was
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        write_atomic(self.path, json.dumps(data))  # on a full disk the previous file stays
 
 
 def read_schedstat(pid: int) -> tuple[int, int] | None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from dbus_next import Message, MessageFlag, MessageType
 
+from ..atomic import write_atomic
 from ..coexist import (
     LOADER_BUS,
     PROCESS,
@@ -80,12 +81,7 @@ class TakeOver:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        write_atomic(path, json.dumps(asdict(self)))
 
 
 class Others:
