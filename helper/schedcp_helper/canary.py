@@ -12,14 +12,29 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .coexist import identify
+from .records import CanaryParams, Deployment
 from .scxstate import kernel_events, read_state
 from .states import State
 
-if TYPE_CHECKING:
-    from .deploy import CanaryParams, Deployer, Deployment
+
+class Guarded(Protocol):
+    """The Deployer as its watcher sees it (its state, under its lock)."""
+
+    _lock: threading.RLock
+    _paused: bool
+    _reports: list[tuple[float, float, bool]]
+    _eject_error: str
+    current: Deployment | None
+    running: object
+
+    def listener(self, kind: str, dep: Deployment) -> None: ...
+
+    def _trip(self, dep: Deployment, reason: str, even_kept: bool = False) -> None: ...
+
+    def _save(self) -> None: ...
 
 GUARD_POLL_S = 1.0  # after the canary: one sysfs read a second
 SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
@@ -72,7 +87,7 @@ def reported_regression(reports: list[tuple[float, float, bool]],
 class Watch:
     """One deployment's watcher: ``thread`` runs it, ``stop`` ends it."""
 
-    def __init__(self, d: Deployer, dep: Deployment, canary: CanaryParams,
+    def __init__(self, d: Guarded, dep: Deployment, canary: CanaryParams,
                  baseline: dict[int, float], seq: int | None):
         self.d, self.dep, self.canary, self.baseline, self.seq = d, dep, canary, baseline, seq
         self.stop = threading.Event()

@@ -564,6 +564,7 @@ def test_a_scheduler_replaced_by_another_tool_is_recorded_not_fought(fake):
 
 def test_states_are_an_enum_and_plain_strings_on_disk(fake, tmp_path):
     """state.json and D-Bus carry the same strings as before the enum; loading gives members."""
+    from schedcp_helper.records import deployment_from_json
     from schedcp_helper.states import State
 
     d, _, _ = fake
@@ -574,4 +575,4 @@ def test_states_are_an_enum_and_plain_strings_on_disk(fake, tmp_path):
     _, history = deploy_mod.Store(tmp_path / "state").load()
     assert history[-1].state is State.KEPT and history[-1].state == "kept"
     with pytest.raises(ValueError, match="unknown deployment state"):
-        deploy_mod._deployment({**raw["history"][-1], "state": "limbo"})
+        deployment_from_json({**raw["history"][-1], "state": "limbo"})

@@ -32,15 +32,6 @@ from dbus_next.constants import BusType, NameFlag, RequestNameReply
 
 from ..coexist import OURS, PROCESS, UNKNOWN
 from ..core import CanaryParams, HelperCore
-from ..errors import (
-    Busy,
-    HelperError,
-    InvalidArgs,
-    NoSchedExt,
-    NotAuthorized,
-    NotFound,
-    OtherScheduler,
-)
 from ..scxstate import read_state
 from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, checks, errors
 from .errors import ServiceError
@@ -182,11 +173,11 @@ class HelperService:
             raise ServiceError("org.freedesktop.DBus.Error.UnknownMethod",
                                f"{iface}.{member} does not exist")
         if msg.signature != method.in_sig:
-            raise InvalidArgs(f"{member} takes ({method.in_sig}), got ({msg.signature})")
+            raise errors.InvalidArgs(f"{member} takes ({method.in_sig}), got ({msg.signature})")
         try:
             caller = await self.authority.caller(msg.sender)
         except LookupError as e:
-            raise HelperError(str(e)) from None
+            raise errors.HelperError(str(e)) from None
         _note(caller=caller, method=member)
         args = checks.ARGS[member](msg.body)  # bad arguments: refused before anything else
         reach = self.reach.get(member)
@@ -206,26 +197,26 @@ class HelperService:
                              else {}]
         if msg.member == "Set" and msg.signature == "ssv":
             raise ServiceError("org.freedesktop.DBus.Error.PropertyReadOnly", "read-only")
-        raise InvalidArgs("Get(ss), GetAll(s) or Set(ssv)")
+        raise errors.InvalidArgs("Get(ss), GetAll(s) or Set(ssv)")
 
     async def _authorize(self, caller: authz.Caller, action: str,
                          details: dict[str, str] | None = None, rate: bool = True) -> None:
         _note(action=action)
         if not await self.authority.check(caller, action, details=details):
-            raise NotAuthorized(f"uid {caller.uid} is not authorized for {action} (polkit)")
+            raise errors.NotAuthorized(f"uid {caller.uid} is not authorized for {action} (polkit)")
         method = AUDIT.get({}).get("method")
         wait = self.rates.take(caller.uid, method) if method and rate else 0.0
         if wait:
-            raise Busy(f"rate limit: too many {method} calls from uid "
-                               f"{caller.uid}; retry in {wait:.0f} s")
+            raise errors.Busy(f"rate limit: too many {method} calls from uid {caller.uid}; "
+                              f"retry in {wait:.0f} s")
 
     async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
         return await self.loop.run_in_executor(pool or self.ops, fn, *args)
 
     def _need_sched_ext(self) -> None:
         if not read_state().supported:
-            raise NoSchedExt("this kernel has no sched_ext: nothing can be deployed here "
-                               "(Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
+            raise errors.NoSchedExt("this kernel has no sched_ext: nothing can be deployed "
+                                    "here (Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
 
     # -- methods (arguments checked and the caller authorized already) -----------------------
     async def status(self, msg, caller, args):
@@ -282,7 +273,7 @@ class HelperService:
         if not att.foreign:
             return False
         if "take_over" not in flags:
-            raise OtherScheduler(
+            raise errors.OtherScheduler(
                 f"{att.line} holds the CPU scheduler; SchedCP does not replace it silently. "
                 "Leave it, or take over for this optimization (take_over) and it is given "
                 "back afterwards")
@@ -308,7 +299,7 @@ class HelperService:
     async def verify_policy(self, msg, caller, args):
         name, tunables, options = args
         if not self.core.knows(name):
-            raise NotFound(f"no policy named {name!r}")
+            raise errors.NotFound(f"no policy named {name!r}")
         report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
             name, tunables, caller.uid, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
@@ -324,7 +315,7 @@ class HelperService:
     async def _verify(self, msg: Message, options: dict, run):
         """One verification at a time (each boots a VM); a few may queue, more are refused."""
         if self.pending_verify >= MAX_PENDING_VERIFY:
-            raise Busy("too many verifications queued; try again later")
+            raise errors.Busy("too many verifications queued; try again later")
         request_id = options.get("request_id") or f"{msg.sender}/{msg.serial}"
         sender = msg.sender
 
@@ -358,7 +349,7 @@ class HelperService:
     async def switch(self, msg, caller, args):
         name, tunables, kw, flags = args
         if not self.core.knows(name, "scx"):
-            raise NotFound(f"no packaged scheduler policy named {name!r}")
+            raise errors.NotFound(f"no packaged scheduler policy named {name!r}")
         self._need_sched_ext()
         return await self._start(msg, caller, flags, lambda: self.core.switch(
             name, tunables, caller.uid, CanaryParams(**kw), msg.sender,
