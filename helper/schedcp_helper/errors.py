@@ -20,26 +20,38 @@ class HelperError(Exception):
 
 
 class InvalidArgs(HelperError):
+    """An argument of the wrong type, size or value (a tunable outside its metadata)."""
+
     dbus_name = PREFIX + "InvalidArgs"
 
 
 class NotFound(HelperError):
+    """No policy or deployment of that name, or not the one running."""
+
     dbus_name = PREFIX + "NotFound"
 
 
 class NotAuthorized(HelperError):
+    """Polkit said no, or the caller is not the one the deployment belongs to."""
+
     dbus_name = PREFIX + "NotAuthorized"
 
 
 class Busy(HelperError):
+    """Too many verifications queued, or the caller's rate for this method is spent."""
+
     dbus_name = PREFIX + "Busy"
 
 
 class NoSchedExt(HelperError):
+    """This kernel has no sched_ext: nothing can be deployed here."""
+
     dbus_name = PREFIX + "NoSchedExt"
 
 
 class TokenInvalid(HelperError):
+    """The token is malformed, forged, expired or another user's."""
+
     dbus_name = PREFIX + "TokenInvalid"
 
 
