@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-BUS_NAME = "org.schedcp.Helper1"
-OBJECT_PATH = "/org/schedcp/Helper1"
+# one name, the rest derived from it as the contract does (packaging/dbus/org.schedcp.Helper1.xml)
 INTERFACE = "org.schedcp.Helper1"
-ERROR_PREFIX = "org.schedcp.Helper1.Error."
+BUS_NAME = INTERFACE
+OBJECT_PATH = "/" + INTERFACE.replace(".", "/")
+ERROR_PREFIX = INTERFACE + ".Error."
 CALL_TIMEOUT = 30.0
 VERIFY_TIMEOUT = 900.0
 
@@ -53,7 +54,7 @@ class HelperError(Exception):
 
 class HelperUnavailable(HelperError):
     hint = ("is schedcp-helper installed? Install it with: sudo apt install schedcp-helper; "
-            "its D-Bus service org.schedcp.Helper1 starts on demand")
+            f"its D-Bus service {BUS_NAME} starts on demand")
 
 
 class HelperGone(HelperUnavailable):

@@ -15,7 +15,16 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
+
+from .core import HelperCore, state_dir_from_env
+from .deploy import CanaryParams, DeployError
+from .pairs import parse_pairs
+from .policy import PolicyError
+from .scxstate import kernel_events, read_state
+from .verifier.target import TargetError
+from .verifier.token import TokenError
 
 HOLDER = "holder.pid"
 RELEASED = "released by schedcp-helper load"
@@ -26,24 +35,13 @@ class UsageError(Exception):
 
 
 def _pairs(items: list[str], what: str) -> dict[str, int | bool | str]:
-    out: dict[str, int | bool | str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} wants NAME=VALUE, got {item!r}")
-        if value in ("true", "false"):
-            out[key] = value == "true"
-        else:
-            try:
-                out[key] = int(value, 0)
-            except ValueError:
-                out[key] = value
-    return out
+    try:
+        return parse_pairs(items, what)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _core(args: argparse.Namespace, listener=None):
-    from .core import HelperCore
-
     kw = {"listener": listener}
     if args.state_dir:
         kw["state_dir"] = Path(args.state_dir)
@@ -77,9 +75,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from .deploy import CanaryParams, DeployError
-    from .scxstate import read_state
-
     if os.geteuid() != 0:
         raise UsageError("loading a scheduler needs root")
     if not read_state().supported:  # say so before a verification that boots a micro-VM
@@ -128,8 +123,6 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_unload(args: argparse.Namespace) -> int:
-    from .core import state_dir_from_env
-
     pidfile = Path(args.state_dir or state_dir_from_env()) / HOLDER
     try:
         pid = int(pidfile.read_text())
@@ -143,10 +136,6 @@ def cmd_unload(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from .scxstate import kernel_events, read_state
-
     st = read_state()
     events = kernel_events()[-args.events:] if st.supported else []
     if args.json:
@@ -200,10 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .policy import PolicyError
-    from .verifier.target import TargetError
-    from .verifier.token import TokenError
-
     try:
         return args.func(args)
     except (UsageError, PolicyError, TargetError, TokenError, OSError) as e:

@@ -11,9 +11,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifactbook import ArtifactBook, within_metadata
 from .deploy import CanaryParams, Deployer, DeployError, Deployment, Listener, Spec
+from .errors import NotAuthorized, NotFound
 from .launch import Launcher
 from .policy import Policy, PolicyError, data_dir, default_policies_dir, load_policies
+from .scxrun import ScxRunError, UntrustedBinary, find_binary
 from .verifier import token
 from .verifier.pipeline import Progress, Verifier, VerifyRequest
 from .verifier.report import VerifyReport
@@ -33,6 +36,10 @@ def state_dir_from_env() -> Path:
     return Path(os.environ.get("SCHEDCP_STATE_DIR", DEFAULT_STATE_DIR))
 
 
+class UnknownPolicy(NotFound, PolicyError):
+    """No policy of that name is installed."""
+
+
 @dataclass
 class HelperCore:
     state_dir: Path = field(default_factory=state_dir_from_env)
@@ -50,6 +57,7 @@ class HelperCore:
         self.deployer = Deployer(
             self.state_dir, Launcher(self.state_dir / "artifacts", self.policies, trusted),
             self.listener)
+        self.book = ArtifactBook(self.state_dir / "artifacts-book.json")
 
     @property
     def verifier(self) -> Verifier:
@@ -80,16 +88,24 @@ class HelperCore:
             raise PolicyError(f"{name} is a packaged scheduler: switch to it, nothing to verify")
         source = (self.bpf_dir / policy.source).read_bytes()
         with self._trial_window():
-            return self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
-                                                      policy=policy, tunables=tunables),
-                                        progress)
+            report = self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
+                                                        policy=policy, tunables=tunables),
+                                          progress)
+        self._book(report, name, shipped=True)
+        return report
 
     def verify_source(self, source: bytes, tunables: dict, uid: int, name: str = "custom",
                       progress: Progress | None = None) -> VerifyReport:
         """Generated or edited code: tunables may only name the object's own globals."""
         with self._trial_window():
-            return self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
-                                                      tunables=tunables), progress)
+            report = self.verifier.verify(VerifyRequest(source=source, uid=uid, name=name,
+                                                        tunables=tunables), progress)
+        self._book(report, name, shipped=False)
+        return report
+
+    def _book(self, report: VerifyReport, name: str, shipped: bool) -> None:
+        if report.ok and report.artifact:
+            self.book.record(report.artifact, name, shipped)
 
     def _trial_window(self):
         """Trials normally run in a micro-VM and leave the host alone; inside the throwaway
@@ -102,8 +118,10 @@ class HelperCore:
                resume: bool = False) -> Deployment:
         secret = token.load_secret(self.state_dir / "token.key")
         grant = token.check(secret, token_text, uid)
-        spec = Spec("bpf", name or grant.artifact[:12], dict(grant.tunables), grant.artifact,
-                    dict(hints or {}))
+        # unnamed: the name it was verified under (the book), else the artifact's hash
+        booked = (self.book.get(grant.artifact) or {}).get("name")
+        spec = Spec("bpf", name or booked or grant.artifact[:12], dict(grant.tunables),
+                    grant.artifact, dict(hints or {}))
         return self.deployer.deploy(spec, canary, uid, owner, resume)
 
     def switch(self, name: str, tunables: dict, uid: int, canary: CanaryParams,
@@ -120,14 +138,43 @@ class HelperCore:
         """A caller-measured metric for the running canary; enough bad ones trip the breaker."""
         self.deployer.report(dep_id, value, baseline, higher_is_better)
 
-    def update_hints(self, dep_id: str, hints: dict[int, int]) -> int:
+    def update_hints(self, dep_id: str, hints: dict[int, int], owner: str | None = None) -> int:
+        """``owner``: the client asking; hints are only the deploying client's to send."""
+        self._check_owner(dep_id, owner)
         return self.deployer.update_hints(dep_id, hints)
 
-    def expect_forks(self, dep_id: str, parent: int, runtimes: list[int]) -> int:
+    def expect_forks(self, dep_id: str, parent: int, runtimes: list[int],
+                     owner: str | None = None) -> int:
+        self._check_owner(dep_id, owner)
         return self.deployer.expect_forks(dep_id, parent, runtimes)
 
-    def keep(self, dep_id: str) -> Deployment:
+    def _check_owner(self, dep_id: str, owner: str | None) -> None:
+        if owner is not None and self.deployer.find(dep_id).owner != owner:
+            raise NotAuthorized("only the connection that deployed it may send its hints")
+
+    def keep(self, dep_id: str, uid: int = 0) -> Deployment:
+        """Only the user who deployed it (or root) keeps a deployment."""
+        if uid not in (0, self.deployer.find(dep_id).uid):
+            raise NotAuthorized("only the user who deployed it (or root) can keep it")
         return self.deployer.keep(dep_id)
+
+    def kept_owner(self, dep_id: str | None = None) -> int | None:
+        """The uid whose kept choice a revert of ``dep_id`` would end (see Deployer)."""
+        return self.deployer.kept_owner(dep_id)
+
+    def current(self) -> Deployment | None:
+        """The deployment running now (on canary, passed or kept), if any."""
+        return self.deployer.current
+
+    def owner_vanished(self, owner: str) -> None:
+        self.deployer.owner_vanished(owner)
+
+    def recover(self) -> Spec | None:
+        return self.deployer.recover()
+
+    def state_file(self, name: str) -> Path:
+        """A file of the state folder, for the service's own records (e.g. a take-over)."""
+        return self.state_dir / name
 
     def revert(self, reason: str = "requested", dep_id: str | None = None) -> Deployment | None:
         return self.deployer.revert(reason, dep_id)
@@ -143,11 +190,53 @@ class HelperCore:
     def history(self) -> list[Deployment]:
         return list(self.deployer.history)
 
+    def knows(self, name: str, kind: str = "") -> bool:
+        """Whether a policy of that name (and ``kind``, if given) is installed."""
+        policy = self.policies.get(name)
+        return policy is not None and kind in ("", policy.kind)
+
+    def deploy_request(self, token_text: str, uid: int) -> tuple[str, str, bool]:
+        """(name, artifact, shipped) of what a token would deploy, ('', '', False) for a bad
+        token: what the authorization dialog shows and which action it asks for. Shipped
+        means verified from one of our policies with tunables inside its metadata."""
+        try:
+            grant = token.check(token.load_secret(self.state_dir / "token.key"), token_text, uid)
+        except token.TokenError:
+            return "", "", False
+        entry = self.book.get(grant.artifact)
+        if entry is None:
+            return "", grant.artifact, False
+        shipped = bool(entry.get("shipped")) and within_metadata(
+            self.policies.get(entry.get("name", "")), grant.tunables)
+        return entry["name"], grant.artifact, shipped
+
+    def schedulers(self) -> list[dict]:
+        """Every policy with its metadata, whether it can run here (a packaged scheduler needs
+        its binary in a trusted folder) and whether one of its builds passed verification."""
+        verified = self.book.shipped_names()
+        trusted = self.deployer.launch.trusted_dirs
+        out = []
+        for p in self.policies.values():
+            available = True
+            if p.kind == "scx":
+                try:
+                    find_binary(p.binary, trusted)
+                except (ScxRunError, UntrustedBinary, OSError):
+                    available = False
+            out.append({"name": p.name, "kind": p.kind, "summary": p.summary,
+                        "goals": list(p.goals), "workloads": list(p.workloads),
+                        "available": available, "verified": p.name in verified,
+                        "tunables": {k: {"type": t.type, "default": t.default, "min": t.min,
+                                         "max": t.max, "choices": list(t.choices),
+                                         "unit": t.unit, "help": t.help}
+                                     for k, t in p.tunables.items()}})
+        return out
+
     def policy(self, name: str) -> Policy:
         try:
             return self.policies[name]
         except KeyError:
-            raise PolicyError(f"no policy named {name!r}; known: "
+            raise UnknownPolicy(f"no policy named {name!r}; known: "
                               f"{', '.join(sorted(self.policies))}") from None
 
     def shutdown(self) -> None:

@@ -18,111 +18,46 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
-from .scxstate import kernel_events, last_seq, read_state
+from .atomic import write_atomic
+from .canary import Watch, reported_regression, wait_baseline
+from .errors import HelperError, InvalidArgs, NotFound, SuspendedError
+from .records import (
+    CanaryParams,
+    Deployment,
+    Spec,
+    deployment_from_json,
+    spec_from_json,
+)
+from .scxstate import last_seq, read_state
+from .states import State
 
 HISTORY_LIMIT = 200
 STATE_VERSION = 1
 MAX_STATE_BYTES = 4 * 1024 * 1024
 log = logging.getLogger(__name__)
-GUARD_POLL_S = 1.0  # after the canary: one sysfs read a second
-SETTLE_S = 2.0  # how long an ejection may stay "disabling" before we stop waiting for its reason
 
 
-class DeployError(Exception):
+class DeployError(HelperError):
     """The deployment could not start; nothing changed or the previous state was restored."""
 
 
-class Suspended(DeployError):
+class Suspended(DeployError, SuspendedError):
     """The kernel ejected this scheduler earlier: it waits for the user's word (``resume``)."""
 
 
-@dataclass
-class Spec:
-    """What to run: a verified object of ours, or a packaged scx_* policy, with its tunables."""
-
-    kind: str  # "bpf" | "scx"
-    name: str
-    tunables: dict = field(default_factory=dict)
-    artifact: str = ""  # bpf: sha256 of the verified object
-    hints: dict[int, int] = field(default_factory=dict)  # bpf: tgid → expected runtime ns
+class NotRunning(DeployError, NotFound):
+    """The deployment named is not on record, or is not the one running."""
 
 
-@dataclass
-class CanaryParams:
-    window_s: float = 30.0
-    poll_s: float = 0.1
-    target_pids: list[int] = field(default_factory=list)
-    max_wait_ratio: float = 3.0  # trip when a target's runqueue-wait share exceeds this x baseline
-    wait_floor: float = 0.10  # ... and exceeds this absolute share (noise guard)
-    regression_ratio: float = 1.25  # trip when a reported metric is this much worse
-    strikes: int = 3  # consecutive bad samples before tripping
-
-
-@dataclass
-class Deployment:
-    id: str
-    spec: Spec
-    uid: int
-    owner: str = ""  # the client holding it (a D-Bus unique name); "" = nobody
-    state: str = "canary"  # canary | passed | kept | reverted | failed | replaced
-    ops: str = ""
-    started: float = 0.0
-    ended: float = 0.0
-    reason: str = ""
-    previous: Spec | None = None  # what a revert brings back (None: the kernel default)
-    metrics: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Deployment:
-        d = dict(d)
-        d["spec"] = Spec(**d["spec"])
-        d["previous"] = Spec(**d["previous"]) if d.get("previous") else None
-        return cls(**d)
-
-
-def _spec(d: object) -> Spec:
-    """A Spec from untrusted JSON, every field type-checked."""
-    if not isinstance(d, dict) or set(d) - {"kind", "name", "tunables", "artifact", "hints"}:
-        raise ValueError("a spec is not an object of known fields")
-    spec = Spec(kind=d["kind"], name=d["name"], tunables=d.get("tunables", {}),
-                artifact=d.get("artifact", ""),
-                hints={int(k): int(v) for k, v in dict(d.get("hints", {})).items()})
-    if spec.kind not in ("bpf", "scx") or not isinstance(spec.name, str) or not spec.name:
-        raise ValueError(f"bad spec kind/name {spec.kind!r}/{spec.name!r}")
-    if not isinstance(spec.tunables, dict) or not all(
-            isinstance(k, str) and isinstance(v, int | float | bool | str)
-            for k, v in spec.tunables.items()):
-        raise ValueError("bad tunables")
-    if not isinstance(spec.artifact, str) or (spec.artifact and (
-            len(spec.artifact) != 64 or set(spec.artifact) - set("0123456789abcdef"))):
-        raise ValueError("bad artifact id")
-    return spec
-
-
-def _deployment(d: object) -> Deployment:
-    if not isinstance(d, dict):
-        raise ValueError("a history entry is not an object")
-    dep = Deployment(
-        id=str(d["id"]), spec=_spec(d["spec"]), uid=int(d["uid"]), owner=str(d.get("owner", "")),
-        state=str(d.get("state", "")), ops=str(d.get("ops", "")),
-        started=float(d.get("started", 0.0)), ended=float(d.get("ended", 0.0)),
-        reason=str(d.get("reason", "")),
-        previous=_spec(d["previous"]) if d.get("previous") else None,
-        metrics=[m for m in d.get("metrics", []) if isinstance(m, dict)])
-    if dep.state not in ("canary", "passed", "kept", "reverted", "failed", "replaced"):
-        raise ValueError(f"unknown deployment state {dep.state!r}")
-    return dep
+class NoHints(DeployError, InvalidArgs):
+    """The running scheduler takes no runtime hints."""
 
 
 class Running(Protocol):
@@ -172,9 +107,7 @@ class Suspensions:
 
     def _save(self) -> None:
         try:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries))
-            tmp.replace(self.path)
+            write_atomic(self.path, json.dumps(self.entries))
         except OSError as e:  # kept in memory: the suspension holds until the helper restarts
             log.warning("could not record the suspensions: %s", e)
 
@@ -203,7 +136,7 @@ class Store:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
                 raise ValueError(f"not a version {STATE_VERSION} state document")
-            kept = _spec(data["kept"]) if data.get("kept") is not None else None
+            kept = spec_from_json(data["kept"]) if data.get("kept") is not None else None
             history = data.get("history", [])
             if not isinstance(history, list):
                 raise ValueError("history is not a list")
@@ -212,7 +145,7 @@ class Store:
         good = []
         for d in history[-HISTORY_LIMIT:]:
             try:
-                good.append(_deployment(d))
+                good.append(deployment_from_json(d))
             except (ValueError, KeyError, TypeError) as e:
                 log.warning("state.json: dropping a malformed history entry: %s", e)
         return kept, good
@@ -228,30 +161,7 @@ class Store:
     def save(self, kept: Spec | None, history: list[Deployment]) -> None:
         data = {"version": STATE_VERSION, "kept": asdict(kept) if kept else None,
                 "history": [d.to_dict() for d in history[-HISTORY_LIMIT:]]}
-        # a temp file of its own: two writers sharing one name (same pid) could rename the
-        # other's half-written file into place — the fault campaign found an empty state.json
-        fd, name = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            tmp.replace(self.path)
-        except OSError:  # full disk, read-only folder: the previous file stays as it was
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-
-def read_schedstat(pid: int) -> tuple[int, int] | None:
-    """(on-CPU ns, runqueue-wait ns) of a process's main thread, None if it is gone."""
-    try:
-        run, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
-        return int(run), int(wait)
-    except (OSError, ValueError):
-        return None
+        write_atomic(self.path, json.dumps(data))  # on a full disk the previous file stays
 
 
 class Deployer:
@@ -297,7 +207,7 @@ class Deployer:
             for d in reversed(self.history):
                 if d.id == dep_id:
                     return d
-        raise DeployError(f"no deployment {dep_id!r}")
+        raise NotRunning(f"no deployment {dep_id!r}")
 
     # -- actions -------------------------------------------------------------------------------
     def deploy(self, spec: Spec, canary: CanaryParams, uid: int, owner: str = "",
@@ -311,15 +221,15 @@ class Deployer:
                                 "run it again")
             if held:
                 self.suspended.lift(spec)
-            self._end_current("replaced", "replaced by a new deployment")
+            self._end_current(State.REPLACED, "replaced by a new deployment")
             dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=uid, owner=owner,
                              started=time.time(), previous=self.kept)
-            baseline = self._wait_baseline(canary)
+            baseline = wait_baseline(canary)
             seq = last_seq()
             try:
                 self.running = self.launch(spec)
             except Exception as e:
-                dep.state, dep.ended, dep.reason = "failed", time.time(), str(e)
+                dep.state, dep.ended, dep.reason = State.FAILED, time.time(), str(e)
                 self._restore(self.kept, "restored after a failed deployment")
                 self.history.append(dep)
                 with contextlib.suppress(OSError):
@@ -334,7 +244,7 @@ class Deployer:
             try:  # all or nothing: recorded and guarded, or the previous state is back
                 self._save()
             except OSError as e:
-                self._end_current("failed", f"could not record the deployment: {e}")
+                self._end_current(State.FAILED, f"could not record the deployment: {e}")
                 self._restore(self.kept, "restored after a deployment could not be recorded")
                 with contextlib.suppress(OSError):
                     self._save()
@@ -349,12 +259,13 @@ class Deployer:
         """A caller-measured metric for the canary (e.g. the target's throughput)."""
         with self._lock:
             if not self.current or self.current.id != dep_id:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
+                raise NotRunning(f"deployment {dep_id!r} is not the one running")
             dep = self.current
             dep.metrics.append({"t": time.time(), "value": value, "baseline": baseline})
             self._reports.append((value, baseline, higher_is_better))
             # past the canary window nobody watches the reports any more: judge them here
-            reason = self._reported_regression(self._canary) if dep.state == "passed" else None
+            reason = (reported_regression(self._reports, self._canary)
+                      if dep.state == State.PASSED else None)
         if reason is not None:
             self._trip(dep, reason)
 
@@ -374,12 +285,14 @@ class Deployer:
         """Pass hints to the running scheduler, if it is ``dep_id`` and takes them."""
         with self._lock:
             if not self.current or self.current.id != dep_id or self.running is None:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
+                raise NotRunning(f"deployment {dep_id!r} is not the one running")
             feed = getattr(self.running, how, None)
             if feed is None:
-                raise DeployError(f"{self.current.spec.name} takes no runtime hints")
+                raise NoHints(f"{self.current.spec.name} takes no runtime hints")
             try:
                 feed(*args)
+            except NoHints:  # the scheduler lacks the hint maps
+                raise
             except Exception as e:
                 raise DeployError(str(e)) from None
 
@@ -387,9 +300,9 @@ class Deployer:
         with self._lock:
             dep = self.current
             if not dep or dep.id != dep_id:
-                raise DeployError(f"deployment {dep_id!r} is not the one running")
+                raise NotRunning(f"deployment {dep_id!r} is not the one running")
             before = (dep.state, dep.owner, self.kept)
-            dep.state, dep.owner = "kept", ""  # the watcher stays on as an ejection guard
+            dep.state, dep.owner = State.KEPT, ""  # the watcher stays on as an ejection guard
             self.kept = dep.spec
             try:
                 self._save()
@@ -406,11 +319,11 @@ class Deployer:
         with self._lock:
             dep = self.current
             if dep is not None and (not dep_id or dep.id == dep_id):
-                return dep.uid if dep.state == "kept" else None
+                return dep.uid if dep.state == State.KEPT else None
             if dep_id or self.kept is None:
                 return None
             for d in reversed(self.history):
-                if d.state == "kept" and d.spec == self.kept:
+                if d.state == State.KEPT and d.spec == self.kept:
                     return d.uid
             return 0
 
@@ -420,7 +333,7 @@ class Deployer:
             dep = self.current
             if dep is None or (dep_id and dep.id != dep_id):
                 if dep_id:
-                    raise DeployError(f"deployment {dep_id!r} is not the one running")
+                    raise NotRunning(f"deployment {dep_id!r} is not the one running")
                 self._stop_running()
                 self.kept = None  # an explicit revert with nothing on canary: back to default
                 self._save()
@@ -430,9 +343,9 @@ class Deployer:
         return dep
 
     def _revert_locked(self, dep: Deployment, reason: str) -> None:
-        if dep.state == "kept":  # reverting a kept one falls back to what it replaced
+        if dep.state == State.KEPT:  # reverting a kept one falls back to what it replaced
             self.kept = dep.previous
-        self._end_current("reverted", reason)
+        self._end_current(State.REVERTED, reason)
         self._restore(self.kept, f"restored after {dep.id} was reverted")
         try:
             self._save()
@@ -444,12 +357,12 @@ class Deployer:
         (checked and done under one lock hold, so a racing keep or deploy wins cleanly).
         ``even_kept``: the kernel ejected it, so it is gone whatever the user said."""
         with self._lock:
-            if self.current is not dep or (dep.state == "kept" and not even_kept):
+            if self.current is not dep or (dep.state == State.KEPT and not even_kept):
                 return
             if even_kept and self._eject_error:
                 self.suspended.add(dep.spec, self._eject_error)
             if reason.startswith("replaced by "):  # another tool took it: do not fight back
-                self._end_current("replaced", reason)
+                self._end_current(State.REPLACED, reason)
                 with contextlib.suppress(OSError):
                     self._save()
                 kind = "replaced"
@@ -486,7 +399,7 @@ class Deployer:
         """The client holding an unkept deployment left: revert (power-profiles-daemon's hold)."""
         with self._lock:
             dep = self.current
-            if dep is None or dep.owner != owner or dep.state == "kept":
+            if dep is None or dep.owner != owner or dep.state == State.KEPT:
                 return
         self._trip(dep, f"the client that deployed it ({owner}) went away before keeping it")
 
@@ -494,8 +407,8 @@ class Deployer:
         """After a restart: the kernel fell back when we died; bring back the kept scheduler."""
         with self._lock:
             for d in self.history:
-                if d.state in ("canary", "passed"):
-                    d.state, d.ended = "reverted", d.ended or time.time()
+                if d.state in (State.CANARY, State.PASSED):
+                    d.state, d.ended = State.REVERTED, d.ended or time.time()
                     d.reason = d.reason or "the helper restarted before it was kept"
             self._restore(self.kept, "restored at helper start")
             try:
@@ -518,11 +431,11 @@ class Deployer:
             running, self.running = self.running, None
             running.stop()
 
-    def _end_current(self, state: str, reason: str) -> None:
+    def _end_current(self, state: State, reason: str) -> None:
         self._stop_watch.set()
         if self.current is not None:
             dep, self.current = self.current, None
-            if dep.state != "kept" or state == "reverted":
+            if dep.state != State.KEPT or state == State.REVERTED:
                 dep.state = state
             dep.ended, dep.reason = time.time(), reason
         self._stop_running()
@@ -533,7 +446,7 @@ class Deployer:
         held = self.suspended.get(spec)
         if held:  # never bring back, by ourselves, what the kernel ejected
             self.history.append(Deployment(
-                id=secrets.token_hex(6), spec=spec, uid=0, state="failed", started=time.time(),
+                id=secrets.token_hex(6), spec=spec, uid=0, state=State.FAILED, started=time.time(),
                 ended=time.time(), reason=f"not restored: suspended ({held['reason']})"))
             return
         try:
@@ -541,12 +454,12 @@ class Deployer:
         except Exception as e:  # the kernel default is the floor: record and stay there
             self.kept = None
             self.history.append(Deployment(
-                id=secrets.token_hex(6), spec=spec, uid=0, state="failed", started=time.time(),
+                id=secrets.token_hex(6), spec=spec, uid=0, state=State.FAILED, started=time.time(),
                 ended=time.time(), reason=f"could not restore the last-known-good: {e}"))
             return
         if reason:  # restored as the current kept deployment, under the same ejection guard
             owner = self.kept_owner()
-            dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=owner or 0, state="kept",
+            dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=owner or 0, state=State.KEPT,
                              ops=self.running.ops, started=time.time(), reason=reason)
             self.current = dep
             self.history.append(dep)
@@ -554,129 +467,6 @@ class Deployer:
 
     def _start_watch(self, dep: Deployment, canary: CanaryParams, baseline: dict[int, float],
                      seq: int | None) -> None:
-        self._stop_watch = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(dep, canary, baseline, seq, self._stop_watch),
-            name=f"canary-{dep.id}", daemon=True)
-        self._watcher.start()
-
-    def _wait_baseline(self, canary: CanaryParams) -> dict[int, float]:
-        """Runqueue-wait share of each target over a short window under the current scheduler."""
-        if not canary.target_pids:
-            return {}
-        before = {p: read_schedstat(p) for p in canary.target_pids}
-        time.sleep(min(1.0, canary.window_s / 4))
-        return {p: _share(before[p], read_schedstat(p)) for p in canary.target_pids
-                if before[p] is not None}
-
-    def _watch(self, dep: Deployment, canary: CanaryParams, baseline: dict[int, float],
-               seq: int | None, stop: threading.Event) -> None:
-        deadline = time.monotonic() + canary.window_s
-        last = {p: read_schedstat(p) for p in baseline}
-        strikes = 0
-        while not stop.wait(canary.poll_s):
-            reason = self._ejected(dep, seq)
-            if reason is not None:  # gone from the kernel: kept or not, bring back the previous
-                if dep.state in ("kept", "passed"):  # kept before this poll saw it: say so
-                    reason = f"after the canary, {reason}"
-                self._trip(dep, reason, even_kept=True)
-                return
-            if dep.state == "kept":  # the user decided: only ejection matters from now on
-                self._guard(dep, seq, stop)
-                return
-            if baseline:
-                now = {p: read_schedstat(p) for p in baseline}
-                worse = [p for p in baseline if last.get(p) and now.get(p) and _share(
-                    last[p], now[p]) > max(canary.wait_floor, baseline[p] * canary.max_wait_ratio)]
-                last = now
-                strikes = strikes + 1 if worse else 0
-                if strikes >= canary.strikes:
-                    reason = (f"runqueue wait of pid {worse[0]} rose past "
-                              f"{canary.max_wait_ratio:g}x its baseline")
-            if reason is None:
-                reason = self._reported_regression(canary)
-            if reason is not None:
-                self._trip(dep, reason)
-                return
-            if time.monotonic() >= deadline:
-                with self._lock:
-                    if self.current is not dep:
-                        return
-                    passed = dep.state == "canary"
-                    if passed:
-                        dep.state = "passed"
-                        self._save()
-                if passed:
-                    self.listener("canary-passed", dep)
-                self._guard(dep, seq, stop)
-                return
-
-    def _guard(self, dep: Deployment, seq: int | None, stop: threading.Event) -> None:
-        """After the canary: sched_ext may still eject a passed or kept scheduler later (a
-        watchdog stall under a workload the canary never saw). Notice it, record why, and go
-        back to what it replaced instead of silently sitting on the kernel default."""
-        while not stop.wait(GUARD_POLL_S):
-            if self.current is not dep:
-                return
-            reason = self._ejected(dep, seq)
-            if reason is not None:
-                self._trip(dep, f"after the canary, {reason}", even_kept=True)
-                return
-
-    def _ejected(self, dep: Deployment, seq: int | None) -> str | None:
-        if self._paused:
-            return None
-        st = read_state()
-        if st.enabled and st.ops == dep.ops and self.running and self.running.alive():
-            return None
-        with self._lock:
-            if self.current is not dep:
-                return None
-        self._eject_error = ""
-        # sched_ext logs why only while "disabling", after the state left "enabled": give it a
-        # moment, or the reason would be a bare state instead of the kernel's (e.g. the stall)
-        deadline = time.monotonic() + SETTLE_S
-        while read_state().state == "disabling" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        ejection = None
-        for ev in reversed(kernel_events(seq)):
-            if ev.kind == "disabled" and ev.ops == dep.ops:
-                if ev.error:
-                    self._eject_error = (f"the kernel ejected it ({ev.reason}"
-                                         + (f": {ev.message})" if ev.message else ")"))
-                ejection = f"sched_ext ejected it: {ev.explanation}"
-                break
-        now = read_state()
-        if now.enabled and now.ops and now.ops != dep.ops:  # someone else's attached since
-            from .coexist import identify
-
-            other = identify(now)
-            return f"replaced by {other.owner} ({other.name or now.ops})" + (
-                f" after {ejection}" if ejection else "")
-        if ejection:
-            return ejection
-        if self.running and not self.running.alive():
-            return "the scheduler's process exited"
-        return f"sched_ext no longer runs it (state {st.state or 'unknown'}, ops {st.ops!r})"
-
-    def _reported_regression(self, canary: CanaryParams) -> str | None:
-        with self._lock:
-            reports = self._reports[-canary.strikes:]
-        if len(reports) < canary.strikes:
-            return None
-        bad = 0
-        for value, base, higher in reports:
-            ratio = (base / value if value else float("inf")) if higher else (
-                value / base if base else float("inf"))
-            bad += ratio >= canary.regression_ratio
-        if bad == len(reports):
-            v, b, _ = reports[-1]
-            return f"reported metric regressed: {v:g} vs baseline {b:g}"
-        return None
-
-
-def _share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float:
-    if before is None or after is None:
-        return 0.0
-    run, wait = after[0] - before[0], after[1] - before[1]
-    return wait / (run + wait) if run + wait > 0 else 0.0
+        watch = Watch(self, dep, canary, baseline, seq)
+        self._stop_watch, self._watcher = watch.stop, watch.thread
+        watch.thread.start()

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .deploy import Spec
-from .loader import BpfScheduler
+from .deploy import NoHints, Spec
+from .errors import HelperError
+from .loader import BpfScheduler, LoaderError
 from .policy import Policy
 from .scxrun import ScxProcess
 from .scxstate import read_state
@@ -17,7 +18,7 @@ HINT_MAP = "expected_runtime"
 FORK_HINTS, FORK_SEQ = "fork_hints", "fork_seq"  # ljf: hints by (parent tgid, birth order)
 
 
-class LaunchError(Exception):
+class LaunchError(HelperError):
     """The scheduler could not be started; the message says why."""
 
 
@@ -40,8 +41,6 @@ class BpfRunning:
 
     def update_hints(self, hints: dict[int, int]) -> None:
         """tgid → expected runtime (ns) into the scheduler's hint map; 0 forgets a tgid."""
-        from .loader import LoaderError
-
         try:
             for tgid, ns in hints.items():
                 if ns:
@@ -49,13 +48,11 @@ class BpfRunning:
                 else:
                     self.sched.delete_map_key(HINT_MAP, int(tgid))
         except LoaderError as e:
-            raise LaunchError(f"this scheduler takes no runtime hints ({e})") from None
+            raise NoHints(f"this scheduler takes no runtime hints ({e})") from None
 
     def expect_forks(self, parent: int, runtimes: list[int]) -> None:
         """The parent's next children, in birth order, run runtimes[i] ns each (0: no hint);
         an empty list stops watching the parent. The scheduler applies them as they fork."""
-        from .loader import LoaderError
-
         try:
             for i in range(self._forks.pop(parent, 0)):  # what an earlier call set
                 self.sched.delete_map_key(FORK_HINTS, parent | i << 32)
@@ -68,7 +65,7 @@ class BpfRunning:
             self._forks[parent] = len(runtimes)
             self.sched.update_map(FORK_SEQ, parent, 0)  # last: counting starts now
         except LoaderError as e:
-            raise LaunchError(f"this scheduler takes no runtime hints ({e})") from None
+            raise NoHints(f"this scheduler takes no runtime hints ({e})") from None
 
     def alive(self) -> bool:
         return self.sched.attached

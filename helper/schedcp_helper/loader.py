@@ -12,12 +12,17 @@ Command line (used in the guest and by tests; imports kept minimal because guest
 
 from __future__ import annotations
 
+import argparse
 import ctypes
+import json
 import os
+import sys
+import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import libbpf as lb
+from .pairs import parse_pairs, split_pairs
 
 LOG_SIZE = 16 << 20  # verifier logs of large programs run to megabytes; the kernel truncates
 RODATA = ".rodata"
@@ -327,19 +332,7 @@ def _int_bytes(value: int, size: int, what: str) -> ctypes.Array:
     return ctypes.create_string_buffer(value.to_bytes(size, "little"), size)
 
 
-def _parse_value(text: str) -> int | bool:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    return int(text, 0)
-
-
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-    import sys
-    import time
-
     p = argparse.ArgumentParser(prog="python -m schedcp_helper.loader",
                                 description="Load and attach a sched_ext BPF scheduler; hold it.")
     p.add_argument("obj")
@@ -353,18 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     hold.add_argument("--until-stdin-closes", action="store_true")
     args = p.parse_args(argv)
 
-    def pairs(items: list[str], what: str) -> list[tuple[str, str]]:
-        out = []
-        for item in items:
-            k, sep, v = item.partition("=")
-            if not sep:
-                p.error(f"{what} {item!r}: expected NAME=VALUE")
-            out.append((k, v))
-        return out
-
     try:
-        values = {k: _parse_value(v) for k, v in pairs(args.set, "--set")}
-        hints = [(int(k, 0), int(v, 0)) for k, v in pairs(args.hint, "--hint")]
+        values = parse_pairs(args.set, "--set")
+        hints = [(int(k, 0), int(v, 0)) for k, v in split_pairs(args.hint, "--hint")]
+        if any(isinstance(v, str) for v in values.values()):
+            raise ValueError("--set values are integers or true/false")
     except ValueError as e:
         p.error(str(e))
     try:

@@ -23,13 +23,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .deploy import Deployer, Store
+
 STEPS = ("deploy", "keep", "revert", "recover")
 CONDITIONS = ("normal", "full-disk", "read-only")
 
 CHILD = r"""
 import json, os, sys, time
 from pathlib import Path
-from schedcp_helper import deploy as d
+from schedcp_helper import canary as c, deploy as d
 from schedcp_helper.scxstate import ScxState
 
 NOW = ["x"]
@@ -42,9 +44,9 @@ class Running:
     def stop(self):
         pass
 
-d.read_state = lambda: ScxState(True, "enabled", NOW[0])  # no ejections: kills only
+d.read_state = c.read_state = lambda: ScxState(True, "enabled", NOW[0])  # no ejections: kills
 d.last_seq = lambda: None
-d.kernel_events = lambda seq=None: []
+c.kernel_events = lambda seq=None: []
 state, step = Path(sys.argv[1]), sys.argv[2]
 log = open(sys.argv[3], "a", buffering=1)
 print("ready", flush=True)
@@ -112,8 +114,6 @@ def _finish(folder: Path, condition: str) -> None:
 
 def _check(state: Path, log: Path) -> str:
     """'' when the state is sound after the kill, else what is wrong."""
-    from .deploy import Deployer, Store
-
     if any(p.name.startswith("state.corrupt-") for p in state.iterdir()):
         return "a corrupt state file was set aside"
     kept, history = Store(state).load()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from schedcp_helper import canary as canary_mod
 from schedcp_helper import deploy as deploy_mod
 from schedcp_helper.core import HelperCore
 from schedcp_helper.deploy import CanaryParams, Deployer, DeployError, Spec
@@ -68,10 +69,13 @@ class FakeRunning:
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
     world = {"state": "disabled", "ops": ""}
-    monkeypatch.setattr(deploy_mod, "read_state", lambda: ScxState(True, world["state"],
-                                                                     world["ops"]))
+    def sysfs():
+        return ScxState(True, world["state"], world["ops"])
+
+    monkeypatch.setattr(deploy_mod, "read_state", sysfs)
+    monkeypatch.setattr(canary_mod, "read_state", sysfs)
     monkeypatch.setattr(deploy_mod, "last_seq", lambda: None)
-    monkeypatch.setattr(deploy_mod, "kernel_events", lambda seq=None: [])
+    monkeypatch.setattr(canary_mod, "kernel_events", lambda seq=None: [])
     events: list[tuple[str, str, str]] = []
     d = Deployer(tmp_path / "state", lambda spec: FakeRunning(world, spec),
                  lambda kind, dep: events.append((kind, dep.spec.name, dep.state)))
@@ -211,12 +215,15 @@ def test_a_failed_save_during_revert_still_reverts(fake, monkeypatch):
 
 def test_a_kept_scheduler_restored_at_start_is_guarded(tmp_path, monkeypatch):
     """recover() restarted the kept scheduler with nothing watching it."""
-    monkeypatch.setattr(deploy_mod, "GUARD_POLL_S", 0.01)
+    monkeypatch.setattr(canary_mod, "GUARD_POLL_S", 0.01)
     world = {"state": "disabled", "ops": ""}
-    monkeypatch.setattr(deploy_mod, "read_state", lambda: ScxState(True, world["state"],
-                                                                     world["ops"]))
+    def sysfs():
+        return ScxState(True, world["state"], world["ops"])
+
+    monkeypatch.setattr(deploy_mod, "read_state", sysfs)
+    monkeypatch.setattr(canary_mod, "read_state", sysfs)
     monkeypatch.setattr(deploy_mod, "last_seq", lambda: None)
-    monkeypatch.setattr(deploy_mod, "kernel_events", lambda seq=None: [])
+    monkeypatch.setattr(canary_mod, "kernel_events", lambda seq=None: [])
     first = Deployer(tmp_path / "state", lambda spec: FakeRunning(world, spec))
     good = first.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=1000)
     first.keep(good.id)
@@ -235,7 +242,7 @@ def test_a_kept_scheduler_restored_at_start_is_guarded(tmp_path, monkeypatch):
 
 
 def test_a_kept_scheduler_ejected_later_brings_back_what_it_replaced(fake, monkeypatch):
-    monkeypatch.setattr(deploy_mod, "GUARD_POLL_S", 0.01)
+    monkeypatch.setattr(canary_mod, "GUARD_POLL_S", 0.01)
     d, world, _ = fake
     good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
     d.keep(good.id)
@@ -501,7 +508,7 @@ def test_an_ejected_scheduler_is_suspended_until_the_user_resumes_it(fake, monke
     d, world, _ = fake
     stall = ScxEvent("disabled", "ops_stally", reason="runnable task stall",
                      message="kworker/0:1[12] failed to run for 30.4s")
-    monkeypatch.setattr(deploy_mod, "kernel_events", lambda seq=None: [stall])
+    monkeypatch.setattr(canary_mod, "kernel_events", lambda seq=None: [stall])
     good = d.deploy(Spec("bpf", "good"), CanaryParams(window_s=30), uid=0)
     d.keep(good.id)
     spec = Spec("scx", "stally", {"slice_us": 5000})
@@ -553,3 +560,19 @@ def test_a_scheduler_replaced_by_another_tool_is_recorded_not_fought(fake):
     assert "(lavd)" in dep.reason
     assert world["ops"] == "lavd" and d.current is None  # nothing of ours launched over it
     assert _wait(lambda: events[-1] == ("replaced", "mine", "replaced")), events
+
+
+def test_states_are_an_enum_and_plain_strings_on_disk(fake, tmp_path):
+    """state.json and D-Bus carry the same strings as before the enum; loading gives members."""
+    from schedcp_helper.records import deployment_from_json
+    from schedcp_helper.states import State
+
+    d, _, _ = fake
+    dep = d.deploy(Spec("bpf", "x"), CanaryParams(window_s=30), uid=0)
+    d.keep(dep.id)
+    raw = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert raw["history"][-1]["state"] == "kept"
+    _, history = deploy_mod.Store(tmp_path / "state").load()
+    assert history[-1].state is State.KEPT and history[-1].state == "kept"
+    with pytest.raises(ValueError, match="unknown deployment state"):
+        deployment_from_json({**raw["history"][-1], "state": "limbo"})

@@ -149,7 +149,7 @@ def test_unreadable_object_is_a_loader_error(host_lib, tmp_path):
 def test_cli_rejects_malformed_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["x.bpf.o", "--set", "slice_us"])
-    assert "expected NAME=VALUE" in capsys.readouterr().err
+    assert "--set wants NAME=VALUE, got" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["x.bpf.o", "--hint", "abc=1"])
 

@@ -14,6 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .dbus import serve
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="schedcp-helper-service", description=__doc__)
@@ -26,7 +28,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if os.geteuid() != 0:
         logging.warning("not running as root: deploying schedulers will fail")
-    from .dbus import serve
 
     async def run() -> None:
         stop = asyncio.Event()

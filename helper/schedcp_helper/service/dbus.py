@@ -22,11 +22,8 @@ import json
 import logging
 import os
 import re
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from dbus_next import Message, MessageFlag, MessageType, Variant
@@ -34,8 +31,13 @@ from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, NameFlag, RequestNameReply
 
 from ..coexist import OURS, PROCESS, UNKNOWN
-from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, errors
+from ..core import CanaryParams, HelperCore
+from ..scxstate import read_state
+from . import BUS_NAME, INTERFACE, OBJECT_PATH, authz, checks, errors
 from .errors import ServiceError
+from .interface import METHODS, SIGNALS, VERSION, introspection_xml
+from .limits import RATE_LIMITS, RateLimiter
+from .marshal import schedulers_list, status_dict
 from .others import Others
 
 log = logging.getLogger("schedcp.helper.service")
@@ -43,28 +45,19 @@ audit_log = logging.getLogger("schedcp.helper.audit")
 # one audit line per privileged call: who, what, which artifact, outcome (to the journal)
 AUDIT: contextvars.ContextVar[dict] = contextvars.ContextVar("schedcp_audit")
 UNAUDITED = frozenset({"Status", "ListSchedulers", "History"})  # read-status only
-
-VERSION = "1"
-MAX_SOURCE = 128 * 1024
-MAX_STRING = 4096  # tokens are ~300 bytes
-MAX_NAME = 64
-MAX_REASON = 256
-MAX_OPTIONS = 32
-MAX_PIDS = 64
-MAX_HINTS = 512
-MAX_HINT_NS = 7 * 24 * 3600 * 10**9  # a week: longer is no hint
-MAX_HISTORY = 200
 MAX_PENDING_VERIFY = 4
-# per-uid token buckets (burst, seconds per refill) for the calls that cost CPU, disk or kernel
-# changes; verify needs no password for an active user, so this is what bounds a runaway agent.
-# root is not limited (the root CLI, the admin).
-RATE_LIMITS = {"VerifySource": (6, 60.0), "VerifyPolicy": (12, 30.0), "Deploy": (10, 30.0),
-               "Switch": (10, 30.0)}
-KEY_RE = re.compile(r"^[a-z0-9_]{1,48}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-ID_RE = re.compile(r"^[0-9a-f]{1,32}$")
-INT_SIGS = frozenset("ynqiuxt")
+Handler = Callable[[Message, authz.Caller, tuple], Awaitable[list]]
+# what a method says before it is authorized: (asks for the further action, dialog details)
+Reach = Callable[[Message, authz.Caller, tuple], Awaitable[tuple[bool, dict[str, str] | None]]]
 
+
+def revert_action(caller_uid: int, kept_by: int | None) -> str:
+    """Revert is free for what the caller (or nobody) kept; another user's kept deployment
+    needs an administrator."""
+    method = METHODS["Revert"]
+    if kept_by is None or caller_uid in (0, kept_by):
+        return method.action
+    return method.further
 
 
 def _note(**kw) -> None:
@@ -80,323 +73,31 @@ def _audit_value(v) -> str:
 
 
 
-@dataclass
-class Bucket:
-    tokens: float
-    stamp: float
-
-
-class RateLimiter:
-    """Token buckets per (uid, method); a refused call costs nothing and says when to retry."""
-
-    def __init__(self, limits: dict[str, tuple[int, float]], clock=time.monotonic):
-        self.limits, self.clock = limits, clock
-        self.buckets: dict[tuple[int, str], Bucket] = {}
-
-    def take(self, uid: int, method: str) -> float:
-        """0 if allowed (a token is used), else the seconds until the next token."""
-        if uid == 0 or method not in self.limits:
-            return 0.0
-        burst, per = self.limits[method]
-        now = self.clock()
-        b = self.buckets.setdefault((uid, method), Bucket(float(burst), now))
-        b.tokens = min(float(burst), b.tokens + (now - b.stamp) / per)
-        b.stamp = now
-        if b.tokens >= 1.0:
-            b.tokens -= 1.0
-            return 0.0
-        return (1.0 - b.tokens) * per
-
-def revert_action(caller_uid: int, kept_by: int | None) -> str:
-    """Revert is free for what the caller (or nobody) kept; another user's kept deployment
-    needs an administrator."""
-    if kept_by is None or caller_uid in (0, kept_by):
-        return authz.REVERT
-    return authz.REVERT_OTHER
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    in_sig: str
-    out_sig: str
-    args: tuple[str, ...]  # argument names for introspection
-    outs: tuple[str, ...]
-    doc: str
-
-
-METHODS = {m.name: m for m in (
-    Method("Status", "", "a{sv}", (), ("status",), "kernel support, what runs, canary, "
-           "last-known-good"),
-    Method("ListSchedulers", "", "aa{sv}", (), ("schedulers",), "packaged and own policies"),
-    Method("VerifyPolicy", "sa{sv}a{sv}", "s", ("name", "tunables", "options"), ("report",),
-           "verify one of our policies; report JSON with the token"),
-    Method("VerifySource", "aysa{sv}a{sv}", "s", ("source", "name", "tunables", "options"),
-           ("report",), "verify generated code; report JSON with the token"),
-    Method("Deploy", "sa{sv}", "s", ("token", "canary"), ("id",), "deploy a verified artifact"),
-    Method("Switch", "sa{sv}a{sv}", "s", ("name", "tunables", "canary"), ("id",),
-           "run a packaged scx_* scheduler"),
-    Method("UpdateHints", "sa{ut}", "u", ("id", "hints"), ("count",),
-           "expected runtimes (tgid → ns, 0 forgets) for the jobs of one's running deployment"),
-    Method("ExpectForks", "suat", "u", ("id", "parent", "runtimes"), ("count",),
-           "expected runtimes (ns, by birth order) of a process's next children, for one's "
-           "running deployment; [] stops"),
-    Method("Keep", "s", "s", ("id",), ("state",), "keep the running deployment"),
-    Method("Revert", "ss", "s", ("id", "reason"), ("state",),
-           "revert a deployment ('' = whatever runs)"),
-    Method("History", "u", "s", ("limit",), ("history",), "past deployments, JSON, newest last"),
-)}
-SIGNALS = {
-    "StateChanged": ("a{sv}", ("status",)),
-    "Reverted": ("ss", ("id", "reason")),
-    "VerifyProgress": ("sss", ("request_id", "stage", "message")),
-    "DeploymentChanged": ("ss", ("id", "state")),
-    # who holds the CPU scheduler, or which other tuners run, changed: the one-line summary
-    "OthersChanged": ("s", ("summary",)),
-}
-PROPERTIES = {"Version": "s"}
-
-
-def _xml_args(sig: str, names: tuple[str, ...], direction: str | None) -> str:
-    from dbus_next.signature import SignatureTree
-
-    types = [t.signature for t in SignatureTree._get(sig).types] if sig else []
-    d = f' direction="{direction}"' if direction else ""
-    return "".join(f'<arg name="{n}" type="{t}"{d}/>' for n, t in zip(names, types, strict=True))
-
-
-def introspection_xml(path: str) -> str:
-    """Accurate XML from the method table (so it cannot drift from what is dispatched)."""
-    head = ('<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN" '
-            '"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n<node>')
-    if path != OBJECT_PATH:
-        rest = OBJECT_PATH[len(path.rstrip("/")) + 1:]
-        return f'{head}<node name="{rest.split("/")[0]}"/></node>'
-    parts = [head, f'<interface name="{INTERFACE}">']
-    for m in METHODS.values():
-        parts.append(f'<method name="{m.name}">{_xml_args(m.in_sig, m.args, "in")}'
-                     f'{_xml_args(m.out_sig, m.outs, "out")}</method>')
-    for name, (sig, names) in SIGNALS.items():
-        parts.append(f'<signal name="{name}">{_xml_args(sig, names, None)}</signal>')
-    for name, sig in PROPERTIES.items():
-        parts.append(f'<property name="{name}" type="{sig}" access="read"/>')
-    parts.append("</interface>")
-    parts.append('<interface name="org.freedesktop.DBus.Introspectable"><method '
-                 'name="Introspect"><arg name="xml" type="s" direction="out"/></method>'
-                 "</interface>")
-    parts.append('<interface name="org.freedesktop.DBus.Peer"><method name="Ping"/><method '
-                 'name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/>'
-                 "</method></interface>")
-    parts.append('<interface name="org.freedesktop.DBus.Properties">'
-                 '<method name="Get"><arg name="interface" type="s" direction="in"/>'
-                 '<arg name="name" type="s" direction="in"/>'
-                 '<arg name="value" type="v" direction="out"/></method>'
-                 '<method name="GetAll"><arg name="interface" type="s" direction="in"/>'
-                 '<arg name="props" type="a{sv}" direction="out"/></method>'
-                 '<signal name="PropertiesChanged"><arg name="interface" type="s"/>'
-                 '<arg name="changed" type="a{sv}"/><arg name="invalidated" type="as"/>'
-                 "</signal></interface></node>")
-    return "".join(parts)
-
-
-# -- argument checks (before anything else) -----------------------------------------------------
-def _invalid(msg: str) -> ServiceError:
-    return ServiceError(errors.INVALID_ARGS, msg)
-
-
-def check_string(value: str, what: str, limit: int = MAX_STRING) -> str:
-    if len(value) > limit:
-        raise _invalid(f"{what} is longer than {limit} characters")
-    return value
-
-
-def check_name(value: str, what: str = "name") -> str:
-    if not NAME_RE.match(value):
-        raise _invalid(f"{what} must be 1-64 characters of [A-Za-z0-9_.-]")
-    return value
-
-
-def check_tunables(raw: dict) -> dict[str, int | bool | str]:
-    """a{sv} → plain values: booleans, integers and short strings only."""
-    if len(raw) > MAX_OPTIONS:
-        raise _invalid(f"at most {MAX_OPTIONS} tunables")
-    out: dict[str, int | bool | str] = {}
-    for key, var in raw.items():
-        if not KEY_RE.match(key):
-            raise _invalid("tunable names are 1-48 characters of [a-z0-9_]")
-        sig = var.signature
-        if sig == "b":
-            out[key] = bool(var.value)
-        elif sig in INT_SIGS:
-            out[key] = int(var.value)
-        elif sig == "s":
-            out[key] = check_string(var.value, f"tunable {key}", MAX_NAME)
-        else:
-            raise _invalid(f"tunable {key}: type {sig!r} is not one of b, integer, s")
-    return out
-
-
-def _number(var: Variant, key: str, lo: float, hi: float) -> float:
-    if var.signature not in INT_SIGS | {"d"}:
-        raise _invalid(f"{key} must be a number")
-    value = float(var.value)
-    if not lo <= value <= hi:
-        raise _invalid(f"{key} must lie within {lo:g}..{hi:g}")
-    return value
-
-
-FLAGS = ("take_over", "resume")
-
-
-def check_canary(raw: dict) -> tuple[dict, dict[int, int], set[str]]:
-    """Canary options → (CanaryParams keyword arguments, expected-runtime hints, flags).
-    Flags: ``take_over`` (another tool's scheduler may be stopped for this deployment and is
-    given back after), ``resume`` (run a scheduler the kernel ejected before)."""
-    if len(raw) > MAX_OPTIONS:
-        raise _invalid(f"at most {MAX_OPTIONS} canary options")
-    kw: dict = {}
-    hints: dict[int, int] = {}
-    flags: set[str] = set()
-    for key, var in raw.items():
-        if key in FLAGS:
-            if var.signature != "b":
-                raise _invalid(f"{key} must be a boolean")
-            if var.value:
-                flags.add(key)
-        elif key == "window_s":
-            kw[key] = _number(var, key, 1, 3600)
-        elif key == "max_wait_ratio":
-            kw[key] = _number(var, key, 1.1, 100)
-        elif key == "regression_ratio":
-            kw[key] = _number(var, key, 1.01, 100)
-        elif key == "strikes":
-            kw[key] = int(_number(var, key, 1, 100))
-        elif key == "target_pids":
-            if var.signature != "au" or len(var.value) > MAX_PIDS:
-                raise _invalid(f"target_pids must be au with at most {MAX_PIDS} pids")
-            kw[key] = [int(p) for p in var.value if p > 0]
-        elif key == "hints":
-            if var.signature != "a{ut}" or len(var.value) > MAX_PIDS:
-                raise _invalid(f"hints must be a{{ut}} (tgid → ns) with at most {MAX_PIDS}")
-            hints = {int(k): int(v) for k, v in var.value.items()}
-        else:
-            raise _invalid(f"unknown canary option {key[:48]!r}; known: window_s, target_pids, "
-                           "hints, max_wait_ratio, regression_ratio, strikes, take_over, resume")
-    return kw, hints, flags
-
-
-def check_options(raw: dict) -> dict:
-    if len(raw) > MAX_OPTIONS:
-        raise _invalid(f"at most {MAX_OPTIONS} options")
-    out = {}
-    for key, var in raw.items():
-        if key != "request_id":
-            raise _invalid(f"unknown option {key[:48]!r}; known: request_id")
-        if var.signature != "s":
-            raise _invalid("request_id must be a string")
-        out[key] = check_string(var.value, "request_id", MAX_NAME)
-    return out
-
-
-# -- marshalling of results ---------------------------------------------------------------------
-def _s(v) -> Variant:
-    return Variant("s", "" if v is None else str(v))
-
-
-def status_dict(st: dict) -> dict[str, Variant]:
-    """The core's status as a flat a{sv}: what a tray shows without parsing anything."""
-    cur = st.get("current") or {}
-    spec = cur.get("spec") or {}
-    lkg = st.get("last_known_good") or {}
-    return {
-        "supported": Variant("b", bool(st.get("supported"))),
-        "state": _s(st.get("state")), "ops": _s(st.get("ops")), "target": _s(st.get("target")),
-        "deployment": _s(cur.get("id")), "deployment_state": _s(cur.get("state")),
-        "deployment_name": _s(spec.get("name")), "deployment_kind": _s(spec.get("kind")),
-        "deployment_owner": _s(cur.get("owner")),
-        "deployment_started": Variant("d", float(cur.get("started") or 0.0)),
-        # the running scheduler's last output (scx_* children), at most 4000 characters
-        "deployment_output": _s(st.get("output")),
-        "last_known_good": _s(lkg.get("name")), "last_known_good_kind": _s(lkg.get("kind")),
-        # why nothing can be verified here ("" when it can): no sched_ext and no guest kit
-        "target_problem": _s(st.get("target_problem")),
-        # where verification trials run: "in-place" inside a micro-VM, else "micro-vm"
-        "trials": _s(st.get("trials")),
-        **others_dict(st.get("others") or {}),
-        # schedulers the kernel ejected, waiting for the user's resume: JSON list
-        "suspended": _s(json.dumps(st.get("suspended") or [])),
-    }
-
-
-def others_dict(o: dict) -> dict[str, Variant]:
-    """Who holds the CPU scheduler and which other tuners are here (coexist.Survey)."""
-    att = o.get("attached") or {}
-    return {
-        "others": _s(o.get("line")),  # "scx_lavd via scx_loader (Gaming)"
-        "attached_owner": _s(att.get("owner")),  # schedcp|scx_loader|scx.service|process|unknown
-        "attached_name": _s(att.get("name")), "attached_mode": _s(att.get("mode")),
-        "attached_pid": Variant("u", int(att.get("pid") or 0)),
-        "tuners_present": Variant("as", [str(t) for t in o.get("present") or []]),
-        "tuners_active": Variant("as", [str(t) for t in o.get("active") or []]),
-        "taken_over": _s(o.get("taken_over")),  # whose scheduler we stopped and will give back
-        "given_back": _s(o.get("given_back")),  # what the last give-back did
-        "conflict": _s(o.get("conflict")),  # another tool tried to start one while ours runs
-    }
-
-
-class ArtifactBook:
-    """Which verified artifacts came from our shipped policies (→ the ``switch`` action) and
-    under which name; everything else is new code (→ ``deploy-new``). Kept across restarts."""
-
-    LIMIT = 256
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            self.entries: dict[str, dict] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
-
-    def record(self, artifact: str, name: str, shipped: bool) -> None:
-        with self._lock:
-            old = self.entries.pop(artifact, {})
-            self.entries[artifact] = {"name": old.get("name") if old.get("shipped") else name,
-                                      "shipped": shipped or bool(old.get("shipped"))}
-            while len(self.entries) > self.LIMIT:
-                self.entries.pop(next(iter(self.entries)))
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries))
-            tmp.replace(self.path)
-
-    def get(self, artifact: str) -> dict | None:
-        with self._lock:
-            return self.entries.get(artifact)
-
-
 class HelperService:
-    def __init__(self, bus: MessageBus, core, loop: asyncio.AbstractEventLoop):
+    def __init__(self, bus: MessageBus, core: HelperCore, loop: asyncio.AbstractEventLoop):
         self.bus, self.core, self.loop = bus, core, loop
         self.authority = authz.Authority(bus)
         self.ops = ThreadPoolExecutor(4, thread_name_prefix="ops")
         self.verifies = ThreadPoolExecutor(1, thread_name_prefix="verify")
         self.pending_verify = 0
         self.rates = RateLimiter(RATE_LIMITS)
-        self.book = ArtifactBook(core.state_dir / "artifacts-book.json")
-        self.others = Others(bus, core.state_dir)
+        self.others = Others(bus, core.state_file("takeover.json"))
         self.survey: dict = {}
         self.conflict = ""
         self._loader_seen = ""
         self.holds: set[str] = set()
         self.requested_reverts: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
-        self.handlers: dict[str, Callable[[Message, authz.Caller | None], Awaitable]] = {
+        self.handlers: dict[str, Handler] = {
             "Status": self.status, "ListSchedulers": self.list_schedulers,
             "VerifyPolicy": self.verify_policy, "VerifySource": self.verify_source,
             "Deploy": self.deploy, "Switch": self.switch, "UpdateHints": self.update_hints,
-            "ExpectForks": self.expect_forks,
-            "Keep": self.keep,
-            "Revert": self.revert, "History": self.history,
+            "ExpectForks": self.expect_forks, "Keep": self.keep, "Revert": self.revert,
+            "History": self.history,
         }
+        self.reach: dict[str, Reach] = {"Deploy": self._deploy_reach,
+                                        "Switch": self._note_name, "Keep": self._note_id,
+                                        "Revert": self._revert_reach}
 
     # -- dispatch ----------------------------------------------------------------------------
     def on_message(self, msg: Message):
@@ -433,9 +134,6 @@ class HelperService:
         try:
             sig, body = await self._call(msg)
             reply = Message.new_method_return(msg, sig, body)
-        except ServiceError as e:
-            reply = Message.new_error(msg, e.name, errors.scrub(e.message))
-            outcome = e.name.rsplit(".", 1)[-1]
         except Exception as e:
             mapped = errors.from_exception(e)
             if mapped is None:
@@ -475,14 +173,18 @@ class HelperService:
             raise ServiceError("org.freedesktop.DBus.Error.UnknownMethod",
                                f"{iface}.{member} does not exist")
         if msg.signature != method.in_sig:
-            raise ServiceError(errors.INVALID_ARGS,
-                               f"{member} takes ({method.in_sig}), got ({msg.signature})")
+            raise errors.InvalidArgs(f"{member} takes ({method.in_sig}), got ({msg.signature})")
         try:
             caller = await self.authority.caller(msg.sender)
         except LookupError as e:
-            raise ServiceError(errors.FAILED, str(e)) from None
+            raise errors.HelperError(str(e)) from None
         _note(caller=caller, method=member)
-        body = await self.handlers[member](msg, caller)
+        args = checks.ARGS[member](msg.body)  # bad arguments: refused before anything else
+        reach = self.reach.get(member)
+        further, details = await reach(msg, caller, args) if reach else (False, None)
+        # the declared action, asked before the method runs
+        await self._authorize(caller, method.further if further else method.action, details)
+        body = await self.handlers[member](msg, caller, args)
         return method.out_sig, body
 
     def _properties(self, msg: Message) -> tuple[str, list]:
@@ -495,34 +197,29 @@ class HelperService:
                              else {}]
         if msg.member == "Set" and msg.signature == "ssv":
             raise ServiceError("org.freedesktop.DBus.Error.PropertyReadOnly", "read-only")
-        raise ServiceError(errors.INVALID_ARGS, "Get(ss), GetAll(s) or Set(ssv)")
+        raise errors.InvalidArgs("Get(ss), GetAll(s) or Set(ssv)")
 
     async def _authorize(self, caller: authz.Caller, action: str,
                          details: dict[str, str] | None = None, rate: bool = True) -> None:
         _note(action=action)
         if not await self.authority.check(caller, action, details=details):
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               f"uid {caller.uid} is not authorized for {action} (polkit)")
+            raise errors.NotAuthorized(f"uid {caller.uid} is not authorized for {action} (polkit)")
         method = AUDIT.get({}).get("method")
         wait = self.rates.take(caller.uid, method) if method and rate else 0.0
         if wait:
-            raise ServiceError(errors.BUSY, f"rate limit: too many {method} calls from uid "
-                               f"{caller.uid}; retry in {wait:.0f} s")
+            raise errors.Busy(f"rate limit: too many {method} calls from uid {caller.uid}; "
+                              f"retry in {wait:.0f} s")
 
     async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
         return await self.loop.run_in_executor(pool or self.ops, fn, *args)
 
     def _need_sched_ext(self) -> None:
-        from ..scxstate import read_state
-
         if not read_state().supported:
-            raise ServiceError(errors.NO_SCHED_EXT,
-                               "this kernel has no sched_ext: nothing can be deployed here "
-                               "(Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
+            raise errors.NoSchedExt("this kernel has no sched_ext: nothing can be deployed "
+                                    "here (Linux 6.12+ with CONFIG_SCHED_CLASS_EXT)")
 
-    # -- methods -----------------------------------------------------------------------------
-    async def status(self, msg, caller):
-        await self._authorize(caller, authz.READ_STATUS)
+    # -- methods (arguments checked and the caller authorized already) -----------------------
+    async def status(self, msg, caller, args):
         await self.refresh_others()
         return [status_dict(self._with_others(await self._run(self.core.status)))]
 
@@ -533,7 +230,7 @@ class HelperService:
             "taken_over": f"{taken.name} from {taken.owner}" if taken else ""}}
 
     def _ours_ops(self) -> str:
-        cur = self.core.deployer.current
+        cur = self.core.current()
         return cur.ops if cur is not None else ""
 
     async def refresh_others(self) -> bool:
@@ -576,10 +273,10 @@ class HelperService:
         if not att.foreign:
             return False
         if "take_over" not in flags:
-            raise ServiceError(errors.OTHER_SCHEDULER, (
+            raise errors.OtherScheduler(
                 f"{att.line} holds the CPU scheduler; SchedCP does not replace it silently. "
                 "Leave it, or take over for this optimization (take_over) and it is given "
-                "back afterwards"))
+                "back afterwards")
         if att.owner in (PROCESS, UNKNOWN):
             await self._authorize(caller, authz.TAKE_OVER,
                                   {"process": att.process or "an unknown program",
@@ -590,76 +287,35 @@ class HelperService:
         return True
 
     async def give_back(self) -> None:
-        if self.others.taken is None or self.core.deployer.current is not None:
+        if self.others.taken is None or self.core.current() is not None:
             return
         await self.others.give_back(self.loop)
         await self.refresh_others()
         self.emit_state()
 
-    async def list_schedulers(self, msg, caller):
-        await self._authorize(caller, authz.READ_STATUS)
-        return [await self._run(self._list)]
+    async def list_schedulers(self, msg, caller, args):
+        return [schedulers_list(await self._run(self.core.schedulers))]
 
-    def _list(self) -> list[dict]:
-        from ..scxrun import ScxRunError, UntrustedBinary, find_binary
-
-        trusted = self.core.deployer.launch.trusted_dirs
-        verified = {e["name"] for e in list(self.book.entries.values()) if e.get("shipped")}
-        out = []
-        for p in self.core.policies.values():
-            if p.kind == "scx":
-                try:
-                    find_binary(p.binary, trusted)
-                    available = True
-                except (ScxRunError, UntrustedBinary, OSError):
-                    available = False
-            else:
-                available = True
-            tunables = {k: {"type": t.type, "default": t.default, "min": t.min, "max": t.max,
-                            "choices": list(t.choices), "unit": t.unit, "help": t.help}
-                        for k, t in p.tunables.items()}
-            out.append({
-                "name": _s(p.name), "kind": _s(p.kind), "summary": _s(p.summary),
-                "goals": Variant("as", list(p.goals)),
-                "workloads": Variant("as", list(p.workloads)),
-                "available": Variant("b", available),
-                "verified": Variant("b", p.name in verified),
-                "tunables": _s(json.dumps(tunables)),
-            })
-        return out
-
-    async def verify_policy(self, msg, caller):
-        name, raw_tunables, raw_options = msg.body
-        check_name(name)
-        tunables, options = check_tunables(raw_tunables), check_options(raw_options)
-        await self._authorize(caller, authz.VERIFY)
-        if name not in self.core.policies:
-            raise ServiceError(errors.NOT_FOUND, f"no policy named {name!r}")
+    async def verify_policy(self, msg, caller, args):
+        name, tunables, options = args
+        if not self.core.knows(name):
+            raise errors.NotFound(f"no policy named {name!r}")
         report = await self._verify(msg, options, lambda progress: self.core.verify_policy(
             name, tunables, caller.uid, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
-        if report.ok and report.artifact:
-            self.book.record(report.artifact, name, shipped=True)
         return [json.dumps(report.to_dict())]
 
-    async def verify_source(self, msg, caller):
-        source, name, raw_tunables, raw_options = msg.body
-        if len(source) > MAX_SOURCE:
-            raise _invalid(f"source is larger than {MAX_SOURCE} bytes")
-        check_name(name)
-        tunables, options = check_tunables(raw_tunables), check_options(raw_options)
-        await self._authorize(caller, authz.VERIFY)
+    async def verify_source(self, msg, caller, args):
+        source, name, tunables, options = args
         report = await self._verify(msg, options, lambda progress: self.core.verify_source(
-            bytes(source), tunables, caller.uid, name, progress))
+            source, tunables, caller.uid, name, progress))
         _note(name=name, artifact=report.artifact, verdict=report.failed_stage or "verified")
-        if report.ok and report.artifact:
-            self.book.record(report.artifact, name, shipped=False)
         return [json.dumps(report.to_dict())]
 
     async def _verify(self, msg: Message, options: dict, run):
         """One verification at a time (each boots a VM); a few may queue, more are refused."""
         if self.pending_verify >= MAX_PENDING_VERIFY:
-            raise ServiceError(errors.BUSY, "too many verifications queued; try again later")
+            raise errors.Busy("too many verifications queued; try again later")
         request_id = options.get("request_id") or f"{msg.sender}/{msg.serial}"
         sender = msg.sender
 
@@ -673,33 +329,37 @@ class HelperService:
         finally:
             self.pending_verify -= 1
 
-    async def deploy(self, msg, caller):
-        from ..deploy import CanaryParams
-        from ..verifier import token
-
-        text, raw_canary = msg.body
-        check_string(text, "token")
-        kw, hints, flags = check_canary(raw_canary)
-        grant = None
-        try:
-            secret = token.load_secret(self.core.state_dir / "token.key")
-            grant = token.check(secret, text, caller.uid)
-        except token.TokenError:
-            pass
-        entry = self.book.get(grant.artifact) if grant else None
-        shipped = bool(entry and entry.get("shipped") and self._within_metadata(entry, grant))
-        name = entry["name"] if entry else ""
-        artifact = grant.artifact if grant else ""
+    async def _deploy_reach(self, msg, caller, args):
+        """New code (not verified from a shipped policy within its metadata) needs deploy-new;
+        the admin's dialog says what will run: the scheduler's name and the artifact's hash."""
+        name, artifact, shipped = await self._run(self.core.deploy_request, args[0], caller.uid)
         _note(name=name, artifact=artifact)
-        # the admin's dialog says what will run: the scheduler's name and the artifact's hash
-        await self._authorize(caller, authz.SWITCH if shipped else authz.DEPLOY_NEW,
-                              {"name": name or "(unknown)", "artifact": artifact or "(none)"})
+        return not shipped, {"name": name or "(unknown)", "artifact": artifact or "(none)"}
+
+    async def deploy(self, msg, caller, args):
+        text, kw, hints, flags = args
         self._need_sched_ext()
+        return await self._start(msg, caller, flags, lambda: self.core.deploy(
+            text, caller.uid, CanaryParams(**kw), msg.sender, hints, resume="resume" in flags))
+
+    async def _note_name(self, msg, caller, args):
+        _note(name=args[0])
+        return False, None
+
+    async def switch(self, msg, caller, args):
+        name, tunables, kw, flags = args
+        if not self.core.knows(name, "scx"):
+            raise errors.NotFound(f"no packaged scheduler policy named {name!r}")
+        self._need_sched_ext()
+        return await self._start(msg, caller, flags, lambda: self.core.switch(
+            name, tunables, caller.uid, CanaryParams(**kw), msg.sender,
+            resume="resume" in flags))
+
+    async def _start(self, msg, caller, flags: set[str], run) -> list:
+        """Make room (taking over if asked), start, and hold the deploying client."""
         took = await self._make_room(caller, flags)
         try:
-            dep = await self._run(lambda: self.core.deploy(
-                text, caller.uid, CanaryParams(**kw), msg.sender, hints, name,
-                resume="resume" in flags))
+            dep = await self._run(run)
         except BaseException:
             if took:
                 await self.give_back()
@@ -707,104 +367,36 @@ class HelperService:
         await self._hold(msg.sender)
         return [dep.id]
 
-    def _within_metadata(self, entry: dict, grant) -> bool:
-        """A shipped artifact counts as shipped only with tunables inside its declared bounds."""
-        policy = self.core.policies.get(entry.get("name", ""))
-        if policy is None:
-            return False
-        try:
-            policy.validate_tunables(grant.tunables)
-        except ValueError:
-            return False
-        return True
-
-    async def switch(self, msg, caller):
-        from ..deploy import CanaryParams
-
-        name, raw_tunables, raw_canary = msg.body
-        check_name(name)
-        tunables = check_tunables(raw_tunables)
-        kw, _, flags = check_canary(raw_canary)
-        _note(name=name)
-        await self._authorize(caller, authz.SWITCH)
-        policy = self.core.policies.get(name)
-        if policy is None or policy.kind != "scx":
-            raise ServiceError(errors.NOT_FOUND, f"no packaged scheduler policy named {name!r}")
-        self._need_sched_ext()
-        took = await self._make_room(caller, flags)
-        try:
-            dep = await self._run(lambda: self.core.switch(
-                name, tunables, caller.uid, CanaryParams(**kw), msg.sender,
-                resume="resume" in flags))
-        except BaseException:
-            if took:
-                await self.give_back()
-            raise
-        await self._hold(msg.sender)
-        return [dep.id]
-
-    async def update_hints(self, msg, caller):
+    async def update_hints(self, msg, caller, args):
         """Only the connection that deployed (and holds) a deployment feeds its hints."""
-        dep_id, hints = msg.body
-        if not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits")
-        if len(hints) > MAX_HINTS:
-            raise _invalid(f"at most {MAX_HINTS} hints per call")
-        if any(not 0 < int(k) < 2**22 or not 0 <= int(v) <= MAX_HINT_NS
-               for k, v in hints.items()):
-            raise _invalid("hints map a tgid (1..4194303) to nanoseconds (0..1 week)")
-        await self._hint_owner(msg, caller, dep_id)
-        count = await self._run(self.core.update_hints, dep_id,
-                                {int(k): int(v) for k, v in hints.items()})
-        return [count]
+        dep_id, hints = args
+        return [await self._run(self.core.update_hints, dep_id, hints, msg.sender)]
 
-    async def _hint_owner(self, msg, caller, dep_id: str) -> None:
-        """Hints are the deploying connection's: authorized, and the deployment's owner."""
-        await self._authorize(caller, authz.SWITCH)
-        dep = await self._run(self.core.deployer.find, dep_id)
-        if dep.owner != msg.sender:
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               "only the connection that deployed it may send its hints")
+    async def expect_forks(self, msg, caller, args):
+        dep_id, parent, runtimes = args
+        return [await self._run(self.core.expect_forks, dep_id, parent, runtimes, msg.sender)]
 
-    async def expect_forks(self, msg, caller):
-        dep_id, parent, runtimes = msg.body
-        if not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits")
-        if not 0 < parent < 2**22:
-            raise _invalid("parent must be a tgid (1..4194303)")
-        if len(runtimes) > MAX_HINTS or any(not 0 <= ns <= MAX_HINT_NS for ns in runtimes):
-            raise _invalid(f"at most {MAX_HINTS} runtimes of 0..1 week in nanoseconds")
-        await self._hint_owner(msg, caller, dep_id)
-        return [await self._run(self.core.expect_forks, dep_id, int(parent),
-                                [int(ns) for ns in runtimes])]
+    async def _note_id(self, msg, caller, args):
+        _note(deployment=args[0])
+        return False, None
 
-    async def keep(self, msg, caller):
-        (dep_id,) = msg.body
-        if not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits")
-        _note(deployment=dep_id)
-        await self._authorize(caller, authz.SWITCH)
-        dep = await self._run(self.core.deployer.find, dep_id)
-        if caller.uid not in (0, dep.uid):
-            raise ServiceError(errors.NOT_AUTHORIZED,
-                               "only the user who deployed it (or root) can keep it")
-        dep = await self._run(self.core.keep, dep_id)
+    async def keep(self, msg, caller, args):
+        dep = await self._run(self.core.keep, args[0], caller.uid)
         return [dep.state]
 
-    async def revert(self, msg, caller):
-        dep_id, reason = msg.body
-        if dep_id and not ID_RE.match(dep_id):
-            raise _invalid("a deployment id is 1-32 hex digits (or '' for whatever runs)")
-        check_string(reason, "reason", MAX_REASON)
-        owner = await self._run(self.core.deployer.kept_owner, dep_id or None)
+    async def _revert_reach(self, msg, caller, args):
+        dep_id = args[0]
+        owner = await self._run(self.core.kept_owner, dep_id or None)
         _note(deployment=dep_id or "current", kept_by=owner if owner is not None else "-")
-        # going back is the safe direction, but someone else's kept choice is theirs
-        await self._authorize(caller, revert_action(caller.uid, owner))
+        return revert_action(caller.uid, owner) == METHODS["Revert"].further, None
+
+    async def revert(self, msg, caller, args):
+        dep_id, reason = args
         reason = f"{reason or 'requested'} (uid {caller.uid})"
         if dep_id:
             self.requested_reverts.add(dep_id)
         else:
-            cur = self.core.deployer.current
+            cur = self.core.current()
             if cur is not None:
                 self.requested_reverts.add(cur.id)
         dep = await self._run(self.core.revert, reason, dep_id or None)
@@ -813,12 +405,9 @@ class HelperService:
             await self.give_back()
         return [dep.state if dep else "default"]
 
-    async def history(self, msg, caller):
-        (limit,) = msg.body
-        await self._authorize(caller, authz.READ_STATUS)
-        limit = min(int(limit) or MAX_HISTORY, MAX_HISTORY)
+    async def history(self, msg, caller, args):
         deps = await self._run(self.core.history)
-        return [json.dumps([d.to_dict() for d in deps[-limit:]])]
+        return [json.dumps([d.to_dict() for d in deps[-args[0]:]])]
 
     # -- holds ---------------------------------------------------------------------------------
     def _match(self, name: str) -> str:
@@ -850,7 +439,7 @@ class HelperService:
 
     def _vanished(self, name: str) -> None:
         try:
-            self.core.deployer.owner_vanished(name)
+            self.core.owner_vanished(name)
         except Exception:
             log.exception("reverting after %s left failed", name)
 
@@ -918,8 +507,6 @@ async def serve(state_dir: Path | None = None, address: str | None = None,
                 ready: Callable[[], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Own the name, recover the kept scheduler, serve until ``stop`` or the bus goes away."""
-    from ..core import HelperCore
-
     loop = asyncio.get_running_loop()
     bus = await (MessageBus(bus_address=address) if address
                  else MessageBus(bus_type=BusType.SYSTEM)).connect()
@@ -931,7 +518,7 @@ async def serve(state_dir: Path | None = None, address: str | None = None,
     service = HelperService(bus, core, loop)
     relay.target = service.listener
     bus.add_message_handler(service.on_message)
-    kept = await loop.run_in_executor(None, core.deployer.recover)
+    kept = await loop.run_in_executor(None, core.recover)
     log.info("recovered: %s", f"{kept.kind} {kept.name}" if kept else "kernel default")
     reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):

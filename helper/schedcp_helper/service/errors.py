@@ -1,4 +1,4 @@
-"""Named D-Bus errors, and the one place core exceptions become them.
+"""Named D-Bus errors, and the one place exceptions become them: by type, never by message.
 
 Callers see a stable error name and a one-line message a person can act on; never a traceback
 or a path inside the helper (those go to the helper's own log).
@@ -8,32 +8,57 @@ from __future__ import annotations
 
 import re
 
-PREFIX = "org.schedcp.Helper1.Error."
-NOT_AUTHORIZED = PREFIX + "NotAuthorized"
-INVALID_ARGS = PREFIX + "InvalidArgs"
-NO_SCHED_EXT = PREFIX + "NoSchedExt"
-VERIFICATION_FAILED = PREFIX + "VerificationFailed"
-TOKEN_INVALID = PREFIX + "TokenInvalid"
-NOT_FOUND = PREFIX + "NotFound"
-BUSY = PREFIX + "Busy"
-FAILED = PREFIX + "Failed"
+from ..errors import (
+    NAMES,
+    PREFIX,
+    Busy,
+    HelperError,
+    InvalidArgs,
+    NoSchedExt,
+    NotAuthorized,
+    NotFound,
+    OtherScheduler,
+    SuspendedError,
+    TokenInvalid,
+    VerifierUnavailable,
+)
+from ..policy import PolicyError
+from ..vm.guest import GuestError
+from ..vm.kit import KitError
+from ..workload.build import WorkloadError
+
+NOT_AUTHORIZED = NotAuthorized.dbus_name
+INVALID_ARGS = InvalidArgs.dbus_name
+NO_SCHED_EXT = NoSchedExt.dbus_name
+VERIFICATION_FAILED = VerifierUnavailable.dbus_name
+TOKEN_INVALID = TokenInvalid.dbus_name
+NOT_FOUND = NotFound.dbus_name
+BUSY = Busy.dbus_name
+FAILED = HelperError.dbus_name
 # another tool's scheduler is attached (scx_loader, scx.service, a process): pass take_over
-OTHER_SCHEDULER = PREFIX + "OtherScheduler"
+OTHER_SCHEDULER = OtherScheduler.dbus_name
 # the kernel ejected this scheduler before: pass resume to run it again
-SUSPENDED = PREFIX + "Suspended"
-ALL = (NOT_AUTHORIZED, INVALID_ARGS, NO_SCHED_EXT, VERIFICATION_FAILED, TOKEN_INVALID,
-       NOT_FOUND, BUSY, FAILED, OTHER_SCHEDULER, SUSPENDED)
+SUSPENDED = SuspendedError.dbus_name
+ALL = NAMES
 MAX_MESSAGE = 400
+# exceptions of code shared with the app (policies, the micro-VM kit, the probe build), which
+# cannot derive from HelperError: their kind, by type
+FOREIGN: dict[type[BaseException], type[HelperError]] = {
+    PolicyError: InvalidArgs, GuestError: VerifierUnavailable, KitError: VerifierUnavailable,
+    WorkloadError: VerifierUnavailable,
+}
 
 _PATH = re.compile(r"(?:/[\w.@+-]+){2,}")
+assert PREFIX and all(n.startswith(PREFIX) for n in NAMES)
 
 
-class ServiceError(Exception):
-    """An error to send back as ``name`` with ``message``."""
+class ServiceError(HelperError):
+    """An error to send back as ``name`` with ``message`` (the bus's own names, e.g.
+    org.freedesktop.DBus.Error.UnknownMethod, or a mapped HelperError)."""
 
     def __init__(self, name: str, message: str):
         super().__init__(message)
-        self.name = name
+        self.name = self.dbus_name = name
         self.message = message
 
 
@@ -43,36 +68,23 @@ def scrub(text: str) -> str:
     return _PATH.sub("<path>", line)[:MAX_MESSAGE]
 
 
+def kind_of(e: BaseException) -> type[HelperError] | None:
+    """The HelperError class an exception counts as, by its type alone."""
+    if isinstance(e, HelperError):
+        return type(e)
+    for cls, kind in FOREIGN.items():
+        if isinstance(e, cls):
+            return kind
+    return None
+
+
 def from_exception(e: BaseException) -> ServiceError | None:
     """The D-Bus error for an exception the core raises on bad input or a refused action;
     None for anything unexpected (a bug: logged by the caller, reported as Failed)."""
-    from ..deploy import DeployError, Suspended
-    from ..policy import PolicyError
-    from ..verifier.compile import SandboxError
-    from ..verifier.target import TargetError
-    from ..verifier.token import TokenError
-    from ..vm.guest import GuestError
-    from ..vm.kit import KitError
-    from ..workload.build import WorkloadError
-    from .others import TakeOverError
-
     if isinstance(e, ServiceError):
         return e
-    msg = scrub(str(e))
-    if isinstance(e, TokenError):
-        return ServiceError(TOKEN_INVALID, msg)
-    if isinstance(e, PolicyError):
-        return ServiceError(NOT_FOUND if msg.startswith("no policy named") else INVALID_ARGS, msg)
-    if isinstance(e, Suspended):
-        return ServiceError(SUSPENDED, msg)
-    if isinstance(e, TakeOverError):
-        return ServiceError(OTHER_SCHEDULER, msg)
-    if isinstance(e, DeployError):
-        if "is not the one running" in msg or msg.startswith("no deployment"):
-            return ServiceError(NOT_FOUND, msg)
-        if "takes no runtime hints" in msg:
-            return ServiceError(INVALID_ARGS, msg)
-        return ServiceError(FAILED, msg)
-    if isinstance(e, (TargetError, GuestError, KitError, SandboxError, WorkloadError)):
-        return ServiceError(VERIFICATION_FAILED, "the verifier could not run: " + msg)
-    return None
+    kind = kind_of(e)
+    if kind is None:
+        return None
+    name = e.dbus_name if isinstance(e, HelperError) else kind.dbus_name
+    return ServiceError(name, kind.lead + scrub(str(e)))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from dbus_next import Message, MessageFlag, MessageType
 
+from ..atomic import write_atomic
 from ..coexist import (
     LOADER_BUS,
     PROCESS,
@@ -42,6 +43,7 @@ from ..coexist import (
     Survey,
     clean,
 )
+from ..errors import OtherScheduler
 
 log = logging.getLogger("schedcp.helper.others")
 LOADER_PATH = "/org/scx/Loader"
@@ -52,7 +54,7 @@ STOP_WAIT_S = 10.0
 KNOWN_BUS_NAMES = frozenset(b for t in TUNERS for b in t.bus)
 
 
-class TakeOverError(Exception):
+class TakeOverError(OtherScheduler):
     """Taking over failed; nothing of ours was started."""
 
 
@@ -79,19 +81,15 @@ class TakeOver:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        write_atomic(path, json.dumps(asdict(self)))
 
 
 class Others:
-    def __init__(self, bus, state_dir: Path, coexist: Coexistence | None = None):
+    def __init__(self, bus, path: Path, coexist: Coexistence | None = None):
+        """``path``: where a take-over is recorded, to give back after a restart."""
         self.bus = bus
         self.coexist = coexist or Coexistence()
-        self.path = state_dir / "takeover.json"
+        self.path = path
         self.taken: TakeOver | None = TakeOver.load(self.path)
         self.last_given_back = ""  # what the last give-back did, for status
 

@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import VerifierUnavailable
+
 MAX_SOURCE_BYTES = 128 * 1024
 MAX_OBJECT_BYTES = 16 * 1024 * 1024
 CPU_SECONDS = 60
@@ -62,7 +64,7 @@ class InputError(ValueError):
     """The source was refused before compiling; the message says why."""
 
 
-class SandboxError(Exception):
+class SandboxError(VerifierUnavailable):
     """The sandbox itself could not be set up here: the verifier must not run unboxed."""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..policy import Policy, PolicyError
 from . import token
 from .bpfobj import ObjectError
@@ -181,9 +182,7 @@ class Verifier:
         path = self._cache_file(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         stages = [vars(s) for s in report.stages if s.name not in ("input", "compile", "token")]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stages": stages}))
-        tmp.replace(path)
+        write_atomic(path, json.dumps({"stages": stages}))
 
     def _store(self, artifact: str, data: bytes) -> Path:
         """Verified objects are kept by hash: deploy loads exactly the bytes that were checked.
@@ -191,14 +190,5 @@ class Verifier:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = self.artifacts / f"{artifact}.bpf.o"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.chmod(0o644)
-            tmp.replace(path)
-        return path
-
-    def artifact_path(self, artifact: str) -> Path:
-        path = self.artifacts / f"{artifact}.bpf.o"
-        if len(artifact) != 64 or not all(c in "0123456789abcdef" for c in artifact):
-            raise ValueError("bad artifact id")
+            write_atomic(path, data)
         return path

@@ -22,9 +22,16 @@ CREATE_DSQ = "scx_bpf_create_dsq"
 HELPER_MAP_PUSH = 87  # bpf_map_push_elem: parking a task in a queue map for .dispatch
 SLICE_MIN_NS = 50_000  # below this the scheduler spends its time switching
 SLICE_MAX_NS = 1_000_000_000  # one task holding a CPU for more than 1 s is a stall to a person
-SCX_SLICE_INF = 0xFFFFFFFFFFFFFFFF  # "until preempted": allowed, the kernel's idle path uses it
+SCX_SLICE_INF = (1 << 64) - 1  # "until preempted": allowed, the kernel's idle path uses it
 MAX_MAP_ENTRIES = 1 << 20
 MAX_TIMEOUT_MS = 30_000  # the kernel's SCX_WATCHDOG_MAX_TIMEOUT
+# eBPF instruction classes and opcodes (linux/bpf_common.h, linux/bpf.h) this module reads
+BPF_LD, BPF_LDX, BPF_STX, BPF_ALU, BPF_JMP32, BPF_ALU64 = 0x00, 0x01, 0x03, 0x04, 0x06, 0x07
+BPF_JA = 0x00  # op of an unconditional jump; JMP32|JA ("gotol") keeps its offset in imm
+MOV64_IMM, MOV32_IMM = 0xB7, 0xB4  # BPF_ALU64|BPF_MOV|BPF_K, BPF_ALU|BPF_MOV|BPF_K
+LD_IMM64 = 0x18  # BPF_LD|BPF_IMM|BPF_DW: a 64-bit constant (or a map/variable address)
+WRITES_DST = (BPF_LD, BPF_ALU, BPF_ALU64, BPF_LDX, BPF_STX)
+U64, U32 = (1 << 64) - 1, (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,8 @@ def _successors(fn: Function, slot: int) -> list[int]:
     nxt = slot + insn.size
     if not insn.is_jump or insn.is_call:
         return [nxt]
-    target = slot + 1 + (insn.imm if insn.cls == 0x06 and insn.op == 0x00 else insn.off)
-    if insn.op == 0x00:  # ja
+    target = slot + 1 + (insn.imm if insn.cls == BPF_JMP32 and insn.op == BPF_JA else insn.off)
+    if insn.op == BPF_JA:
         return [target]
     return [nxt, target]
 
@@ -68,35 +75,13 @@ def _const_arg(fn: Function, slot: int, reg: int) -> int | None:
             continue
         if insn.is_jump:
             return None  # a branch: the value may come from elsewhere
-        if insn.dst != reg or insn.cls not in (0x00, 0x04, 0x07, 0x01, 0x03):
+        if insn.dst != reg or insn.cls not in WRITES_DST:
             continue
-        if insn.code in (0xB7, 0xB4):  # mov reg, imm
-            return insn.imm & 0xFFFFFFFFFFFFFFFF if insn.code == 0xB7 else insn.imm & 0xFFFFFFFF
-        if insn.code == 0x18 and insn.reloc is None:
+        if insn.code in (MOV64_IMM, MOV32_IMM):
+            return insn.imm & (U64 if insn.code == MOV64_IMM else U32)
+        if insn.code == LD_IMM64 and insn.reloc is None:
             return insn.imm64
         return None  # computed or loaded: not a constant we can see
-    return None
-
-
-def _rodata_arg(fn: Function, slot: int, reg: int) -> str | None:
-    """The .rodata variable ``reg`` was loaded from (``r = *(u64 *)(ld_imm64 var + 0)``)."""
-    for prev in range(slot - 1, -1, -1):
-        insn = fn.insns.get(prev)
-        if insn is None or insn.is_jump:
-            return None
-        if insn.dst != reg:
-            continue
-        if insn.cls == 0x01:  # ldx reg, [base + off]
-            base = insn.src
-            for p2 in range(prev - 1, -1, -1):
-                b = fn.insns.get(p2)
-                if b is None or b.is_jump:
-                    return None
-                if b.dst == base and b.code == 0x18:
-                    return b.reloc
-                if b.dst == base:
-                    return None
-        return None
     return None
 
 

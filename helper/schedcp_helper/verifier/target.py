@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ..atomic import write_atomic
+from ..errors import VerifierUnavailable
 from ..vm import guest
 from ..vm.kit import Kit, KitError, cache_dir, find_kit
 
@@ -25,7 +27,7 @@ FUNC_RE = re.compile(r"^\[\d+\] FUNC '([^']+)'", re.M)
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
 
-class TargetError(Exception):
+class TargetError(VerifierUnavailable):
     """No usable target kernel; the message says what is missing."""
 
 
@@ -89,9 +91,7 @@ class Target:
                     raise TargetError(f"could not read the guest kernel's BTF: {r.message}")
                 names = _funcs_from_btf(self.bpftool, Path(d) / "vmlinux.btf")
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp")
-            tmp.write_text("\n".join(sorted(set(names))) + "\n")
-            tmp.replace(cached)
+            write_atomic(cached, "\n".join(sorted(set(names))) + "\n")
         return frozenset(cached.read_text().split())
 
     def functions(self) -> frozenset[str]:

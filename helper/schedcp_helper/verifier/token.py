@@ -8,7 +8,6 @@ tunables, or after it expires; the secret never leaves the helper's state folder
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -20,12 +19,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_atomic
+from ..errors import TokenInvalid
+
 DEFAULT_TTL = 15 * 60
 SECRET_BYTES = 32
 log = logging.getLogger(__name__)
 
 
-class TokenError(ValueError):
+class TokenError(TokenInvalid, ValueError):
     """The token is malformed, forged, expired or for something else."""
 
 
@@ -60,16 +62,8 @@ def load_secret(path: Path) -> bytes:
         log.warning("token key %s is unusable (%d bytes, mode %o): generating a new one; "
                     "outstanding tokens become invalid", path, len(data), st.st_mode & 0o7777)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
     secret = secrets.token_bytes(SECRET_BYTES)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, secret, mode=0o600)
     dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

@@ -270,7 +270,7 @@ def test_deploy_new_asks_an_admin_every_time_and_names_what_runs():
 def test_verify_source_is_rate_limited_per_user(stack):
     """Verify needs no password for an active user: a burst is allowed, then Busy with when
     to retry; root is not limited; a fresh helper starts with full buckets."""
-    from schedcp_helper.service.dbus import RATE_LIMITS
+    from schedcp_helper.service.limits import RATE_LIMITS
 
     stack.stop_helper()
     stack.start_helper()
@@ -289,7 +289,7 @@ def test_verify_source_is_rate_limited_per_user(stack):
 
 
 def test_token_buckets_refill():
-    from schedcp_helper.service.dbus import RateLimiter
+    from schedcp_helper.service.limits import RateLimiter
 
     now = [0.0]
     rl = RateLimiter({"Deploy": (2, 10.0)}, clock=lambda: now[0])
