@@ -40,8 +40,10 @@ def stats(xs: list[float]) -> str:
 
 
 def vm(repeat: int) -> dict:
-    from schedcp_helper.examples import build_examples
-    from schedcp_helper.vm import find_kit, kit_config, run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
+    from tests.fixtures.scx_examples import build_examples
+
+    from schedcp_common.vm import find_kit, kit_config, run
 
     kit = find_kit()
     bindir = build_examples(kit)

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .cliargs import command, positive_float, positive_int
+from .demoboot import boot
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -96,8 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.guest:
         return guest_main(args)
-    from schedcp_helper.vm.kit import find_kit
-    from schedcp_helper.workload.build import probe_binary
+    from schedcp_common.vm.kit import find_kit
+    from schedcp_common.workload.build import probe_binary
 
     try:
         probe = probe_binary()  # built on the host; the guest runs the same file
@@ -129,26 +130,6 @@ def _batch_part(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> i
         if args.save and saved.is_file():
             args.save.write_bytes(saved.read_bytes())
         return rc
-
-
-def boot(line: str, out_dir: Path, env: dict[str, str], announce: bool = False,
-         **cfg) -> int | None:
-    """Run ``line`` in a micro-VM (``cfg``: GuestConfig fields), streaming what it prints;
-    returns its exit status, None when the guest cannot start (the reason on stderr)."""
-    from schedcp_helper.vm import GuestError, KitError, default_config, guest
-
-    try:
-        config = default_config(out_dir=out_dir, env=env, **cfg)
-        if announce:
-            print(f"booting the sched_ext micro-VM ({config.kernel.name}) ...", flush=True)
-        r = guest.run(line, config, lambda b: (sys.stdout.buffer.write(b),
-                                               sys.stdout.buffer.flush()))
-    except (GuestError, KitError) as e:
-        print(f"schedcp demo: {e}", file=sys.stderr)
-        return None
-    if r.message:
-        print(f"schedcp demo: {r.message}", file=sys.stderr)
-    return r.returncode
 
 
 def _start_bus(d: Path) -> tuple[subprocess.Popen, str]:

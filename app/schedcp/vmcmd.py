@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from schedcp_helper.vm import GuestError, KitError, Outcome, build_kit, find_kit, guest
+from schedcp_common.vm import GuestError, KitError, Outcome, build_kit, find_kit, guest
 
 from .cliargs import command, positive_float, positive_int
 

@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .policy import PolicyError
+    from schedcp_common.policy import PolicyError
+
     from .verifier.target import TargetError
     from .verifier.token import TokenError
 

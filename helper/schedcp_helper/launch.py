@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schedcp_common.policy import Policy
+
 from .deploy import Spec
 from .loader import BpfScheduler
-from .policy import Policy
 from .scxrun import ScxProcess
 from .scxstate import read_state
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from schedcp_helper.policy import PolicyError, load_policy, parse_policy
+from schedcp_common.policy import PolicyError, load_policy, parse_policy
 
 GOOD = {
     "name": "vtime", "kind": "bpf", "source": "vtime.bpf.c", "summary": "fair",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm import Kit, KitError, find_kit
+from schedcp_common.vm import Kit, KitError, find_kit
 from tests.packaging.debroot import DebRoot, RootError, prepared_root
 
 REPO = Path(__file__).resolve().parents[2]

@@ -551,7 +551,7 @@ class TrayApp(QObject):
         if self._policies is not None:
             return self._policies()
         try:
-            from schedcp_helper.policy import default_policies_dir, load_policies
+            from schedcp_common.policy import default_policies_dir, load_policies
 
             return load_policies(default_policies_dir())
         except Exception as e:  # the editor falls back to free text

@@ -51,7 +51,7 @@ def installed(policy: Any) -> bool:
     if getattr(policy, "kind", "") != "scx":
         return True
     try:
-        from schedcp_helper.scxrun import find_binary
+        from schedcp_common.trusted import find_binary
 
         find_binary(policy.binary)
         return True

@@ -119,7 +119,7 @@ def shared_dir() -> Path | None:
     env = os.environ.get("SCHEDCP_SHARED_VM")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[3]  # helper/schedcp_helper/vm/kit.py
+    checkout = Path(__file__).resolve().parents[3]  # helper/schedcp_common/vm/kit.py
     candidate = checkout.parent / "shared" / "vm"
     return candidate if (candidate / MANIFEST).is_file() else None
 

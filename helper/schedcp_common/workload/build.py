@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from ..verifier.compile import CLANG_CANDIDATES
+from ..toolchain import CLANG_CANDIDATES
 
 SOURCE = Path(__file__).with_name("probe.c")
 CFLAGS = ("-std=c11", "-O2")

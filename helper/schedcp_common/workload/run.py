@@ -1,7 +1,7 @@
 """How to run the probe: per-mode parameters, the shell line (host or guest) and its parser.
 
 The guest sees the host's files read-only, so the same host-built binary runs in both; only
-the caller decides where the line is executed (``subprocess`` here, ``schedcp_helper.vm`` there).
+the caller decides where the line is executed (``subprocess`` here, ``schedcp_common.vm`` there).
 """
 
 from __future__ import annotations

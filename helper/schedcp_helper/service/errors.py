@@ -46,14 +46,15 @@ def scrub(text: str) -> str:
 def from_exception(e: BaseException) -> ServiceError | None:
     """The D-Bus error for an exception the core raises on bad input or a refused action;
     None for anything unexpected (a bug: logged by the caller, reported as Failed)."""
+    from schedcp_common.policy import PolicyError
+    from schedcp_common.vm.guest import GuestError
+    from schedcp_common.vm.kit import KitError
+    from schedcp_common.workload.build import WorkloadError
+
     from ..deploy import DeployError, Suspended
-    from ..policy import PolicyError
     from ..verifier.compile import SandboxError
     from ..verifier.target import TargetError
     from ..verifier.token import TokenError
-    from ..vm.guest import GuestError
-    from ..vm.kit import KitError
-    from ..workload.build import WorkloadError
     from .others import TakeOverError
 
     if isinstance(e, ServiceError):

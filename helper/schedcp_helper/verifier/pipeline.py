@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..policy import Policy, PolicyError
+from schedcp_common.policy import Policy, PolicyError
+
 from . import token
 from .bpfobj import ObjectError
 from .compile import CompileError, InputError, check_source, compile_source

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm import GuestConfig, GuestError, Outcome, run
-from schedcp_helper.vm.guest import (
+from schedcp_common.vm import GuestConfig, GuestError, Outcome, run
+from schedcp_common.vm.guest import (
     QEMU,
     VIRTUAL_TIME_ICOUNT,
     check_bzimage,
@@ -19,7 +19,7 @@ from schedcp_helper.vm.guest import (
     qemu_argv,
     resolve_modules,
 )
-from schedcp_helper.workload import Latency, invocation, probe_binary
+from schedcp_common.workload import Latency, invocation, probe_binary
 from tests.conftest import qemu_processes
 
 vm = pytest.mark.vm

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from schedcp_common.vm import Outcome
+from schedcp_common.vm.guestfiles import GuestFileError, read_bounded
+from schedcp_common.workload.run import Mixed, invocation
 from schedcp_helper.verifier.target import Target
 from schedcp_helper.verifier.token import load_secret
 from schedcp_helper.verifier.trial import PKG_ROOT, trial_cpus, trial_root
-from schedcp_helper.vm import Outcome
-from schedcp_helper.vm.guestfiles import GuestFileError, read_bounded
-from schedcp_helper.workload.run import Mixed, invocation
 
 
 def test_a_regular_small_file_is_read(tmp_path):
@@ -74,7 +74,7 @@ def test_a_scheduler_cannot_tell_it_is_on_trial_by_hostname_or_cmdline(guest):
     import sys
 
     r = guest("cat /proc/cmdline\nuname -n\n"
-              f"{sys.executable} -c 'from schedcp_helper.vm.guest import in_guest; "
+              f"{sys.executable} -c 'from schedcp_common.vm.guest import in_guest; "
               "print(in_guest())'\n")
     assert r.result.returncode == 0, r.output
     cmdline, nodename, inside = r.output.splitlines()[:3]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from schedcp_common.vm import guest
 from schedcp_helper.verifier import target as target_mod
 from schedcp_helper.verifier.target import Target
-from schedcp_helper.vm import guest
 
 NOBODY = 65534
 

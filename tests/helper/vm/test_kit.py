@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm.kit import Kit, KitError, find_kit, import_kit
+from schedcp_common.vm.kit import Kit, KitError, find_kit, import_kit
 
 
 def make_kit(root: Path, release: str = "6.12.1-test") -> Path:
@@ -84,6 +84,6 @@ def test_a_corrupt_prebuilt_kit_is_rejected_and_nothing_is_cached(tmp_path):
 
 
 def test_no_kit_anywhere_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.setattr("schedcp_helper.vm.kit.shared_dir", lambda: None)
+    monkeypatch.setattr("schedcp_common.vm.kit.shared_dir", lambda: None)
     with pytest.raises(KitError, match="schedcp vm-kit --build"):
         find_kit(cache=tmp_path / "empty")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.workload import probe_binary
+from schedcp_common.workload import probe_binary
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.workload import WorkloadError, probe_binary
-from schedcp_helper.workload.build import SOURCE, find_compiler
+from schedcp_common.workload import WorkloadError, probe_binary
+from schedcp_common.workload.build import SOURCE, find_compiler
 
 
 def test_builds_into_the_cache_named_by_source_hash_and_reuses_it(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.workload import Batch, Mixed, invocation
+from schedcp_common.workload import Batch, Mixed, invocation
 
 
 def descendants(root: int) -> set[int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from schedcp_helper.workload import MixedResult, Phase, Summary, Task, Verdict, judge_mixed
-from schedcp_helper.workload.judge import fair_shares, passed
+from schedcp_common.workload import MixedResult, Phase, Summary, Task, Verdict, judge_mixed
+from schedcp_common.workload.judge import fair_shares, passed
 
 
 def task(cls: str, cpu: float, wall: float = 2.8, nice: int = 0, gap: float = 200.0,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.workload import Batch, Latency, Mixed, invocation, run_host
-from schedcp_helper.workload.results import find_document
+from schedcp_common.workload import Batch, Latency, Mixed, invocation, run_host
+from schedcp_common.workload.results import find_document
 
 
 def test_mixed_reports_both_phases_with_every_task_class(probe, tmp_path):

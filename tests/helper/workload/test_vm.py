@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from schedcp_helper.workload import (
+from schedcp_common.workload import (
     Batch,
     BatchResult,
     Latency,
