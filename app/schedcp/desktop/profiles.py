@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..analysis import procfs as proc
 from ..vocabulary import DEFAULT_GOAL
-from .apps import INTERPRETERS, WINE_LOADERS, AppIdentity, identify
+from .apps import INTERPRETERS, WINE_LOADERS, identify
 from .procwatch import ProcChange, ProcWatch
 from .settings import GOALS, atomic_write, data_dir
 
@@ -83,11 +83,6 @@ class Profile:
         known = {k: d[k] for k in ("app_id", "name", "policy", "tunables", "goal", "auto_apply",
                                    "take_over", "enabled") if k in d}
         return cls(**known)
-
-    @classmethod
-    def for_app(cls, ident: AppIdentity, policy: str, tunables: dict | None = None,
-                goal: str = DEFAULT_GOAL, auto_apply: bool = True) -> Profile:
-        return cls(ident.app_id, ident.name, policy, dict(tunables or {}), goal, auto_apply)
 
 
 class ProfileStore:

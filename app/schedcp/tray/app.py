@@ -21,12 +21,11 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCursor, QFont
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
-from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, UNDO_LONG, gain_text
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, UNDO_LONG, gain_text, outcome_sentence
 from . import optimizer
 from .bridge import Bridge
 from .icons import app_icon, state_icon
 from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES
-from .wording import effect as effect_text
 
 log = logging.getLogger("schedcp.tray")
 
@@ -512,7 +511,7 @@ class TrayApp(QObject):
             if s.get("role") == "execution" and (oc.get("plan") or {}).get(
                     "policy") == best.get("policy") and s.get("improvement") == best.get(
                     "improvement"):
-                effect = effect_text(oc.get("before"), oc.get("after"), dlg.request.goal)
+                effect = outcome_sentence(oc, dlg.request.goal)
         if not effect and best.get("improvement") is not None:
             effect = gain_text(best["improvement"])
         try:
