@@ -34,25 +34,6 @@ from pathlib import Path
 from .cliargs import command, positive_float, positive_int
 from .demoboot import boot
 
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={sock}</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="*"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <include>{ours}</include>
-</busconfig>
-"""
 REPO = Path(__file__).resolve().parents[2]
 OUR_BUS_CONF = next((p for p in (REPO / "packaging/dbus/org.schedcp.Helper1.conf",
                                  Path("/usr/share/dbus-1/system.d/org.schedcp.Helper1.conf"))
@@ -132,20 +113,6 @@ def _batch_part(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> i
         return rc
 
 
-def _start_bus(d: Path) -> tuple[subprocess.Popen, str]:
-    sock = d / "bus.sock"
-    conf = d / "bus.conf"
-    conf.write_text(BUS_CONF.format(sock=sock, ours=OUR_BUS_CONF))
-    log = d / "bus.log"
-    bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork",
-                            "--print-address=1"], stdout=subprocess.PIPE, stderr=log.open("w"),
-                           text=True)
-    assert bus.stdout is not None
-    if not bus.stdout.readline():
-        raise RuntimeError(f"dbus-daemon did not start: {log.read_text()[-1000:]}")
-    return bus, f"unix:path={sock}"
-
-
 class NoHelper(RuntimeError):
     """The private bus or the helper on it did not start (the reason is the message)."""
 
@@ -156,8 +123,10 @@ def private_helper(work: Path) -> Iterator[str]:
     ``work`` (the guest's own tmpfs: the shared folder is 9p, with no sockets and no reliable
     SQLite locks). Yields the bus address, set as this process's system bus, with the policy
     store and caches in ``work`` too; both are stopped on the way out."""
+    from .privatebus import start_bus
+
     try:
-        bus, address = _start_bus(work)
+        bus, address = start_bus(work, work / "bus.sock", [OUR_BUS_CONF] if OUR_BUS_CONF else [])
     except RuntimeError as e:
         raise NoHelper(str(e)) from None
     procs = [bus]
