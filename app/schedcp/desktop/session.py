@@ -33,7 +33,8 @@ from ..vocabulary import (
 )
 from .neighbours import GameModeWatch, PowerProfileWatch, effective_goal
 from .notify import Notifier
-from .profiles import Profile, ProfileManager, ProfileStore
+from .profiles import Profile, ProfileStore
+from .profilewatch import ProfileManager
 from .settings import Settings, atomic_write, data_dir
 
 log = logging.getLogger("schedcp.desktop.session")

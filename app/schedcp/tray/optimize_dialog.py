@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..desktop.optimizer import OptimizeError, Request
 from .bridge import Bridge
 from .icons import app_icon
-from .optimizer import OptimizeError, Request
 from .wording import GOAL_LABELS, STOP_TITLES, step_line
 
 KIND_ICONS = {"observe": QStyle.SP_FileDialogContentsView, "plan": QStyle.SP_ArrowRight,

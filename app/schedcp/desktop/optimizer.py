@@ -60,7 +60,7 @@ def run(req: Request, settings: Any, on_step: Callable[[dict], None],
             from ..agent.claude import ClaudeBrain
 
             if api_key is None:
-                from ..desktop.settings import get_api_key as api_key
+                from .settings import get_api_key as api_key
             try:
                 key = api_key()
             except Exception as e:  # no Secret Service: say so rather than crash the worker
