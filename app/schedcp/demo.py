@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cliargs import command, positive_float, positive_int
+from .cli.args import command, positive_float, positive_int
 from .demoboot import boot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -235,7 +235,7 @@ def _reuse(runs: list[list[dict]]) -> str:
 
 
 def _describe(step: dict) -> str | None:
-    from .agentcmd import _line
+    from .cli.agent import _line
 
     return _line(step, "throughput")
 

@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from schedcp.cli import main
+from schedcp.cli.main import main
 from tests.dbus_stack import USER_NO, USER_ROOT
 
-RUN_AS_USER = ("import argparse, sys; from schedcp import helpercmd; "
+RUN_AS_USER = ("import argparse, sys; from schedcp.cli import helper as helpercmd; "
                "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='command'); "
                "helpercmd.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp.cli import main
+from schedcp.cli.main import main
 
 
 @pytest.fixture

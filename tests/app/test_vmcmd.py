@@ -128,8 +128,8 @@ def test_vm_kit_prints_a_verified_kit(vm_kit):
 
 
 def test_virtual_time_option_reaches_the_guest_config(vm_kit, tmp_path):
-    from schedcp.cli import build_parser
-    from schedcp.vmcmd import _config
+    from schedcp.cli.main import build_parser
+    from schedcp.cli.vm import _config
 
     args = build_parser().parse_args(["vm", "--virtual-time", "--cpus", "1", "--out",
                                       str(tmp_path), "--", "true"])

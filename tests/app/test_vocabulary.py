@@ -17,8 +17,8 @@ from schedcp.missing import KernelFacts, kernel_facts, no_helper, no_sched_ext, 
 APP = Path(__file__).resolve().parents[2] / "app" / "schedcp"
 # the modules whose strings reach a person: tray, notifications, History, CLI, MCP, the loop's
 # stop messages
-USER_FACING = sorted({*APP.glob("tray/*.py"), APP / "desktop/session.py", APP / "helpercmd.py",
-                      APP / "agentcmd.py", APP / "policiescmd.py", APP / "mcpserver.py",
+USER_FACING = sorted({*APP.glob("tray/*.py"), *APP.glob("cli/*.py"), APP / "desktop/session.py",
+                      APP / "mcpserver.py",
                       APP / "agent/fixed.py", APP / "agent/loop.py", APP / "measure/effect.py",
                       APP / "missing.py"})
 # words of the old wordings, and the ways a module spelled a change its own way
@@ -91,7 +91,7 @@ def test_the_one_effect_sentence_everywhere():
     from types import SimpleNamespace
 
     from schedcp.agent.fixed import summary  # the MCP measure tool's answer
-    from schedcp.agentcmd import _line
+    from schedcp.cli.agent import _line
     from schedcp.measure.effect import describe_effect
     from schedcp.tray.wording import step_line
     from schedcp.vocabulary import outcome_sentence as effect_text

@@ -32,7 +32,7 @@ EXPECTED_FILES = (
     "usr/bin/schedcp-helper-service",
     "usr/lib/python3/dist-packages/schedcp_helper/service/dbus.py",
     "usr/lib/python3/dist-packages/schedcp_common/vm/init.sh",  # shared code with its data
-    "usr/lib/schedcp/schedcp/cli.py", "usr/lib/schedcp/vendor/PySide6/QtWidgets.abi3.so",
+    "usr/lib/schedcp/schedcp/cli/main.py", "usr/lib/schedcp/vendor/PySide6/QtWidgets.abi3.so",
     "usr/lib/systemd/system/schedcp-helper.service",  # /lib: merged-/usr root
     "usr/share/dbus-1/system.d/org.schedcp.Helper1.conf",
     "usr/share/dbus-1/system-services/org.schedcp.Helper1.service",

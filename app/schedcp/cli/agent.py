@@ -16,7 +16,9 @@ import sys
 import threading
 from dataclasses import replace
 
-from .cliargs import (
+from ..exitcodes import Exit, for_error
+from ..vocabulary import DEFAULT_GOAL, GOALS, before_after_sentence, checking_text, metric_text
+from .args import (
     command,
     fraction,
     nonnegative_int,
@@ -25,9 +27,7 @@ from .cliargs import (
     program_problem,
     running_pid,
 )
-from .cliargs import goal as goal_arg
-from .exitcodes import Exit, for_error
-from .vocabulary import DEFAULT_GOAL, GOALS, before_after_sentence, checking_text, metric_text
+from .args import goal as goal_arg
 
 
 def _api_key() -> str | None:
@@ -85,9 +85,9 @@ def _metric(m: dict | None, goal: str) -> str:
 
 def _preflight(tools, take_over: bool = False) -> tuple[int, str] | None:
     """What every plan needs — the helper, and sched_ext to deploy on — checked before the
-    baseline run spends the user's time (an exit code from helpercmd's table and why)."""
-    from .agent.tools import ToolFailure
-    from .missing import no_sched_ext_short
+    baseline run spends the user's time (an exit code from the exit table and why)."""
+    from ..agent.tools import ToolFailure
+    from ..missing import no_sched_ext_short
 
     try:
         status = tools.helper_status()
@@ -118,10 +118,10 @@ def _tunable(text: str) -> tuple[str, int | bool | str]:
 
 
 def cmd_optimize(args) -> int:
-    from .agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
-    from .agent.executors import PidExecutor
-    from .agent.tools import ToolFailure
-    from .pricing import DEFAULT_MODEL
+    from ..agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
+    from ..agent.executors import PidExecutor
+    from ..agent.tools import ToolFailure
+    from ..pricing import DEFAULT_MODEL
 
     cmd = list(args.cmd or [])
     if cmd and cmd[0] == "--":
@@ -134,7 +134,7 @@ def cmd_optimize(args) -> int:
         print(f"schedcp optimize: error: {problem}; nothing was run", file=sys.stderr)
         return Exit.USAGE
     goal = args.goal
-    from .pricing import Price
+    from ..pricing import Price
 
     try:
         price = Price.parse(args.price) if args.price else None
@@ -143,7 +143,7 @@ def cmd_optimize(args) -> int:
         return Exit.USAGE
     tools = AgentTools()
     if args.brain == "claude":
-        from .agent.claude import ClaudeBrain
+        from ..agent.claude import ClaudeBrain
 
         key = _api_key()
         if not key:
@@ -153,7 +153,7 @@ def cmd_optimize(args) -> int:
         brain = ClaudeBrain(tools, key, model=args.model, budget_usd=args.budget, price=price,
                             iteration_budget_usd=args.iteration_budget, effort=args.effort)
     elif args.brain == "openai":
-        from .agent.openai_compat import OpenAIBrain
+        from ..agent.openai_compat import OpenAIBrain
 
         try:
             import openai  # noqa: F401
@@ -174,8 +174,8 @@ def cmd_optimize(args) -> int:
         brain = OfflinePlanner(tools=tools)
     fixed = args.policy is not None or args.recheck
     if fixed:  # one plan (or the stored best), through the same loop: one A/B trial set
-        from .agent.fixed import FixedPlan
-        from .model import Plan
+        from ..agent.fixed import FixedPlan
+        from ..model import Plan
 
         if args.policy is not None and args.recheck:
             print("schedcp optimize: --policy and --recheck exclude each other", file=sys.stderr)
@@ -211,7 +211,7 @@ def cmd_optimize(args) -> int:
         elif (line := _line(step, goal)) is not None:
             print(line, flush=True)
 
-    from .measure.trials import StopRule
+    from ..measure.trials import StopRule
 
     rule = StopRule.for_goal(goal)
     if args.trial_budget is not None:
@@ -245,13 +245,13 @@ def cost_line(acct: dict, iterations: int) -> str:
 
 
 def cmd_mcp(args) -> int:
-    from .mcpserver import serve
+    from ..mcpserver import serve
 
     return serve()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .pricing import DEFAULT_LOCAL_URL, DEFAULT_MODEL
+    from ..pricing import DEFAULT_LOCAL_URL, DEFAULT_MODEL
 
     o = command(sub, "optimize", "find the best scheduler for a program or a running app",
                 "Measure a command (-- CMD...) or a running process (--pid), then try "

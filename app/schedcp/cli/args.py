@@ -13,8 +13,8 @@ import sys
 import textwrap
 from typing import NoReturn
 
-from .exitcodes import Exit
-from .vocabulary import GOALS, normalize_goal
+from ..exitcodes import Exit
+from ..vocabulary import GOALS, normalize_goal
 
 _CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 
@@ -23,6 +23,12 @@ def suggestion(word: str, choices: list[str]) -> str | None:
     """The closest of ``choices`` to a mistyped ``word``, or None."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+class UsageError(Exception):
+    """Bad usage found after parsing (a value argparse cannot check alone, or a missing
+    prerequisite such as the guest kit): ``schedcp`` prints
+    ``schedcp COMMAND: error: MESSAGE`` and exits 2 (``Exit.USAGE``), as argparse's own."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -18,9 +18,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .cliargs import command, positive_float, positive_int, running_pid
-from .exitcodes import Exit, for_error
-from .vocabulary import DEFAULT_SCHEDULER, PREVIOUS
+from ..exitcodes import Exit, for_error
+from ..vocabulary import DEFAULT_SCHEDULER, PREVIOUS
+from .args import command, positive_float, positive_int, running_pid
 
 
 def _pairs(items: list[str]) -> dict[str, int | bool | str]:
@@ -40,7 +40,7 @@ def _pairs(items: list[str]) -> dict[str, int | bool | str]:
 
 
 def _client():
-    from .client import HelperClient
+    from ..client import HelperClient
 
     return HelperClient()
 
@@ -73,7 +73,7 @@ def cmd_status(args) -> int:
     with _client() as c:
         st = c.status()
     if not st["supported"]:
-        from .missing import no_sched_ext_short
+        from ..missing import no_sched_ext_short
 
         text = f"sched_ext: not supported: {no_sched_ext_short()}"
     else:
@@ -206,7 +206,7 @@ STATE_WORDS = {"reverted": "undone", "canary": "on trial", "passed": "trial pass
 
 def _history_line(d: dict) -> str:
     """One deployment in the vocabulary's words; the helper's own wording stays in --json."""
-    from .vocabulary import plain_reason
+    from ..vocabulary import plain_reason
 
     head = (f"{d['id']} {d['spec']['kind']:3} {d['spec']['name']:14} "
             f"{STATE_WORDS.get(d['state'], d['state']):12}")
@@ -222,7 +222,7 @@ def cmd_history(args) -> int:
 
 
 def run(func, args) -> int:
-    from .client import HelperError
+    from ..client import HelperError
 
     try:
         return func(args)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import NoReturn
 
-from .cliargs import command, positive_int, suggestion
-from .cliargs import goal as goal_arg
-from .exitcodes import Exit
-from .vocabulary import GOALS
+from ..exitcodes import Exit
+from ..vocabulary import GOALS
+from .args import UsageError, command, positive_int, suggestion
+from .args import goal as goal_arg
 
 # below this score a hit is noise, not a match (measured: gibberish tops out at 0.12 with the
 # MiniLM embedder and 0.08 with the hash one; real queries' first hits score 0.18-0.63)
@@ -56,14 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from .repo import PolicyRepository
+    from ..repo import PolicyRepository
 
     return PolicyRepository.open(args.db, embedder=args.embedder)
 
 
-def _fail(msg: str) -> int:
-    print(f"schedcp policies: error: {msg}", file=sys.stderr)
-    return Exit.USAGE
+def _fail(msg: str) -> NoReturn:
+    raise UsageError(msg)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

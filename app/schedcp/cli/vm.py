@@ -14,11 +14,8 @@ from pathlib import Path
 
 from schedcp_common.vm import GuestError, KitError, Outcome, build_kit, find_kit, guest
 
-from .cliargs import command, positive_float, positive_int
-
-
-class UsageError(Exception):
-    """Bad input or a missing prerequisite; printed as one line, exit status 2."""
+from ..exitcodes import Exit
+from .args import UsageError, command, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,4 +118,4 @@ def cmd_vm_kit(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
         kit = build_kit()
     print(kit.root)
-    return 0
+    return Exit.OK
