@@ -19,6 +19,7 @@ from dataclasses import replace
 from ..exitcodes import Exit, for_error
 from ..vocabulary import DEFAULT_GOAL, GOALS, before_after_sentence, checking_text, metric_text
 from .args import (
+    assignment,
     command,
     fraction,
     nonnegative_int,
@@ -103,20 +104,6 @@ def _preflight(tools, take_over: bool = False) -> tuple[int, str] | None:
     return None
 
 
-def _tunable(text: str) -> tuple[str, int | bool | str]:
-    """``K=V`` from the command line: integers and true/false as such, the rest as text (the
-    helper checks names and bounds)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--tunable {text!r}: expected K=V")
-    if value.lower() in ("true", "false"):
-        return key, value.lower() == "true"
-    try:
-        return key, int(value, 0)
-    except ValueError:
-        return key, value
-
-
 def cmd_optimize(args) -> int:
     from ..agent import AgentTools, BatchExecutor, LoopConfig, OfflinePlanner, OptimizationLoop
     from ..agent.executors import PidExecutor
@@ -182,7 +169,7 @@ def cmd_optimize(args) -> int:
             tools.close()
             return Exit.USAGE
         try:
-            tunables = dict(_tunable(t) for t in args.tunable or ())
+            tunables = dict(assignment(t, "--tunable") for t in args.tunable or ())
             if args.policy is not None:
                 tools.call("get_policy", {"name": args.policy})
         except (ValueError, ToolFailure) as e:

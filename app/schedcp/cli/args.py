@@ -144,3 +144,18 @@ def program_problem(cmd: list[str]) -> str | None:
     if shutil.which(prog) is None:
         return f"no program {prog!r} on PATH"
     return None
+
+
+def assignment(text: str, option: str) -> tuple[str, int | bool | str]:
+    """``K=V`` from the command line (``--set``, ``--tunable``): integers (any base) and
+    true/false (any case) as such, the rest as text; the helper checks names and bounds.
+    ValueError names the option."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{option} {text!r}: expected K=V")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    try:
+        return key, int(value, 0)
+    except ValueError:
+        return key, value

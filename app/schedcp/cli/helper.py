@@ -20,23 +20,11 @@ from pathlib import Path
 
 from ..exitcodes import Exit, for_error
 from ..vocabulary import DEFAULT_SCHEDULER, PREVIOUS
-from .args import command, positive_float, positive_int, running_pid
+from .args import assignment, command, positive_float, positive_int, running_pid
 
 
 def _pairs(items: list[str]) -> dict[str, int | bool | str]:
-    out: dict[str, int | bool | str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set wants NAME=VALUE, got {item!r}")
-        if value in ("true", "false"):
-            out[key] = value == "true"
-        else:
-            try:
-                out[key] = int(value, 0)
-            except ValueError:
-                out[key] = value
-    return out
+    return dict(assignment(item, "--set") for item in items)
 
 
 def _client():
