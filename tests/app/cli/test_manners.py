@@ -21,7 +21,7 @@ from schedcp.desktop.settings import Settings
 from schedcp.exitcodes import TABLE, Exit, markdown_table
 from schedcp.vocabulary import DEFAULT_GOAL, GOALS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def schedcp(*argv: str, bus: str, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
