@@ -21,11 +21,20 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCursor, QFont
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
-from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, UNDO_LONG, gain_text, outcome_sentence
-from . import optimizer
+from ..desktop import optimizer
+from ..vocabulary import (
+    AUTO_PROFILES,
+    AUTO_PROFILES_HINT,
+    GOAL_HINTS,
+    GOAL_LABELS,
+    GOALS,
+    UNDO_LONG,
+    gain_text,
+    outcome_sentence,
+)
 from .bridge import Bridge
 from .icons import app_icon, state_icon
-from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES
+from .wording import STATE_TITLES
 
 log = logging.getLogger("schedcp.tray")
 

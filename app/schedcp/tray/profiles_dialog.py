@@ -38,9 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, GOAL_LABELS, GOALS
 from .icons import app_icon
-from .wording import GOAL_LABELS, GOALS
 
 WHEN = (("auto", "Apply it automatically"), ("ask", "Ask me first"), ("off", "Do nothing"))
 NOT_INSTALLED, DEMO = "not installed", "kernel demo, for testing"

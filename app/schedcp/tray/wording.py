@@ -5,20 +5,13 @@ from __future__ import annotations
 
 from ..vocabulary import (
     DEFAULT_GOAL,
-    GOAL_HINTS,
-    GOAL_LABELS,
-    GOALS,
     KIND_WORDS,
     METRICS,
-    UNDO,
     before_after_sentence,
     checking_text,
     effect_sentence,
     metric_text,
 )
-
-__all__ = ["GOALS", "GOAL_HINTS", "GOAL_LABELS", "UNDO", "metric_text"]
-
 
 STATE_TITLES = {
     "default": "Kernel default scheduler",
