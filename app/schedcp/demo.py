@@ -34,11 +34,6 @@ from pathlib import Path
 from .cli.args import command, positive_float, positive_int
 from .demoboot import boot
 
-REPO = Path(__file__).resolve().parents[2]
-OUR_BUS_CONF = next((p for p in (REPO / "packaging/dbus/org.schedcp.Helper1.conf",
-                                 Path("/usr/share/dbus-1/system.d/org.schedcp.Helper1.conf"))
-                     if p.is_file()), None)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "demo", "see SchedCP work: the whole loop in a sched_ext micro-VM",
@@ -123,10 +118,10 @@ def private_helper(work: Path) -> Iterator[str]:
     ``work`` (the guest's own tmpfs: the shared folder is 9p, with no sockets and no reliable
     SQLite locks). Yields the bus address, set as this process's system bus, with the policy
     store and caches in ``work`` too; both are stopped on the way out."""
-    from .privatebus import start_bus
+    from .privatebus import our_conf, start_bus
 
     try:
-        bus, address = start_bus(work, work / "bus.sock", [OUR_BUS_CONF] if OUR_BUS_CONF else [])
+        bus, address = start_bus(work, work / "bus.sock", our_conf())
     except RuntimeError as e:
         raise NoHelper(str(e)) from None
     procs = [bus]

@@ -36,8 +36,20 @@ CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuratio
   </policy>
 {includes}</busconfig>
 """
+REPO = Path(__file__).resolve().parents[2]
+OUR_CONF = "org.schedcp.Helper1.conf"
 # generous: inside a TCG guest on a host at load 14 dbus-daemon took over 10 s to start
 START_SECONDS = 60.0
+
+
+def our_conf() -> list[Path]:
+    """Our bus policy, the checkout's or the installed one (a list: none when neither is
+    there, and the helper then cannot own its name)."""
+    for folder in (REPO / "packaging" / "dbus", Path("/usr/share/dbus-1/system.d")):
+        p = folder / OUR_CONF
+        if p.is_file():
+            return [p]
+    return []
 
 
 def bus_conf(sock: Path, includes: Sequence[Path] = (), include_dirs: Sequence[Path] = ()) -> str:
