@@ -140,7 +140,7 @@ def guest_main(plan_path: str) -> int:
 
 def compile_objects(names: list[str], out_dir: Path) -> dict[str, str]:
     """``bpf/<name>.bpf.c`` -> ``out_dir/<name>.bpf.o`` with the project's clang-19 recipe."""
-    from schedcp_helper.vm import find_kit
+    from schedcp_common.vm import find_kit
 
     kit = find_kit()
     bpf = Path(__file__).resolve().parent.parent / "bpf"
@@ -165,8 +165,8 @@ def run_plan(runs: list[dict[str, Any]], out_dir: Path, timeout: float,
 
     ``virtual_time``: qemu -icount (see GuestConfig.virtual_time); times are guest-virtual.
     ``guest_script``: another driver, run as ``SCRIPT --guest plan.json`` in the guest."""
-    from schedcp_helper.vm import find_kit, kit_config
-    from schedcp_helper.vm import run as vm_run
+    from schedcp_common.vm import find_kit, kit_config
+    from schedcp_common.vm import run as vm_run
 
     kit = find_kit()
     (out_dir / "plan.json").write_text(json.dumps({"runs": runs}))

@@ -25,8 +25,8 @@ from schedcp.measure.effect import describe_effect
 from schedcp.measure.stats import spread
 from schedcp.measure.trials import StopRule, TrialRunner
 from schedcp.model import Metrics
-from schedcp_helper.workload.build import probe_binary
-from schedcp_helper.workload.run import Batch, invocation
+from schedcp_common.workload.build import probe_binary
+from schedcp_common.workload.run import Batch, invocation
 
 COMPARISONS = {"default vs default": (None, None), "ljf (hints) vs default": ("ljf", "batch")}
 

@@ -181,7 +181,7 @@ def main() -> int:
         doc = json.loads(args.render.read_text())
         render(doc["params"], doc["rows"])
         return 0
-    from schedcp.demo import boot
+    from schedcp.demoboot import boot
     from schedcp.workloads import catalogue
 
     names = args.workloads.split(",")
@@ -197,7 +197,7 @@ def main() -> int:
         from schedcp.workloads.build import source_tree
 
         params["source"] = str(source_tree())  # extracted on the host; read-only in the guest
-    from schedcp_helper.vm import find_kit
+    from schedcp_common.vm import find_kit
 
     env = {"SCHEDCP_LIBBPF": str(find_kit().libbpf), "SCHEDCP_EMBEDDER": "hash",
            "PYTHONUNBUFFERED": "1"}

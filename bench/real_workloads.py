@@ -201,9 +201,11 @@ def plan(table: str, variants: list[str], rounds: int, cpus: int, seconds: float
     from guest_driver import compile_objects
 
     from schedcp.workloads.build import source_tree
-    from schedcp_helper.examples import examples_dir
-    from schedcp_helper.vm import find_kit
-    from schedcp_helper.workload import probe_binary
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
+    from tests.fixtures.scx_examples import examples_dir
+
+    from schedcp_common.vm import find_kit
+    from schedcp_common.workload import probe_binary
 
     objs = compile_objects(sorted({o for v in variants if (o := VARIANTS[v][0])
                                    and not o.startswith("exe:")}), out_dir)

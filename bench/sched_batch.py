@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from guest_driver import compile_objects, run_plan
 
-from schedcp_helper.workload.build import probe_binary
-from schedcp_helper.workload.run import Batch, invocation
+from schedcp_common.workload.build import probe_binary
+from schedcp_common.workload.run import Batch, invocation
 
 # variant -> (object, hint map or None)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {

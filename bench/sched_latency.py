@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from guest_driver import compile_objects, run_plan
 
-from schedcp_helper.workload.build import probe_binary
-from schedcp_helper.workload.run import Latency, invocation
+from schedcp_common.workload.build import probe_binary
+from schedcp_common.workload.run import Latency, invocation
 
 # variant -> (object, map the periodic task's tgid goes to, or None)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {

@@ -40,8 +40,10 @@ def stats(xs: list[float]) -> str:
 
 
 def vm(repeat: int) -> dict:
-    from schedcp_helper.examples import build_examples
-    from schedcp_helper.vm import find_kit, kit_config, run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
+    from tests.fixtures.scx_examples import build_examples
+
+    from schedcp_common.vm import find_kit, kit_config, run
 
     kit = find_kit()
     bindir = build_examples(kit)
@@ -96,7 +98,7 @@ def burst_cost(store, n: int = 2000) -> dict:
     """CPU the watcher thread spends while other programs start and exit (a build): their
     execs reach it (their exits are dropped in the kernel), read in batches while they stream;
     the cheap filter keeps unprofiled ones from reading more of /proc than their exe link."""
-    from schedcp.desktop.profiles import ProfileManager
+    from schedcp.desktop.profilewatch import ProfileManager
 
     m = ProfileManager(store, _Stub(), enabled=lambda: True, on_event=lambda *a: None)
     m.start()
@@ -120,7 +122,8 @@ def host(runs: int) -> dict:
     from tests.dbus_stack import start_stack
 
     from schedcp.client import HelperClient
-    from schedcp.desktop.profiles import Profile, ProfileManager, ProfileStore
+    from schedcp.desktop.profiles import Profile, ProfileStore
+    from schedcp.desktop.profilewatch import ProfileManager
 
     out: dict = {"stub": [], "real_helper": []}
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as d:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from schedcp_helper.policy import default_policies_dir, load_policies
+from schedcp_common.policy import default_policies_dir, load_policies
 from schedcp_helper.verifier.pipeline import Verifier, VerifyRequest
 from schedcp_helper.verifier.target import Target
 

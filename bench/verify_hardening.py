@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 VERIFY = r"""
 import json, sys, tempfile, time
 from pathlib import Path
-from schedcp_helper.policy import default_policies_dir, load_policies
+from schedcp_common.policy import default_policies_dir, load_policies
 from schedcp_helper.verifier.pipeline import Verifier, VerifyRequest
 from schedcp_helper.verifier.target import Target
-from schedcp_helper.vm import guest
+from schedcp_common.vm import guest
 guest._kvm = False  # TCG in both arms: the KVM probe misfires on a loaded nested host
 repo = Path(sys.argv[1])
 p = load_policies(repo / "policies")["fifo"]
@@ -50,7 +50,7 @@ print(json.dumps({"total": total, "ok": r.ok, "trial": trial,
 BOOT = r"""
 import json, sys, tempfile, time
 from pathlib import Path
-from schedcp_helper.vm import guest
+from schedcp_common.vm import guest
 from schedcp_helper.verifier.target import Target
 guest._kvm = False  # TCG in both arms: the KVM probe misfires on a loaded nested host
 t = Target.detect()
@@ -59,7 +59,7 @@ kw = {}
 py = sys.executable
 if after:
     from schedcp_helper.verifier.trial import PKG_ROOT, trial_root
-    from schedcp_helper.workload.run import Mixed, invocation
+    from schedcp_common.workload.run import Mixed, invocation
     root, py = trial_root(t, Path(invocation(Mixed()).argv[0]))
     kw = {"root": root}
     cmd = f"PYTHONPATH={PKG_ROOT} {py} -S -c 'import schedcp_helper.loader'"

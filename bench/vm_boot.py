@@ -16,8 +16,8 @@ import time
 CASES = {
     "boot + true": ["true"],
     "boot + /usr/bin/python3 -c 'print(1)'": ["/usr/bin/python3 -c 'print(1)'"],
-    f"boot + {sys.executable} -c 'import schedcp_helper.vm'":
-        [f"{sys.executable} -c 'import schedcp_helper.vm'"],
+    f"boot + {sys.executable} -c 'import schedcp_common.vm'":
+        [f"{sys.executable} -c 'import schedcp_common.vm'"],
 }
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=3, help="runs per case (median reported)")
     n = ap.parse_args().n
-    from schedcp_helper.vm.guest import kvm_usable
+    from schedcp_common.vm.guest import kvm_usable
 
     print(f"accelerator: {'kvm' if kvm_usable() else 'tcg'}; median of {n} runs")
     with tempfile.TemporaryDirectory() as cwd:

@@ -16,7 +16,7 @@ VENV=${VENV:-.venv}
 py="$PWD/$VENV/bin/python"
 [ -x "$py" ] || { echo "run-tests: no $VENV; run \`make setup\` first" >&2; exit 2; }
 
-kit_cache=$("$py" -c 'from schedcp_helper.vm.kit import cache_dir; print(cache_dir())')
+kit_cache=$("$py" -c 'from schedcp_common.vm.kit import cache_dir; print(cache_dir())')
 debroot_cache=${SCHEDCP_DEBROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schedcp/debroot}
 # short: Unix socket paths (≤ 108 bytes) are made below it
 room=$(mktemp -d "${TMPDIR:-/tmp}/sct-XXXXXX")

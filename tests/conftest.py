@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from schedcp_helper.vm import GuestResult, Kit, KitError, find_kit, kit_config, run
+from schedcp_common.vm import GuestResult, Kit, KitError, find_kit, kit_config, run
 from tests.dbus_stack import Stack, owned_pids, start_stack
 
 

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schedcp.privatebus import start_bus
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 POLICY_SRC = PACKAGING / "polkit" / "org.schedcp.Helper1.policy"
@@ -50,35 +52,6 @@ polkit.addRule(function(action, subject) {
     }
 });
 """.replace("{yes}", USER_YES).replace("{no}", USER_NO).replace("{details}", USER_DETAILS)
-
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={sock}</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <include>{ours}</include>
-  <include>{standins}</include>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
-</busconfig>
-"""
 
 # A client run as a test user: JSON calls on stdin, one JSON result per call on stdout.
 PROBE = r'''
@@ -304,14 +277,8 @@ def start_stack(helper: bool = True) -> Stack:
         _install(RULES, POLKIT_RULES / "49-schedcp-test.rules", stack)
         stack.installed = [POLKIT_ACTIONS / POLICY_SRC.name]
         _LIVE[0] += 1
-        conf = d / "bus.conf"
-        conf.write_text(BUS_CONF.format(sock=sock, ours=BUS_CONF_SRC, standins=STANDIN_CONF))
-        stack.procs["dbus"] = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE, stderr=(d / "dbus.log").open("w"), text=True)
-        # generous: inside a TCG guest on a host at load 14 it took over 10 s
-        if not _readline(stack.procs["dbus"], 60):
-            raise RuntimeError(f"dbus-daemon did not start: {(d / 'dbus.log').read_text()}")
+        stack.procs["dbus"], _ = start_bus(d, sock, [BUS_CONF_SRC, STANDIN_CONF],
+                                           [Path("/usr/share/dbus-1/system.d")])
         stack.procs["polkitd"] = subprocess.Popen(
             [str(POLKITD), "--no-debug"], env=stack.env, stdout=subprocess.DEVNULL,
             stderr=(d / "polkitd.log").open("w"))

@@ -31,31 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cliargs import command, positive_float, positive_int
-
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={sock}</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="*"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <include>{ours}</include>
-</busconfig>
-"""
-REPO = Path(__file__).resolve().parents[2]
-OUR_BUS_CONF = next((p for p in (REPO / "packaging/dbus/org.schedcp.Helper1.conf",
-                                 Path("/usr/share/dbus-1/system.d/org.schedcp.Helper1.conf"))
-                     if p.is_file()), None)
+from .cli.args import command, positive_float, positive_int
+from .demoboot import boot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,8 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.guest:
         return guest_main(args)
-    from schedcp_helper.vm.kit import find_kit
-    from schedcp_helper.workload.build import probe_binary
+    from schedcp_common.vm.kit import find_kit
+    from schedcp_common.workload.build import probe_binary
 
     try:
         probe = probe_binary()  # built on the host; the guest runs the same file
@@ -131,40 +108,6 @@ def _batch_part(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> i
         return rc
 
 
-def boot(line: str, out_dir: Path, env: dict[str, str], announce: bool = False,
-         **cfg) -> int | None:
-    """Run ``line`` in a micro-VM (``cfg``: GuestConfig fields), streaming what it prints;
-    returns its exit status, None when the guest cannot start (the reason on stderr)."""
-    from schedcp_helper.vm import GuestError, KitError, default_config, guest
-
-    try:
-        config = default_config(out_dir=out_dir, env=env, **cfg)
-        if announce:
-            print(f"booting the sched_ext micro-VM ({config.kernel.name}) ...", flush=True)
-        r = guest.run(line, config, lambda b: (sys.stdout.buffer.write(b),
-                                               sys.stdout.buffer.flush()))
-    except (GuestError, KitError) as e:
-        print(f"schedcp demo: {e}", file=sys.stderr)
-        return None
-    if r.message:
-        print(f"schedcp demo: {r.message}", file=sys.stderr)
-    return r.returncode
-
-
-def _start_bus(d: Path) -> tuple[subprocess.Popen, str]:
-    sock = d / "bus.sock"
-    conf = d / "bus.conf"
-    conf.write_text(BUS_CONF.format(sock=sock, ours=OUR_BUS_CONF))
-    log = d / "bus.log"
-    bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork",
-                            "--print-address=1"], stdout=subprocess.PIPE, stderr=log.open("w"),
-                           text=True)
-    assert bus.stdout is not None
-    if not bus.stdout.readline():
-        raise RuntimeError(f"dbus-daemon did not start: {log.read_text()[-1000:]}")
-    return bus, f"unix:path={sock}"
-
-
 class NoHelper(RuntimeError):
     """The private bus or the helper on it did not start (the reason is the message)."""
 
@@ -175,8 +118,10 @@ def private_helper(work: Path) -> Iterator[str]:
     ``work`` (the guest's own tmpfs: the shared folder is 9p, with no sockets and no reliable
     SQLite locks). Yields the bus address, set as this process's system bus, with the policy
     store and caches in ``work`` too; both are stopped on the way out."""
+    from .privatebus import our_conf, start_bus
+
     try:
-        bus, address = _start_bus(work)
+        bus, address = start_bus(work, work / "bus.sock", our_conf())
     except RuntimeError as e:
         raise NoHelper(str(e)) from None
     procs = [bus]
@@ -285,7 +230,7 @@ def _reuse(runs: list[list[dict]]) -> str:
 
 
 def _describe(step: dict) -> str | None:
-    from .agentcmd import _line
+    from .cli.agent import _line
 
     return _line(step, "throughput")
 

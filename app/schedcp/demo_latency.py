@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -58,16 +60,12 @@ class FrameRun(Metrics):
 
 def compile_interactive(out_dir: Path) -> Path:
     """Our ``interactive`` policy, compiled on the host by the verifier's own sandboxed compile
-    (the guest's clock would make clang take minutes)."""
-    from schedcp_helper.core import default_bpf_dir
-    from schedcp_helper.verifier.compile import compile_source
-    from schedcp_helper.vm.kit import find_kit
-
-    bpf = default_bpf_dir()
-    obj = compile_source((bpf / "interactive.bpf.c").read_bytes(), [find_kit().include],
-                         [bpf / "schedcp.bpf.h"])
+    (the guest's clock would make clang take minutes), run as the helper's program."""
     path = out_dir / "interactive.bpf.o"
-    path.write_bytes(obj.data)
+    r = subprocess.run([sys.executable, "-m", "schedcp_helper.arms", "compile", "interactive",
+                        str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip() or f"exit status {r.returncode}")
     return path
 
 
@@ -75,7 +73,7 @@ def host_main(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> int
     """Boot the virtual-time guest and stream what it prints (it prints the table itself)."""
     import tempfile
 
-    from .demo import boot
+    from .demoboot import boot
     from .workloads.stress_cpu import WORKLOAD as STRESS
 
     try:
@@ -106,35 +104,35 @@ def host_main(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> int
 
 
 # ---------------------------------------------------------------------------------------------
-# guest side: stdlib, the loader and the catalogue (guest Python is slow, virtual time more so)
+# guest side: stdlib, the helper's `arms` program and the catalogue (guest Python is slow, virtual
+# time more so)
 
 
 class Arms:
-    """A = the kernel default, B = interactive: loaded once, attached and detached per arm."""
+    """A = the kernel default, B = interactive: loaded once by the helper's loader (its
+    ``arms`` program, a child of ours), attached and detached per arm."""
 
     def __init__(self, obj: str, tunables: dict[str, int]) -> None:
-        self.obj, self.tunables = obj, tunables
         self.arm = "A"
-        self.sched = self._fresh()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "schedcp_helper.arms", "serve", obj, json.dumps(tunables)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._answer("ready")
 
-    def _fresh(self):
-        from schedcp_helper.loader import BpfScheduler
+    def _answer(self, want: str) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != want:
+            raise RuntimeError(f"the scheduler's loader said {line or 'nothing'!r}")
 
-        sched = BpfScheduler().open(self.obj)
-        sched.set_tunables(self.tunables)
-        sched.load()
-        return sched
+    def _ask(self, request: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        self._answer("ok")
 
     def switch(self, arm: str) -> None:
-        if arm == "A":
-            self.sched.detach()
-        elif not self.sched.attached:
-            try:
-                self.sched.attach()
-            except Exception:  # a struct_ops map that cannot be attached twice: load anew
-                self.sched.close()
-                self.sched = self._fresh()
-                self.sched.attach()
+        self._ask("detach" if arm == "A" else "attach")
         want = "enabled" if arm == "B" else "disabled"
         deadline = time.monotonic() + WAIT_S
         while (state := _read(SCX_STATE)) != want:
@@ -147,7 +145,13 @@ class Arms:
         return self.arm == "A" or _read(SCX_STATE) == "enabled"
 
     def close(self) -> None:
-        self.sched.close()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # end of input: it closes the scheduler and exits
+        try:
+            self.proc.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _read(path: Path) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .vocabulary import GOALS  # noqa: F401  (re-exported: the one set of goals)
-
 KINDS = ("game", "build", "batch", "interactive", "media", "idle")
 
 

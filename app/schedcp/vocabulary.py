@@ -15,6 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+# -- states -------------------------------------------------------------------------------------
+# what the desktop session is in (desktop.session), each with its title in tray.wording
+STATES = ("default", "optimized", "canary", "attention", "unavailable")
+
 # -- goals ---------------------------------------------------------------------------------------
 GOALS = ("responsiveness", "throughput", "battery", "balanced")
 DEFAULT_GOAL = "balanced"
@@ -187,6 +191,14 @@ def before_after_sentence(before: dict | None, after: dict | None,
             return (f"{metric_label(key)} {value_text(key, b)} {ARROW} {value_text(key, a)}, "
                     f"{change_text(key, a / b)} (1 run each)")
     return ""
+
+
+def outcome_sentence(outcome: dict, goal: str = DEFAULT_GOAL) -> str:
+    """The sentence for an agent step's outcome: the A/B trials' effect with its interval when
+    there are trials, else its single before -> after measurements."""
+    if outcome.get("trials"):
+        return effect_sentence(outcome["trials"])
+    return before_after_sentence(outcome.get("before"), outcome.get("after"), goal)
 
 
 def gain_text(gain: float | None) -> str:

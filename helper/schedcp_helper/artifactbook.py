@@ -10,8 +10,9 @@ import json
 import threading
 from pathlib import Path
 
+from schedcp_common.policy import Policy
+
 from .atomic import write_atomic
-from .policy import Policy
 
 
 class ArtifactBook:

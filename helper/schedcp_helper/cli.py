@@ -18,10 +18,11 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from schedcp_common.policy import PolicyError
+
 from .core import HelperCore, state_dir_from_env
 from .deploy import CanaryParams, DeployError
 from .pairs import parse_pairs
-from .policy import PolicyError
 from .scxstate import kernel_events, read_state
 from .verifier.target import TargetError
 from .verifier.token import TokenError

@@ -11,17 +11,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schedcp_common.policy import Policy, PolicyError, data_dir, default_policies_dir, load_policies
+from schedcp_common.vm.kit import KitError, find_kit
+
 from .artifactbook import ArtifactBook, within_metadata
 from .deploy import CanaryParams, Deployer, DeployError, Deployment, Listener, Spec
 from .errors import NotAuthorized, NotFound
 from .launch import Launcher
-from .policy import Policy, PolicyError, data_dir, default_policies_dir, load_policies
 from .scxrun import ScxRunError, UntrustedBinary, find_binary
 from .verifier import token
 from .verifier.pipeline import Progress, Verifier, VerifyRequest
 from .verifier.report import VerifyReport
 from .verifier.target import Target, TargetError
-from .vm.kit import KitError, find_kit
 
 DEFAULT_STATE_DIR = Path("/var/lib/schedcp")
 TRUSTED_SCX_DIRS_ENV = "SCHEDCP_TRUSTED_SCX_DIRS"  # extra dirs for tests (root-owned, checked)

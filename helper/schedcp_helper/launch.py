@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schedcp_common.policy import Policy
+
 from .deploy import NoHints, Spec
 from .errors import HelperError
 from .loader import BpfScheduler, LoaderError
-from .policy import Policy
 from .scxrun import ScxProcess
 from .scxstate import read_state
 

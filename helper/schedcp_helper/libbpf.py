@@ -213,7 +213,7 @@ def open_library(path: str | None = None) -> Libbpf:
 
 
 def _kit_library() -> str | None:
-    from .vm.kit import KitError, find_kit
+    from schedcp_common.vm.kit import KitError, find_kit
 
     try:
         return str(find_kit().libbpf)

@@ -25,21 +25,18 @@ import ctypes
 import functools
 import os
 import queue
-import re
 import signal
-import stat
 import subprocess
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .policy import Policy, PolicyError
+from schedcp_common import trusted
+from schedcp_common.policy import Policy, PolicyError
+
 from .scxstate import ScxState, kernel_events, last_seq, read_state
 
-TRUSTED_DIRS = (Path("/usr/bin"), Path("/usr/sbin"), Path("/usr/local/bin"),
-                Path("/usr/local/sbin"))
-BINARY_RE = re.compile(r"^scx_[a-z0-9_]+$")
 CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 OUTPUT_LIMIT = 256 * 1024
 PR_SET_PDEATHSIG = 1
@@ -60,38 +57,19 @@ class UntrustedBinary(ScxRunError):
 def check_trusted(path: Path) -> None:
     """Refuse unless ``path`` is a root-owned regular file only root can modify or replace."""
     try:
-        st = os.lstat(path)
-    except OSError as e:
-        raise UntrustedBinary(f"{path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise UntrustedBinary(f"{path} is not a plain regular file (symlinks are refused)")
-    _check_owner(path, st, "file")
-    if not st.st_mode & stat.S_IXUSR:
-        raise UntrustedBinary(f"{path} is not executable")
-    real = Path(os.path.realpath(path.parent))
-    for d in (real, *real.parents):  # nearest first: the error names the culprit
-        _check_owner(d, os.stat(d), "directory")
-
-
-def _check_owner(path: Path | str, st: os.stat_result, what: str) -> None:
-    if st.st_uid != 0:
-        raise UntrustedBinary(f"{what} {path} is owned by uid {st.st_uid}, not root")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UntrustedBinary(f"{what} {path} is group- or world-writable "
-                              f"(mode {stat.S_IMODE(st.st_mode):o})")
+        trusted.check_trusted(path)
+    except trusted.NotTrusted as e:
+        raise UntrustedBinary(str(e)) from None
 
 
 def find_binary(name: str, extra_dirs: Iterable[Path] = ()) -> Path:
     """The trusted path of ``scx_<name>``: the fixed system dirs first, then ``extra_dirs``."""
-    if not BINARY_RE.match(name):
-        raise UntrustedBinary(f"{name!r} is not an scx_* scheduler name")
-    dirs = [*TRUSTED_DIRS, *(Path(d) for d in extra_dirs)]
-    for d in dirs:
-        candidate = d / name
-        if os.path.lexists(candidate):
-            check_trusted(candidate)
-            return candidate
-    raise ScxRunError(f"{name} is not installed in {', '.join(map(str, dirs))}")
+    try:
+        return trusted.find_binary(name, extra_dirs)
+    except trusted.NotTrusted as e:
+        raise UntrustedBinary(str(e)) from None
+    except trusted.NotInstalled as e:
+        raise ScxRunError(str(e)) from None
 
 
 def build_args(policy: Policy, values: Mapping[str, object]) -> list[str]:

@@ -17,8 +17,8 @@ from schedcp.missing import KernelFacts, kernel_facts, no_helper, no_sched_ext, 
 APP = Path(__file__).resolve().parents[2] / "app" / "schedcp"
 # the modules whose strings reach a person: tray, notifications, History, CLI, MCP, the loop's
 # stop messages
-USER_FACING = sorted({*APP.glob("tray/*.py"), APP / "desktop/session.py", APP / "helpercmd.py",
-                      APP / "agentcmd.py", APP / "policiescmd.py", APP / "mcpserver.py",
+USER_FACING = sorted({*APP.glob("tray/*.py"), *APP.glob("cli/*.py"), APP / "desktop/session.py",
+                      APP / "mcpserver.py",
                       APP / "agent/fixed.py", APP / "agent/loop.py", APP / "measure/effect.py",
                       APP / "missing.py"})
 # words of the old wordings, and the ways a module spelled a change its own way
@@ -86,15 +86,15 @@ EV = {"metric": "makespan_s", "decision": "improved", "n_a": 6, "n_b": 6, "media
 
 
 def test_the_one_effect_sentence_everywhere():
-    """Tray step line, notification/History text (session.effect_text), the CLI's optimize
+    """Tray step line, notification/History text (vocabulary.outcome_sentence), the CLI's optimize
     line and the MCP tool's "effect" field are the same sentence for the same trials."""
     from types import SimpleNamespace
 
     from schedcp.agent.fixed import summary  # the MCP measure tool's answer
-    from schedcp.agentcmd import _line
-    from schedcp.desktop.session import effect_text
+    from schedcp.cli.agent import _line
     from schedcp.measure.effect import describe_effect
     from schedcp.tray.wording import step_line
+    from schedcp.vocabulary import outcome_sentence as effect_text
 
     want = "batch run time 11.7 s \u2192 8.8 s, 25 % faster (19\u202631 %, 6+6 runs)"
     assert v.effect_sentence(EV) == describe_effect(EV) == want

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm import Kit
+from schedcp_common.vm import Kit
 
 REPO = Path(__file__).resolve().parents[2]
 BPF_DIR = REPO / "bpf"
@@ -112,7 +112,7 @@ def test_policy_files_follow_the_schema() -> None:
 
 
 def test_policies_load_with_the_helper_parser() -> None:
-    from schedcp_helper.policy import load_policies
+    from schedcp_common.policy import load_policies
 
     policies = load_policies(POLICIES)
     assert set(OURS) <= set(policies)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from schedcp_helper.core import TRUSTED_SCX_DIRS_ENV
-from schedcp_helper.examples import build_examples
 from tests.fixtures.schedulers import run_in_guest
+from tests.fixtures.scx_examples import build_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = str(Path(sys.executable).with_name("schedcp-helper"))

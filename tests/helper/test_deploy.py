@@ -23,9 +23,9 @@ from schedcp_helper import canary as canary_mod
 from schedcp_helper import deploy as deploy_mod
 from schedcp_helper.core import HelperCore
 from schedcp_helper.deploy import CanaryParams, Deployer, DeployError, Spec
-from schedcp_helper.examples import build_examples
 from schedcp_helper.scxstate import ScxState
 from tests.fixtures.schedulers import run_in_guest
+from tests.fixtures.scx_examples import build_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 GUEST_SCRIPT = Path(__file__).with_name("guest_deploy.py")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.examples import build_examples
 from tests.fixtures.schedulers import run_in_guest
+from tests.fixtures.scx_examples import build_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 GUEST_SCRIPT = Path(__file__).with_name("guest_faults.py")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.examples import build_examples, build_info
-from schedcp_helper.policy import PolicyError, parse_policy
+from schedcp_common.policy import PolicyError, parse_policy
 from schedcp_helper.scxrun import (
     ScxProcess,
     ScxRunError,
@@ -21,6 +20,7 @@ from schedcp_helper.scxrun import (
     find_binary,
 )
 from tests.fixtures.schedulers import run_in_guest
+from tests.fixtures.scx_examples import build_examples, build_info
 
 POLICY = {
     "name": "simple", "kind": "scx", "binary": "scx_simple", "summary": "test",
@@ -156,7 +156,7 @@ def test_start_without_sched_ext_is_refused():
 
 GUEST_SCRIPT = r'''
 import json, os, shutil, sys, time
-from schedcp_helper.policy import parse_policy
+from schedcp_common.policy import parse_policy
 from schedcp_helper.scxrun import ScxProcess, ScxRunError
 from schedcp_helper.scxstate import kernel_events, last_seq, read_state
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm.kit import cache_dir
+from schedcp_common.vm.kit import cache_dir
 
 from . import unit_ops, unitbox
 

@@ -32,7 +32,7 @@ probes: list[str] = []
 
 def host_side_of_trial(target, req, progress=None) -> dict:
     """What run_trial does on the host before it boots the guest: build the probe."""
-    from schedcp_helper.workload.run import Mixed, invocation
+    from schedcp_common.workload.run import Mixed, invocation
 
     probe = invocation(Mixed()).argv[0]
     probes.append(probe)

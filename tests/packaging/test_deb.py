@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm import Kit, KitError, find_kit
+from schedcp_common.vm import Kit, KitError, find_kit
 from tests.packaging.debroot import DebRoot, RootError, prepared_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,8 @@ EXPECTED_FILES = (
     "usr/bin/schedcp", "usr/bin/schedcp-tray", "usr/bin/schedcp-helper",
     "usr/bin/schedcp-helper-service",
     "usr/lib/python3/dist-packages/schedcp_helper/service/dbus.py",
-    "usr/lib/schedcp/schedcp/cli.py", "usr/lib/schedcp/vendor/PySide6/QtWidgets.abi3.so",
+    "usr/lib/python3/dist-packages/schedcp_common/vm/init.sh",  # shared code with its data
+    "usr/lib/schedcp/schedcp/cli/main.py", "usr/lib/schedcp/vendor/PySide6/QtWidgets.abi3.so",
     "usr/lib/systemd/system/schedcp-helper.service",  # /lib: merged-/usr root
     "usr/share/dbus-1/system.d/org.schedcp.Helper1.conf",
     "usr/share/dbus-1/system-services/org.schedcp.Helper1.service",

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schedcp_helper.vm.guest import SANDBOX, mttcg_safe
-from schedcp_helper.vm.kit import Kit
+from schedcp_common.vm.guest import SANDBOX, mttcg_safe
+from schedcp_common.vm.kit import Kit
 
 from .sysroot import ROOT_TAG, SHARE_TAG
 

@@ -36,7 +36,7 @@ from tests.system.machine import (
 )
 from tests.system.sysroot import ADMIN_PASSWORD, system_root
 
-from schedcp_helper.vm import Kit, KitError, find_kit
+from schedcp_common.vm import Kit, KitError, find_kit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -27,7 +27,6 @@ TIMED_OUT = "took longer than"
 class Observation:
     tools: AgentTools
     executor: Executor
-    TOOLS = ("system_summary", "workload_profile", "details", "feedback")
 
     def observe(self, goal: str) -> tuple[WorkloadProfile, Metrics]:
         return self.executor.observe(goal)
@@ -58,8 +57,6 @@ class Observation:
 @dataclass
 class Planning:
     brain: Brain
-    TOOLS = ("search_policies", "get_policy", "list_primitives", "workload_history",
-             "verify_policy", "verify_source")
 
     def plan(self, ctx: PlanContext) -> Plan | None:
         return self.brain.plan(ctx)
@@ -81,8 +78,6 @@ class Execution:
     on_progress: Callable[[Progress], None] | None = None
     context: dict[str, Any] = field(default_factory=dict)  # baseline scheduler, machine
     _again: Callable[[], str] | None = None  # deploys the candidate under trial once more
-    TOOLS = ("verify_policy", "verify_source", "deploy", "switch", "keep", "revert",
-             "feedback", "helper_status")
 
     def _kind(self, plan: Plan) -> str:
         if plan.source:
@@ -259,7 +254,6 @@ class Learning:
     tools: AgentTools
     brain: Brain
     recorded: list[Lesson] = field(default_factory=list)
-    TOOLS = ("record_lesson", "workload_history")
 
     @staticmethod
     def judge(outcome: Outcome, goal: str, error: ToolFailure | None) -> tuple[str, float | None]:

@@ -9,7 +9,8 @@ from collections import Counter, defaultdict
 
 import psutil
 
-from schedcp.model import GOALS, ProcessInfo, WorkloadProfile
+from schedcp.model import ProcessInfo, WorkloadProfile
+from schedcp.vocabulary import GOALS
 
 from . import procfs
 from .classify import base_name, busy_pids, classify, is_compiler, is_launcher, subtree

@@ -27,18 +27,17 @@ from ..vocabulary import (
     CHECK_SECONDS,
     PREVIOUS,
     UNDO,
-    before_after_sentence,
     checking_text,
-    effect_sentence,
+    outcome_sentence,
     plain_reason,
 )
 from .neighbours import GameModeWatch, PowerProfileWatch, effective_goal
 from .notify import Notifier
-from .profiles import Profile, ProfileManager, ProfileStore
+from .profiles import Profile, ProfileStore
+from .profilewatch import ProfileManager
 from .settings import Settings, atomic_write, data_dir
 
 log = logging.getLogger("schedcp.desktop.session")
-STATES = ("default", "optimized", "canary", "attention", "unavailable")
 MAX_STEPS = 2000
 
 # the full "what is missing" text for this machine (running release, why, how to check, which
@@ -57,14 +56,6 @@ def describe_problem(e: BaseException) -> str:
     if isinstance(e, NoSchedExt):
         return NO_SCHED_EXT
     return f"The SchedCP helper failed: {e}"
-
-
-def effect_text(outcome: dict, goal: str) -> str:
-    """The one effect sentence for an agent step's outcome (schedcp.vocabulary): the A/B
-    trials' effect with its interval when there are trials, else before -> after."""
-    if outcome.get("trials"):
-        return effect_sentence(outcome["trials"])
-    return before_after_sentence(outcome.get("before"), outcome.get("after"), goal)
 
 
 class DesktopSession:
@@ -498,7 +489,7 @@ class DesktopSession:
                 goal = step.get("goal") or self.settings.default_goal
                 item.update(why=plan.get("rationale", ""), goal=goal, before=oc.get("before"),
                             after=oc.get("after"), improvement=step.get("improvement"),
-                            effect=effect_text(oc, goal), source="agent",
+                            effect=outcome_sentence(oc, goal), source="agent",
                             app=step.get("app", ""))
             with self._lock:
                 ours = self._ours.get(item["id"])

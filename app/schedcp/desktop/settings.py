@@ -22,7 +22,7 @@ from ..vocabulary import DEFAULT_GOAL, GOALS
 # openai: any OpenAI-compatible server, e.g. a local Ollama or llama.cpp (nothing leaves the
 # machine when it is local)
 BRAINS = ("offline", "claude", "openai")
-KEYRING_SERVICE, KEYRING_USER = "schedcp", "anthropic"  # agentcmd._api_key reads the same
+KEYRING_SERVICE, KEYRING_USER = "schedcp", "anthropic"  # cli.agent._api_key reads the same
 AUTOSTART_NAME = "schedcp-tray.desktop"
 MAX_BUDGET_USD = 100.0
 MAX_BUDGET_TOKENS = 100_000_000

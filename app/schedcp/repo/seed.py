@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schedcp_helper.policy import Policy, default_policies_dir, load_policies
+from schedcp_common.policy import Policy, default_policies_dir, load_policies
 
 _HEADER = re.compile(r"\A\s*/\* ---\n(?P<toml>.*?)\n--- \*/\n", re.S)
 

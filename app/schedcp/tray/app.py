@@ -21,12 +21,20 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCursor, QFont
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QSystemTrayIcon
 
-from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, UNDO_LONG, gain_text
-from . import optimizer
+from ..desktop import optimizer
+from ..vocabulary import (
+    AUTO_PROFILES,
+    AUTO_PROFILES_HINT,
+    GOAL_HINTS,
+    GOAL_LABELS,
+    GOALS,
+    UNDO_LONG,
+    gain_text,
+    outcome_sentence,
+)
 from .bridge import Bridge
 from .icons import app_icon, state_icon
-from .wording import GOAL_HINTS, GOAL_LABELS, GOALS, STATE_TITLES
-from .wording import effect as effect_text
+from .wording import STATE_TITLES
 
 log = logging.getLogger("schedcp.tray")
 
@@ -512,7 +520,7 @@ class TrayApp(QObject):
             if s.get("role") == "execution" and (oc.get("plan") or {}).get(
                     "policy") == best.get("policy") and s.get("improvement") == best.get(
                     "improvement"):
-                effect = effect_text(oc.get("before"), oc.get("after"), dlg.request.goal)
+                effect = outcome_sentence(oc, dlg.request.goal)
         if not effect and best.get("improvement") is not None:
             effect = gain_text(best["improvement"])
         try:
@@ -551,7 +559,7 @@ class TrayApp(QObject):
         if self._policies is not None:
             return self._policies()
         try:
-            from schedcp_helper.policy import default_policies_dir, load_policies
+            from schedcp_common.policy import default_policies_dir, load_policies
 
             return load_policies(default_policies_dir())
         except Exception as e:  # the editor falls back to free text

@@ -24,10 +24,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..desktop.optimizer import OptimizeError, Request
+from ..vocabulary import GOAL_LABELS
 from .bridge import Bridge
 from .icons import app_icon
-from .optimizer import OptimizeError, Request
-from .wording import GOAL_LABELS, STOP_TITLES, step_line
+from .wording import STOP_TITLES, step_line
 
 KIND_ICONS = {"observe": QStyle.SP_FileDialogContentsView, "plan": QStyle.SP_ArrowRight,
               "good": QStyle.SP_DialogApplyButton, "bad": QStyle.SP_MessageBoxWarning,

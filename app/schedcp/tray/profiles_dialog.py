@@ -38,9 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, GOAL_LABELS, GOALS
 from .icons import app_icon
-from .wording import GOAL_LABELS, GOALS
 
 WHEN = (("auto", "Apply it automatically"), ("ask", "Ask me first"), ("off", "Do nothing"))
 NOT_INSTALLED, DEMO = "not installed", "kernel demo, for testing"
@@ -51,7 +50,7 @@ def installed(policy: Any) -> bool:
     if getattr(policy, "kind", "") != "scx":
         return True
     try:
-        from schedcp_helper.scxrun import find_binary
+        from schedcp_common.trusted import find_binary
 
         find_binary(policy.binary)
         return True

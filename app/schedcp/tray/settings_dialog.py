@@ -28,9 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..pricing import DEFAULT_LOCAL_URL, MODELS
-from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT
+from ..vocabulary import AUTO_PROFILES, AUTO_PROFILES_HINT, GOAL_HINTS, GOAL_LABELS, GOALS
 from .icons import app_icon
-from .wording import GOAL_HINTS, GOAL_LABELS, GOALS
 
 
 def _secrets_module():

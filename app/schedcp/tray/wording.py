@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from ..vocabulary import (
     DEFAULT_GOAL,
-    GOAL_HINTS,
-    GOAL_LABELS,
-    GOALS,
     KIND_WORDS,
     METRICS,
-    UNDO,
     before_after_sentence,
     checking_text,
     effect_sentence,
     metric_text,
 )
-
-__all__ = ["GOALS", "GOAL_HINTS", "GOAL_LABELS", "UNDO", "metric_text"]
-
-STATES = ("default", "optimized", "canary", "attention", "unavailable")
 
 STATE_TITLES = {
     "default": "Kernel default scheduler",
@@ -31,11 +23,6 @@ STATE_TITLES = {
 
 # goals, metric names and the effect sentence are the one vocabulary (schedcp.vocabulary)
 METRIC_LABELS = {k: (m.label, m.unit) for k, m in METRICS.items() if k != "deadline_miss_ratio"}
-
-
-def effect(before: dict | None, after: dict | None, goal: str = DEFAULT_GOAL) -> str:
-    """The goal's headline metric before → after, from single measurements."""
-    return before_after_sentence(before, after, goal)
 
 
 def _tunables(t: dict) -> str:

@@ -53,7 +53,7 @@ def _configured(w: Workload, args: argparse.Namespace) -> Workload:
             changes["lib"] = args.lib
     if w.name == "frames":
         if args.probe is None:  # built on demand (needs the helper package and a compiler)
-            from schedcp_helper.workload import probe_binary
+            from schedcp_common.workload import probe_binary
 
             args.probe = str(probe_binary())
         changes["probe"] = args.probe

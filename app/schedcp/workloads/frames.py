@@ -17,13 +17,13 @@ PERIOD_MS = 1000 / 60
 
 @dataclass(frozen=True)
 class Frames(Workload):
-    probe: str = ""  # the probe binary, built on the host (schedcp_helper.workload.probe_binary)
+    probe: str = ""  # the probe binary, built on the host (schedcp_common.workload.probe_binary)
     work: int = 150_000  # spin iterations per frame: ~3.7 ms of a vCPU in virtual time
 
     def argv(self, cpus: int, seconds: float, workdir: Path) -> list[str]:
         if not self.probe or not Path(self.probe).is_file():
             raise BadOutput(f"frames: no probe binary at {self.probe!r}: pass "
-                            "probe=str(schedcp_helper.workload.probe_binary())")
+                            "probe=str(schedcp_common.workload.probe_binary())")
         return [self.probe, "latency", "--duration-s", f"{seconds:g}", "--hogs", "0",
                 "--period-ms", f"{PERIOD_MS:.4f}", "--burst", str(self.work),
                 "--out", str(workdir / "frames.json")]

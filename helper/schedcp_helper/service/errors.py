@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 
+from schedcp_common.policy import PolicyError
+from schedcp_common.vm.guest import GuestError
+from schedcp_common.vm.kit import KitError
+from schedcp_common.workload.build import WorkloadError
+
 from ..errors import (
     NAMES,
     PREFIX,
@@ -22,10 +27,6 @@ from ..errors import (
     TokenInvalid,
     VerifierUnavailable,
 )
-from ..policy import PolicyError
-from ..vm.guest import GuestError
-from ..vm.kit import KitError
-from ..workload.build import WorkloadError
 
 NOT_AUTHORIZED = NotAuthorized.dbus_name
 INVALID_ARGS = InvalidArgs.dbus_name

@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from schedcp_common.toolchain import CLANG_CANDIDATES
+
 from ..errors import VerifierUnavailable
 
 MAX_SOURCE_BYTES = 128 * 1024
@@ -56,7 +58,6 @@ FORBIDDEN = [
     (re.compile(r"\b__has_include(?:_next)?\b"), "__has_include"),
     (re.compile(r"^\s*#\s*line\b", re.M), "#line"),
 ]
-CLANG_CANDIDATES = ("clang-19", "clang-18", "clang-17", "clang-16", "clang")
 CLONE_NEWNET = 0x40000000
 
 

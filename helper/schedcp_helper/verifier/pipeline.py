@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schedcp_common.policy import Policy, PolicyError
+
 from ..atomic import write_atomic
-from ..policy import Policy, PolicyError
 from . import token
 from .bpfobj import ObjectError
 from .compile import CompileError, InputError, check_source, compile_source

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from schedcp_common.vm import guest
+from schedcp_common.vm.kit import Kit, KitError, cache_dir, find_kit
+
 from ..atomic import write_atomic
 from ..errors import VerifierUnavailable
-from ..vm import guest
-from ..vm.kit import Kit, KitError, cache_dir, find_kit
 
 FUNC_RE = re.compile(r"^\[\d+\] FUNC '([^']+)'", re.M)
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")

@@ -119,9 +119,9 @@ def guest_main(req_path: str, res_path: str) -> int:
 def run_trial(target, req: TrialRequest, progress=None) -> dict:
     """Run the trial on ``target`` (a verifier.target.Target): here if we are the guest, else in
     a micro-VM. Returns the result dict; a guest that died yields {"guest_error": ...}."""
-    from ..vm import guest
-    from ..vm.guestfiles import GuestFileError, read_bounded
-    from ..workload.run import Mixed, invocation
+    from schedcp_common.vm import guest
+    from schedcp_common.vm.guestfiles import GuestFileError, read_bounded
+    from schedcp_common.workload.run import Mixed, invocation
 
     if not req.probe_argv:
         req.probe_argv = list(invocation(Mixed()).argv)
@@ -192,10 +192,10 @@ def trial_cpus(host_cpus: int, kvm: bool) -> int:
 def trial_root(target, probe: Path) -> tuple[Path, Path]:
     """The minimal read-only root a trial guest sees, and the interpreter in it: Python's
     standard library, this package, the kit's libbpf, the probe and their libraries only."""
-    from ..vm import guest, guestroot
+    from schedcp_common.vm import guest, guestroot
 
     python, trees = guestroot.python_files()
-    trees.append(PKG_ROOT / "schedcp_helper")
+    trees += [PKG_ROOT / "schedcp_helper", PKG_ROOT / "schedcp_common"]
     files = [python, probe]
     if target.libbpf:
         trees.append(Path(target.libbpf).parent)
@@ -221,8 +221,9 @@ def _run_direct(argv: list[str], env: dict, relay) -> tuple[int, str]:
 
 def judge(res: dict) -> list:
     """Kernel-verifier and dynamic stage reports from a trial result."""
-    from ..workload.judge import judge_mixed
-    from ..workload.results import parse
+    from schedcp_common.workload.judge import judge_mixed
+    from schedcp_common.workload.results import parse
+
     from .report import StageReport
 
     ver = res.get("verifier") or {}

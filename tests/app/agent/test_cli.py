@@ -51,7 +51,7 @@ def test_an_unknown_model_warns_and_reports_tokens_instead_of_crashing(fake_api,
     on this host `schedcp optimize` stops before the loop (no sched_ext to deploy on)."""
     from schedcp.agent import AgentTools, BatchExecutor, LoopConfig, OptimizationLoop
     from schedcp.agent.claude import ClaudeBrain
-    from schedcp.agentcmd import cost_line
+    from schedcp.cli.agent import cost_line
     from schedcp.pricing import Price
     from tests.app.agent.fakeapi import end_turn, usage
 
@@ -87,9 +87,10 @@ def test_an_unknown_model_warns_and_reports_tokens_instead_of_crashing(fake_api,
 def test_one_policy_or_a_recheck_checks_its_arguments_then_the_machine(stack, tmp_path):
     """--policy/--tunable/--recheck: a bad name or tunable is exit 2 before anything runs; a
     good plan still stops at the missing sched_ext (exit 5) before the command runs."""
-    from schedcp.agentcmd import _tunable
+    from schedcp.cli.args import assignment
 
-    assert [_tunable(t) for t in ("slice_us=5000", "x=0x10", "on=True", "mode=fast")] == [
+    given = ("slice_us=5000", "x=0x10", "on=True", "mode=fast")
+    assert [assignment(t, "--tunable") for t in given] == [
         ("slice_us", 5000), ("x", 16), ("on", True), ("mode", "fast")]
     for extra, words in [(("--policy", "ljff"), "did you mean 'ljf'"),
                          (("--policy", "ljf", "--tunable", "slice_us"), "expected K=V"),

@@ -34,8 +34,8 @@ BATCH = "--tasks 24" if LONG else "--tasks 12 --short-units 1 --long-factor 16"
 
 @pytest.fixture(scope="module")
 def generated(vm_kit, tmp_path_factory):
-    from schedcp_helper.vm import kit_config, run
-    from schedcp_helper.workload.build import probe_binary
+    from schedcp_common.vm import kit_config, run
+    from schedcp_common.workload.build import probe_binary
 
     out = tmp_path_factory.mktemp("generated")
     chunks: list[bytes] = []

@@ -202,7 +202,7 @@ def test_noise_is_not_kept_a_real_effect_is_and_progress_and_effect_are_shown(re
     import math
     import random
 
-    from schedcp.agentcmd import _line
+    from schedcp.cli.agent import _line
 
     rng = random.Random(4)
 

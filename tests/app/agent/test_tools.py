@@ -80,3 +80,24 @@ def test_internal_arguments_still_pass(repo):
         tools.client_factory = lambda: (_ for _ in ()).throw(OSError("no bus here"))
         tools.call("verify_source", {"source": "x", "name": "gen_x"})
     assert "no bus here" in str(e.value)
+
+
+def test_each_spec_is_a_method_taking_what_its_schema_says():
+    """The tool set is declared once (SPECS: what Claude, local models and MCP are shown); the
+    methods that run it must take exactly that: every property a parameter, the required ones
+    without a default, and any other parameter (internal, as verify_source's ``name``) optional."""
+    import inspect
+
+    assert len(SPECS) >= 19
+    for name, spec in SPECS.items():
+        method = getattr(AgentTools, name, None)
+        assert callable(method), f"{name}: no AgentTools.{name}"
+        params = dict(inspect.signature(method).parameters)
+        params.pop("self")
+        props, required = spec.schema["properties"], set(spec.schema["required"])
+        assert set(props) <= set(params), f"{name}: schema names {set(props) - set(params)}"
+        for pname, p in params.items():
+            if pname in required:
+                assert p.default is inspect.Parameter.empty, f"{name}.{pname} has a default"
+            else:
+                assert p.default is not inspect.Parameter.empty, f"{name}.{pname} is required"

@@ -28,11 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from schedcp.client import HelperClient
-from schedcp.demo import _start_bus
 from schedcp.desktop.notify import Notifier
 from schedcp.desktop.profiles import Profile, ProfileStore
 from schedcp.desktop.session import DesktopSession
 from schedcp.desktop.settings import Settings
+from schedcp.privatebus import our_conf, start_bus
 from tests.desktop_stack import notification_daemon, session_bus, xserver
 
 SCX = Path("/sys/kernel/sched_ext")
@@ -94,7 +94,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="schedcp-desk-", dir="/run"))
     os.environ.update(XDG_DATA_HOME=str(work / "data"), XDG_CONFIG_HOME=str(work / "config"),
                       XDG_RUNTIME_DIR=str(work), HOME=str(work))
-    bus, address = _start_bus(work)
+    bus, address = start_bus(work, work / "bus.sock", our_conf())
     helper = subprocess.Popen(
         [sys.executable, "-m", "schedcp_helper.service", "--address", address, "--state-dir",
          str(work / "helper-state")], stdout=subprocess.PIPE,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from schedcp.desktop.neighbours import GameModeWatch, PowerProfileWatch, effective_goal
-from schedcp.desktop.profiles import Profile, ProfileManager, ProfileStore
+from schedcp.desktop.profiles import Profile, ProfileStore
+from schedcp.desktop.profilewatch import ProfileManager
 from tests.app.desktop.test_profile_watch import Client, Events
 from tests.dbus_stack import wait_name
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from schedcp.desktop import profiles as profiles_mod
+from schedcp.desktop import profilewatch as profiles_mod
 from schedcp.desktop.procwatch import NETLINK_CONNECTOR
-from schedcp.desktop.profiles import Profile, ProfileManager, ProfileStore
+from schedcp.desktop.profiles import Profile, ProfileStore
+from schedcp.desktop.profilewatch import ProfileManager
 
 
 def connector_sockets() -> int:

@@ -15,7 +15,8 @@ import pytest
 
 from schedcp.client import HelperClient
 from schedcp.desktop.notify import Notifier
-from schedcp.desktop.profiles import Profile, ProfileManager, ProfileStore
+from schedcp.desktop.profiles import Profile, ProfileStore
+from schedcp.desktop.profilewatch import ProfileManager
 from schedcp.desktop.session import DesktopSession
 from schedcp.desktop.settings import Settings
 

@@ -15,8 +15,9 @@ import pytest
 from schedcp.client import HelperError, Signal
 from schedcp.desktop.notify import Notifier
 from schedcp.desktop.profiles import ProfileStore
-from schedcp.desktop.session import DesktopSession, effect_text
+from schedcp.desktop.session import DesktopSession
 from schedcp.desktop.settings import Settings
+from schedcp.vocabulary import outcome_sentence as effect_text
 
 STATUS = {"supported": True, "state": "disabled", "ops": "", "deployment": "",
           "deployment_state": "", "deployment_name": "", "last_known_good": ""}

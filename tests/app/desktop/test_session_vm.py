@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.examples import build_examples
+from tests.fixtures.scx_examples import build_examples
 
 GUEST_SCRIPT = Path(__file__).with_name("guest_session.py")
 

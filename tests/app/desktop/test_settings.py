@@ -176,8 +176,8 @@ def test_api_key_in_gnome_keyring(tmp_path: Path, monkeypatch, no_keyring_config
         st.set_api_key("sk-ant-test-123 ")
         assert st.get_api_key() == "sk-ant-test-123"
         elapsed = time.monotonic() - t0
-        # the CLI (agentcmd) reads the same entry
-        from schedcp.agentcmd import _api_key
+        # the CLI (cli.agent) reads the same entry
+        from schedcp.cli.agent import _api_key
 
         monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
         assert _api_key() == "sk-ant-test-123"

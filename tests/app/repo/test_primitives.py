@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schedcp.repo.seed import SeedError, parse_primitive
-from schedcp_helper.vm import Kit
+from schedcp_common.vm import Kit
 
 from .conftest import REPO_ROOT
 

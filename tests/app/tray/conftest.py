@@ -32,7 +32,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def policies():
-    from schedcp_helper.policy import default_policies_dir, load_policies
+    from schedcp_common.policy import default_policies_dir, load_policies
 
     return load_policies(default_policies_dir())
 

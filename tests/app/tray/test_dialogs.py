@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCharts import QBarSeries, QChartView, QLineSeries
 from PySide6.QtWidgets import QLabel
 
+from schedcp.desktop.optimizer import OptimizeError, Request
 from schedcp.desktop.profiles import Profile
 from schedcp.tray.history_window import HistoryWindow
 from schedcp.tray.optimize_dialog import OptimizeDialog
-from schedcp.tray.optimizer import OptimizeError, Request
 from schedcp.tray.profiles_dialog import ProfilesDialog
 from schedcp.tray.settings_dialog import SettingsDialog
 from tests.app.tray.fakes import FakeSecrets, fake_runner, steps
@@ -483,7 +483,7 @@ def test_analysis_only_on_a_real_process(qtbot, settings):
     """No sched_ext: the real agent loop measures the app and changes nothing."""
     import subprocess
 
-    from schedcp.tray import optimizer
+    from schedcp.desktop import optimizer
 
     p = subprocess.Popen(["sleep", "30"])
     try:
@@ -515,7 +515,7 @@ def test_analysis_only_on_a_real_process(qtbot, settings):
 
 
 def test_claude_brain_without_key_refuses_before_starting(settings):
-    from schedcp.tray import optimizer
+    from schedcp.desktop import optimizer
 
     settings.brain = "claude"
     with pytest.raises(OptimizeError, match="needs an Anthropic API key"):
@@ -528,7 +528,7 @@ def test_local_brain_runs_against_an_openai_compatible_server(settings):
     the configured model name, and its answer (no plan) ends the run with that reason."""
     import subprocess
 
-    from schedcp.tray import optimizer
+    from schedcp.desktop import optimizer
     from tests.app.agent.fakeapi import FakeChatCompletionsAPI, chat_message
 
     settings.brain = "openai"
@@ -647,7 +647,7 @@ def test_recheck_runs_one_plan_through_the_ab_trials(qtbot, settings, tmp_path, 
     import subprocess
     import sys
 
-    from schedcp.tray import optimizer
+    from schedcp.desktop import optimizer
     from tests.app.agent.sim import SimHelper
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

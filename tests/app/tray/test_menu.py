@@ -10,7 +10,8 @@ from PySide6.QtGui import QColor
 
 from schedcp.desktop.profiles import Profile
 from schedcp.tray.icons import resources_dir, state_icon
-from schedcp.tray.wording import STATE_TITLES, STATES
+from schedcp.tray.wording import STATE_TITLES
+from schedcp.vocabulary import STATES
 from tests.app.tray.fakes import Ident
 
 
@@ -25,6 +26,7 @@ def centre(state: str) -> QColor:
 
 def test_every_state_has_its_own_svg_icon(qapp):
     assert resources_dir() is not None
+    assert set(STATE_TITLES) == set(STATES)  # every state titled, no title for a non-state
     for s in STATES:
         assert (resources_dir() / "icons" / f"schedcp-{s}.svg").is_file()
         assert not state_icon(s).pixmap(22, 22).toImage().isNull()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schedcp.desktop.session import effect_text
 from schedcp.tray.wording import step_line
+from schedcp.vocabulary import outcome_sentence as effect_text
 
 M = "\u2212"
 

@@ -175,12 +175,13 @@ def main() -> int:
     # 6. "Applied X for Y: effect" through the real notification daemon; the test clicks its
     # Revert there, the session asks the helper (nothing of ours runs: it refuses) and the
     # tray shows why
-    from schedcp.tray.wording import effect as effect_text
+    from schedcp.vocabulary import outcome_sentence
 
     notices: list = []
     tray.bridge.session_event.connect(lambda k, i: notices.append(i.get("message", ""))
                                       if k == "notice" else None)
-    effect = effect_text({"wake_p99_ms": 2.0}, {"wake_p99_ms": 1.3}, "responsiveness")
+    effect = outcome_sentence({"before": {"wake_p99_ms": 2.0}, "after": {"wake_p99_ms": 1.3}},
+                              "responsiveness")
     nid = session.announce("no-such-deployment", "vtime", "Firefox", effect)
     res["notification_id"] = nid
     print(f"NOTIFIED {nid}", flush=True)

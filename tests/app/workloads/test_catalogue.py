@@ -13,7 +13,7 @@ import pytest
 
 from schedcp.workloads import MODULES, BadOutput, ToolMissing, catalogue, run, start
 from schedcp.workloads.build import source_tree
-from schedcp_helper.workload import probe_binary
+from schedcp_common.workload import probe_binary
 from tests.conftest import group_alive
 
 ALL = catalogue()

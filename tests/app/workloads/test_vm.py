@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.workload import probe_binary
+from schedcp_common.workload import probe_binary
 
 ROOT = Path(__file__).resolve().parents[3]
 

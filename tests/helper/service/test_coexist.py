@@ -241,7 +241,7 @@ def test_a_take_over_recorded_before_a_restart_is_given_back(world, loader):
 
 def test_schedcp_status_and_deploy_say_who_holds_the_scheduler(world, loader, monkeypatch,
                                                                capsys):
-    from schedcp.cli import main
+    from schedcp.cli.main import main
 
     stack, *_ = world
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", stack.address)

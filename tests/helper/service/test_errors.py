@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from schedcp_common.workload.build import WorkloadError
 from schedcp_helper.service import errors
 from schedcp_helper.verifier.compile import SandboxError
-from schedcp_helper.workload.build import WorkloadError
 
 
 @pytest.mark.parametrize("exc", [

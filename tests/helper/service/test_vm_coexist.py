@@ -18,8 +18,8 @@ SCRIPT = Path(__file__).with_name("guest_coexist.py")
 
 @pytest.fixture(scope="module")
 def cycle(vm_kit, tmp_path_factory):
-    from schedcp_helper.examples import build_examples
-    from schedcp_helper.vm import kit_config, run
+    from schedcp_common.vm import kit_config, run
+    from tests.fixtures.scx_examples import build_examples
 
     bindir = build_examples(vm_kit)
     out = tmp_path_factory.mktemp("coexist")

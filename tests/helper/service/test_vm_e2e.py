@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).with_name("guest_e2e.py")
 
 @pytest.fixture(scope="module")
 def e2e(vm_kit, tmp_path_factory):
-    from schedcp_helper.vm import kit_config, run
+    from schedcp_common.vm import kit_config, run
 
     out = tmp_path_factory.mktemp("e2e")
     # fifo is verified in the guest itself (~50 s under TCG): a host-side verdict would not be

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from schedcp_helper.policy import default_policies_dir, load_policies
+from schedcp_common.policy import default_policies_dir, load_policies
 from schedcp_helper.verifier.pipeline import VerifyRequest
 from schedcp_helper.verifier.token import check, load_secret
 
