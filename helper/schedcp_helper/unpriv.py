@@ -13,9 +13,21 @@ from __future__ import annotations
 import ctypes
 import os
 import pwd
+from pathlib import Path
+
+import platformdirs
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+ROOT_CACHE = Path("/var/cache/schedcp")
+
+
+def cache_home() -> Path:
+    """Our caches' top: root's in ``/var/cache/schedcp`` (the installed helper's too), else
+    ``~/.cache/schedcp``. Not root's home: qemu runs as ``nobody`` when we are root, and guests
+    read the kit's tools and the workload probe at their host paths, which ``nobody`` cannot
+    reach under a 0700 ``/root``."""
+    return ROOT_CACHE if os.geteuid() == 0 else platformdirs.user_cache_path("schedcp")
 
 
 def sandbox_ids() -> tuple[int | None, int | None]:

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from ..unpriv import cache_home
 
 MANIFEST = "MANIFEST.sha256"
 BUILD_SCRIPT = Path(__file__).with_name("kernel") / "build-kernel.sh"
@@ -108,18 +108,10 @@ def read_manifest(root: Path) -> list[tuple[str, str]]:
     return entries
 
 
-ROOT_CACHE = Path("/var/cache/schedcp/vm")
-
-
 def cache_dir() -> Path:
-    """Where kits live: ``$SCHEDCP_VM_CACHE``, root's ``/var/cache/schedcp/vm`` (the installed
-    helper's too), else ``~/.cache/schedcp/vm``. Not root's home: qemu runs as ``nobody`` when
-    we are root, and guests read the kit's tools at their host paths, which ``nobody`` cannot
-    reach under a 0700 ``/root``."""
+    """Where kits live: ``$SCHEDCP_VM_CACHE``, else ``vm`` in :func:`unpriv.cache_home`."""
     env = os.environ.get("SCHEDCP_VM_CACHE")
-    if env:
-        return Path(env)
-    return ROOT_CACHE if os.geteuid() == 0 else platformdirs.user_cache_path("schedcp") / "vm"
+    return Path(env) if env else cache_home() / "vm"
 
 
 def shared_dir() -> Path | None:

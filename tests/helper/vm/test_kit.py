@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from schedcp_helper.vm.kit import ROOT_CACHE, Kit, KitError, cache_dir, find_kit, import_kit
+from schedcp_helper.unpriv import ROOT_CACHE
+from schedcp_helper.vm.kit import Kit, KitError, cache_dir, find_kit, import_kit
+from schedcp_helper.workload.build import cache_dir as workload_cache
 
 
 def make_kit(root: Path, release: str = "6.12.1-test") -> Path:
@@ -86,9 +88,9 @@ def test_a_kit_cached_0700_is_opened_to_others_on_use(tmp_path):
 def test_roots_cache_is_not_under_its_home(monkeypatch):
     monkeypatch.delenv("SCHEDCP_VM_CACHE", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert cache_dir() == ROOT_CACHE
+    assert cache_dir() == ROOT_CACHE / "vm" and workload_cache() == ROOT_CACHE / "workload"
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert cache_dir() != ROOT_CACHE
+    assert not cache_dir().is_relative_to(ROOT_CACHE)
 
 
 def test_a_corrupt_prebuilt_kit_is_rejected_and_nothing_is_cached(tmp_path):
