@@ -37,6 +37,9 @@ CGROUP = Path("/sys/fs/cgroup/schedcp-target")
 # variant -> (our object | packaged stand-in binary, hint kind)
 VARIANTS: dict[str, tuple[str, str | None]] = {
     "default": ("", None),
+    # the kernel default again, placed where it is listed: "default" runs first in every round
+    # (it calibrates ljf's hints), so this tells a position effect from a scheduler's
+    "default-again": ("", None),
     "fifo": ("fifo", None),
     "vtime": ("vtime", None),
     "ljf": ("ljf", "batch"),
