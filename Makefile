@@ -42,7 +42,10 @@ bench: setup
 		--load build --build-jobs 8 --workloads frames,cyclictest --variants default,interactive-6ms
 	$(VENV)/bin/python bench/real_workloads.py --table batch \
 		--variants default,fifo,vtime,ljf,interactive,powersave,scx_simple
-	$(VENV)/bin/python bench/real_workloads.py --table build -n 2 --variants default,vtime,scx_simple
+	$(VENV)/bin/python bench/real_workloads.py --table build --build-lib subcmd -n 8 \
+		--variants default,vtime,ljf,interactive,scx_simple
+	$(VENV)/bin/python bench/real_workloads.py --table build --build-lib subcmd -n 6 \
+		--variants default,scx_simple,interactive,default-again
 	$(VENV)/bin/python bench/optimize_picks.py
 	$(VENV)/bin/python bench/agent_loop.py
 	$(VENV)/bin/python bench/null_experiment.py --vm
