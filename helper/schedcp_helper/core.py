@@ -231,13 +231,15 @@ class HelperCore:
 
     def schedulers(self) -> list[dict]:
         """Every policy with its metadata, whether it can run here (a packaged scheduler needs
-        its binary in a trusted folder) and whether one of its builds passed verification."""
+        its binary in a trusted folder, or scx_loader to support it) and whether one of its
+        builds passed verification."""
         verified = self.book.shipped_names()
         trusted = self.deployer.launch.trusted_dirs
+        by_loader = self.deployer.launch.loader_supports()
         out = []
         for p in self.policies.values():
             available = True
-            if p.kind == "scx":
+            if p.kind == "scx" and p.binary not in by_loader:
                 try:
                     find_binary(p.binary, trusted)
                 except (ScxRunError, UntrustedBinary, OSError):

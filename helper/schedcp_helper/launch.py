@@ -126,6 +126,11 @@ class Launcher:
         except Exception:  # gone or not answering: as if it were not installed
             return None
 
+    def loader_supports(self) -> tuple[str, ...]:
+        """The packaged schedulers scx_loader would run for us (none when it is absent)."""
+        view = self._view()
+        return view.supported if view is not None else ()
+
     def _via_loader(self, spec: Spec) -> ViaLoader | None:
         """scx_loader runs it when it is there and supports the name; None: we run it."""
         policy = self.policies.get(spec.name)

@@ -70,6 +70,9 @@ class ViaLoader:
                 port.switch(name, self.args)
                 st = self._wait(before, timeout, poll, seq)
             except BaseException:
+                with contextlib.suppress(Exception):  # scx_loader may still be retrying it
+                    if self.still_ours(port.view()):
+                        port.stop()
                 self._release()
                 raise
         self.ops, self.seq = st.ops, st.enable_seq

@@ -359,6 +359,9 @@ def test_a_supported_packaged_scheduler_is_run_by_scx_loader_and_stopped_through
         world, loader):
     stack, sysfs, _ = world
     with stack.client() as c:
+        avail = {s["name"]: s["available"] for s in c.list_schedulers()}
+        # not installed here, but scx_loader runs it: available; scx_simple it does not
+        assert (avail["scx_bpfland"], avail["scx_simple"]) == (True, False), avail
         dep = c.switch("scx_bpfland", {"slice_us": 5000}, CANARY)
         st = status_until(stack, _via)
         assert st["deployment"] == dep and _via(st), st
