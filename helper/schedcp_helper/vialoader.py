@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from .errors import HelperError
 from .scxstate import kernel_events, last_seq, read_state
 
 VIA = "scx_loader"
+log = logging.getLogger(__name__)
 
 
 class LoaderPort(Protocol):
@@ -119,6 +121,8 @@ class ViaLoader:
         return not self.pid or os.path.exists(f"/proc/{self.pid}")
 
     def stop(self, settle: float = 10.0) -> None:
+        """Never raises (a revert or the helper's exit goes on): when scx_loader cannot be
+        reached its scheduler stays, and Status names it as scx_loader's."""
         try:
             if self.still_ours(self.port.view()):
                 self.port.stop()
@@ -126,6 +130,8 @@ class ViaLoader:
                 while read_state().state not in ("disabled", "") and \
                         time.monotonic() < deadline:
                     time.sleep(0.05)
+        except Exception as e:
+            log.warning("could not ask scx_loader to stop %s: %s", self.name, e)
         finally:
             self._release()
 
