@@ -43,7 +43,7 @@ from ..coexist import (
     Survey,
     clean,
 )
-from ..errors import OtherScheduler
+from ..errors import HelperError, OtherScheduler
 
 log = logging.getLogger("schedcp.helper.others")
 LOADER_PATH = "/org/scx/Loader"
@@ -260,7 +260,7 @@ class LoaderBridge:
             on_loop = False
         if on_loop:
             coro.close()
-            raise RuntimeError("scx_loader called synchronously from the bus loop")
+            raise HelperError("scx_loader called synchronously from the bus loop (a bug)")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
 
     def view(self) -> LoaderView | None:
