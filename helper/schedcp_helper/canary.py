@@ -178,7 +178,9 @@ class Watch:
                 break
         now = read_state()
         if now.enabled and now.ops and now.ops != dep.ops:  # someone else's attached since
-            other = identify(now)
+            # held through scx_loader: ask it (a rare path) so its own switch is named as its
+            view = getattr(d.running, "loader_view", None)
+            other = identify(now, loader=view() if view else None)
             return f"replaced by {other.owner} ({other.name or now.ops})" + (
                 f" after {ejection}" if ejection else "")
         if ejection:

@@ -82,6 +82,7 @@ class LoaderView:
     current: str = "unknown"  # CurrentScheduler: "scx_lavd", or "unknown" when none
     mode: int = 0  # SchedulerMode
     args: tuple[str, ...] = ()  # CurrentSchedulerArgs: [] when started with a mode
+    supported: tuple[str, ...] = ()  # SupportedSchedulers: what it can start
 
     @property
     def running(self) -> bool:
@@ -111,6 +112,7 @@ class Attached:
     mode: str = ""  # scx_loader's mode name, when it is scx_loader's
     pid: int = 0  # the process holding the struct_ops link, 0 when not found
     process: str = ""  # that process's name
+    via: str = ""  # ours, held through another tool: "scx_loader"
 
     @property
     def foreign(self) -> bool:
@@ -127,6 +129,8 @@ class Attached:
         who = {OURS: "SchedCP", PROCESS: f"{self.process} (pid {self.pid})",
                UNKNOWN: "an unknown owner"}.get(self.owner, self.owner)
         mode = f" ({self.mode})" if self.mode else ""
+        if self.via:  # ours, run by scx_loader: it is the one source of truth
+            return f"{self.name or self.ops} via {self.via} for SchedCP{mode}"
         return f"{self.name or self.ops} via {who}{mode}"
 
 
@@ -139,7 +143,7 @@ class Survey:
 
     @property
     def line(self) -> str:
-        others = [t for t in self.active if t != self.attached.owner]
+        others = [t for t in self.active if t not in (self.attached.owner, self.attached.via)]
         return self.attached.line + (f"; also active: {', '.join(others)}" if others else "")
 
     def to_dict(self) -> dict:
@@ -234,9 +238,21 @@ def _matches(ops: str, scx_name: str) -> bool:
 
 
 def identify(st: ScxState, ours_ops: str = "", loader: LoaderView | None = None,
-             proc: Path = Path("/proc"), own_pid: int | None = None) -> Attached:
+             proc: Path = Path("/proc"), own_pid: int | None = None,
+             ours_via_loader: str = "") -> Attached:
     """Name the attached scheduler's owner. ``ours_ops``: what our running deployment attached
-    (sysfs name); ``loader``: scx_loader's properties, when it is on the bus."""
+    (sysfs name); ``loader``: scx_loader's properties, when it is on the bus;
+    ``ours_via_loader``: the scx_* name our deployment asked scx_loader to run."""
+    att = _identify(st, ours_ops, loader, proc, own_pid)
+    if (ours_via_loader and att.owner in (SCX_LOADER, OURS) and loader is not None
+            and loader.current == ours_via_loader and _matches(st.ops, ours_via_loader)):
+        return Attached(att.state, att.ops, OURS, ours_via_loader, "", att.pid, att.process,
+                        via=SCX_LOADER)
+    return att
+
+
+def _identify(st: ScxState, ours_ops: str, loader: LoaderView | None, proc: Path,
+              own_pid: int | None) -> Attached:
     if not st.supported:
         return Attached()
     base = Attached(state=st.state, ops=st.ops)
@@ -305,19 +321,21 @@ class Coexistence:
     def state(self) -> ScxState:
         return read_state(self.roots.sysfs)
 
-    def attached(self, ours_ops: str = "", loader: LoaderView | None = None) -> Attached:
+    def attached(self, ours_ops: str = "", loader: LoaderView | None = None,
+                 ours_via_loader: str = "") -> Attached:
         st = self.state()
-        key = (st.supported, st.state, st.ops, st.enable_seq, ours_ops, loader)
+        key = (st.supported, st.state, st.ops, st.enable_seq, ours_ops, loader, ours_via_loader)
         if self._cache is not None and self._cache[0] == key and (
                 not self._cache[1].pid or (self.roots.proc / str(self._cache[1].pid)).exists()):
             return self._cache[1]
-        att = identify(st, ours_ops, loader, self.roots.proc)
+        att = identify(st, ours_ops, loader, self.roots.proc, ours_via_loader=ours_via_loader)
         self._cache = (key, att)
         return att
 
     def survey(self, ours_ops: str = "", loader: LoaderView | None = None,
-               bus_names: set[str] | frozenset = frozenset()) -> Survey:
+               bus_names: set[str] | frozenset = frozenset(),
+               ours_via_loader: str = "") -> Survey:
         procs = processes(self.roots.proc)
-        attached = self.attached(ours_ops, loader)
+        attached = self.attached(ours_ops, loader, ours_via_loader)
         present, active = tuners(self.roots, procs, bus_names)
         return Survey(attached, present, active, loader)

@@ -7,6 +7,7 @@ the root CLI) authenticate and authorize, then call this. Every input is validat
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from .verifier import token
 from .verifier.pipeline import Progress, Verifier, VerifyRequest
 from .verifier.report import VerifyReport
 from .verifier.target import Target, TargetError
+from .vialoader import LoaderPort
 
 DEFAULT_STATE_DIR = Path("/var/lib/schedcp")
+log = logging.getLogger(__name__)
 TRUSTED_SCX_DIRS_ENV = "SCHEDCP_TRUSTED_SCX_DIRS"  # extra dirs for tests (root-owned, checked)
 
 
@@ -56,7 +59,8 @@ class HelperCore:
         self._verifier: Verifier | None = None
         trusted = [Path(p) for p in os.environ.get(TRUSTED_SCX_DIRS_ENV, "").split(":") if p]
         self.deployer = Deployer(
-            self.state_dir, Launcher(self.state_dir / "artifacts", self.policies, trusted),
+            self.state_dir, Launcher(self.state_dir / "artifacts", self.policies, trusted,
+                                     marker=self.state_dir / "via-loader.json"),
             self.listener)
         self.book = ArtifactBook(self.state_dir / "artifacts-book.json")
 
@@ -170,7 +174,22 @@ class HelperCore:
     def owner_vanished(self, owner: str) -> None:
         self.deployer.owner_vanished(owner)
 
+    def use_loader(self, port: LoaderPort | None) -> None:
+        """scx_loader on the bus (the service found it): packaged schedulers it supports are
+        switched through it instead of being started here. Never our BPF policies."""
+        self.deployer.launch.loader = port
+
+    def held_via_loader(self) -> str:
+        """The scx_* name scx_loader runs for our current deployment, "" when it is not."""
+        running = self.deployer.running
+        return getattr(running, "name", "") if getattr(running, "via", "") else ""
+
     def recover(self) -> Spec | None:
+        # a crashed helper's canary that scx_loader still runs: stopped, as our children are
+        try:
+            self.deployer.launch.release_left_behind(self.deployer.kept)
+        except Exception as e:  # scx_loader gone or refusing: nothing of ours to stop there
+            log.warning("could not stop what scx_loader ran for the previous helper: %s", e)
         return self.deployer.recover()
 
     def state_file(self, name: str) -> Path:
@@ -213,13 +232,15 @@ class HelperCore:
 
     def schedulers(self) -> list[dict]:
         """Every policy with its metadata, whether it can run here (a packaged scheduler needs
-        its binary in a trusted folder) and whether one of its builds passed verification."""
+        its binary in a trusted folder, or scx_loader to support it) and whether one of its
+        builds passed verification."""
         verified = self.book.shipped_names()
         trusted = self.deployer.launch.trusted_dirs
+        by_loader = self.deployer.launch.loader_supports()
         out = []
         for p in self.policies.values():
             available = True
-            if p.kind == "scx":
+            if p.kind == "scx" and p.binary not in by_loader:
                 try:
                     find_binary(p.binary, trusted)
                 except (ScxRunError, UntrustedBinary, OSError):

@@ -236,7 +236,7 @@ class Deployer:
                     self._save()
                 self.listener("failed", dep)
                 raise DeployError(f"could not start {spec.name}: {e}") from e
-            dep.ops = self.running.ops
+            dep.ops, dep.via = self.running.ops, getattr(self.running, "via", "")
             self.current = dep
             self.history.append(dep)
             self._reports = []
@@ -460,7 +460,8 @@ class Deployer:
         if reason:  # restored as the current kept deployment, under the same ejection guard
             owner = self.kept_owner()
             dep = Deployment(id=secrets.token_hex(6), spec=spec, uid=owner or 0, state=State.KEPT,
-                             ops=self.running.ops, started=time.time(), reason=reason)
+                             ops=self.running.ops, started=time.time(), reason=reason,
+                             via=getattr(self.running, "via", ""))
             self.current = dep
             self.history.append(dep)
             self._start_watch(dep, CanaryParams(window_s=0.0), {}, last_seq())

@@ -42,6 +42,7 @@ class Deployment:
     ended: float = 0.0
     reason: str = ""
     previous: Spec | None = None  # what a revert brings back (None: the kernel default)
+    via: str = ""  # held through another tool ("scx_loader"), "" when we run it ourselves
     metrics: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -84,6 +85,7 @@ def deployment_from_json(d: object) -> Deployment:
         started=float(d.get("started", 0.0)), ended=float(d.get("ended", 0.0)),
         reason=str(d.get("reason", "")),
         previous=spec_from_json(d["previous"]) if d.get("previous") else None,
+        via=str(d.get("via", ""))[:32],
         metrics=[m for m in d.get("metrics", []) if isinstance(m, dict)])
     if dep.state not in set(State):
         raise ValueError(f"unknown deployment state {dep.state!r}")

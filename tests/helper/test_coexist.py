@@ -60,6 +60,24 @@ def test_scx_loaders_child_holding_the_link_is_scx_loaders_with_its_mode(tmp_pat
     assert identify(ON, proc=tmp_path, own_pid=42).line == "scx_lavd via scx_loader"
 
 
+def test_ours_run_by_scx_loader_is_ours_via_scx_loader_and_not_foreign(tmp_path):
+    """A packaged scheduler scx_loader runs for us: the link holder is scx_loader's child, yet
+    it is ours (no take-over needed to replace it); once scx_loader runs another, it is not."""
+    fake_proc(tmp_path, 100, "scx_loader", 1, "0::/system.slice/scx_loader.service\n")
+    fake_proc(tmp_path, 200, "scx_lavd", 100, "0::/system.slice/scx_loader.service\n",
+              link=True)
+    view = LoaderView("scx_lavd", 0, ("--performance",))
+    att = identify(ON, loader=view, proc=tmp_path, own_pid=42, ours_via_loader="scx_lavd")
+    assert (att.owner, att.via, att.pid, att.foreign) == ("schedcp", "scx_loader", 200, False)
+    assert att.line == "scx_lavd via scx_loader for SchedCP"
+    other = identify(ON, loader=view, proc=tmp_path, own_pid=42, ours_via_loader="scx_flash")
+    assert (other.owner, other.via, other.foreign) == ("scx_loader", "", True)
+    # without a link holder (no /proc view): by scx_loader's account and our ops
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bare = identify(ON, ours_ops="lavd", loader=view, proc=empty, ours_via_loader="scx_lavd")
+    assert (bare.owner, bare.via) == ("schedcp", "scx_loader")
+
 def test_scx_service_owner_is_known_by_its_cgroup(tmp_path):
     fake_proc(tmp_path, 200, "scx_rusty", 1, "0::/system.slice/scx.service\n", link=True)
     att = identify(ScxState(True, "enabled", "rusty"), proc=tmp_path, own_pid=42)

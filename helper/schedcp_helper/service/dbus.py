@@ -38,7 +38,7 @@ from .errors import ServiceError
 from .interface import METHODS, SIGNALS, VERSION, introspection_xml
 from .limits import RATE_LIMITS, RateLimiter
 from .marshal import schedulers_list, status_dict
-from .others import Others
+from .others import LoaderBridge, Others
 
 log = logging.getLogger("schedcp.helper.service")
 audit_log = logging.getLogger("schedcp.helper.audit")
@@ -82,6 +82,7 @@ class HelperService:
         self.pending_verify = 0
         self.rates = RateLimiter(RATE_LIMITS)
         self.others = Others(bus, core.state_file("takeover.json"))
+        core.use_loader(LoaderBridge(self.others, loop))
         self.survey: dict = {}
         self.conflict = ""
         self._loader_seen = ""
@@ -233,17 +234,23 @@ class HelperService:
         cur = self.core.current()
         return cur.ops if cur is not None else ""
 
+    def _ours(self) -> tuple[str, str]:
+        """(ops of our deployment, the scx_* name scx_loader runs for it or "")."""
+        return self._ours_ops(), self.core.held_via_loader()
+
     async def refresh_others(self) -> bool:
         """Survey who else is here; True (and OthersChanged, StateChanged) when it changed."""
         try:
-            sv = await self.others.survey(self._ours_ops(), self.loop)
+            ops, via = self._ours()
+            sv = await self.others.survey(ops, self.loop, via)
         except Exception:
             log.exception("surveying the other tuners failed")
             return False
         new = sv.to_dict()
         loader = sv.loader
         seen = loader.current if loader and loader.running else ""
-        if sv.attached.owner == OURS and seen and seen != self._loader_seen:
+        if sv.attached.owner == OURS and not sv.attached.via and seen and \
+                seen != self._loader_seen:
             # scx_loader says it runs one while ours is attached: its start failed (the
             # kernel takes one at a time) and its state is stale. Noticed, not fought.
             self.conflict = (f"scx_loader tried to start {seen} while SchedCP holds the CPU "
@@ -267,7 +274,8 @@ class HelperService:
     async def _make_room(self, caller, flags: set[str]) -> bool:
         """Another owner's scheduler attached: refuse unless the caller asked to take over;
         then take over (an unknown owner only with an administrator). True if we took it."""
-        sv = await self.others.survey(self._ours_ops(), self.loop)
+        ops, via = self._ours()
+        sv = await self.others.survey(ops, self.loop, via)
         self.survey = sv.to_dict()
         att = sv.attached
         if not att.foreign:

@@ -22,6 +22,8 @@ def status_dict(st: dict) -> dict[str, Variant]:
         "deployment": _s(cur.get("id")), "deployment_state": _s(cur.get("state")),
         "deployment_name": _s(spec.get("name")), "deployment_kind": _s(spec.get("kind")),
         "deployment_owner": _s(cur.get("owner")),
+        # "scx_loader" when scx_loader runs our packaged scheduler for us, else ""
+        "deployment_via": _s(cur.get("via")),
         "deployment_started": Variant("d", float(cur.get("started") or 0.0)),
         # the running scheduler's last output (scx_* children), at most 4000 characters
         "deployment_output": _s(st.get("output")),
@@ -44,6 +46,7 @@ def others_dict(o: dict) -> dict[str, Variant]:
         "attached_owner": _s(att.get("owner")),  # schedcp|scx_loader|scx.service|process|unknown
         "attached_name": _s(att.get("name")), "attached_mode": _s(att.get("mode")),
         "attached_pid": Variant("u", int(att.get("pid") or 0)),
+        "attached_via": _s(att.get("via")),  # ours, held through scx_loader
         "tuners_present": Variant("as", [str(t) for t in o.get("present") or []]),
         "tuners_active": Variant("as", [str(t) for t in o.get("active") or []]),
         "taken_over": _s(o.get("taken_over")),  # whose scheduler we stopped and will give back

@@ -43,7 +43,7 @@ from ..coexist import (
     Survey,
     clean,
 )
-from ..errors import OtherScheduler
+from ..errors import HelperError, OtherScheduler
 
 log = logging.getLogger("schedcp.helper.others")
 LOADER_PATH = "/org/scx/Loader"
@@ -127,15 +127,32 @@ class Others:
             return var.value if var is not None and var.signature == sig else default
 
         args = get("CurrentSchedulerArgs", "as", [])
+        supported = get("SupportedSchedulers", "as", [])
         return LoaderView(clean(str(get("CurrentScheduler", "s", "unknown"))),
                           int(get("SchedulerMode", "u", 0)),
-                          tuple(str(a)[:MAX_ARG] for a in args[:MAX_ARGS]))
+                          tuple(str(a)[:MAX_ARG] for a in args[:MAX_ARGS]),
+                          tuple(clean(str(n)) for n in supported[:MAX_ARGS]))
 
-    async def survey(self, ours_ops: str, loop) -> Survey:
+    async def survey(self, ours_ops: str, loop, ours_via_loader: str = "") -> Survey:
         names = await self.bus_names()
         loader = await self.loader_view(names)
         return await loop.run_in_executor(None, lambda: self.coexist.survey(
-            ours_ops, loader, names))
+            ours_ops, loader, names, ours_via_loader))
+
+    # -- a packaged scheduler of ours, run by scx_loader ------------------------------------
+    async def loader_switch(self, name: str, args: list[str]) -> None:
+        """Ask scx_loader to run ``name`` with exactly these (validated) arguments."""
+        await self._loader_call("SwitchSchedulerWithArgs", "sas", [name, list(args)])
+
+    async def loader_stop(self) -> None:
+        await self._loader_call("StopScheduler")
+
+    async def _loader_call(self, member: str, sig: str = "", body: list | None = None) -> None:
+        reply = await self._call(LOADER_BUS, LOADER_PATH, LOADER_BUS, member, sig, body,
+                                 timeout=15.0)
+        if reply.message_type != MessageType.METHOD_RETURN:
+            raise OtherScheduler(f"scx_loader refused {member}: {reply.error_name}: "
+                                 f"{str(reply.body[0])[:200] if reply.body else ''}")
 
     # -- take over -----------------------------------------------------------------------------
     async def take_over(self, att: Attached, loader: LoaderView | None, loop) -> TakeOver:
@@ -226,3 +243,31 @@ class Others:
         self.forget(done)
         log.info("%s", done)
         return done
+
+
+class LoaderBridge:
+    """The core's ``LoaderPort``: its worker threads (deploy, revert, the canary's trip) call
+    scx_loader through this service's bus, on the bus loop. Never called from the loop itself
+    (it would wait on itself): that raises at once."""
+
+    def __init__(self, others: Others, loop: asyncio.AbstractEventLoop, timeout: float = 20.0):
+        self.others, self.loop, self.timeout = others, loop, timeout
+
+    def _run(self, coro):
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            coro.close()
+            raise HelperError("scx_loader called synchronously from the bus loop (a bug)")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+
+    def view(self) -> LoaderView | None:
+        return self._run(self.others.loader_view())
+
+    def switch(self, name: str, args: list[str]) -> None:
+        self._run(self.others.loader_switch(name, args))
+
+    def stop(self) -> None:
+        self._run(self.others.loader_stop())

@@ -6,7 +6,9 @@ interface, tests/fixtures) runs the kernel's scx_simple under the name scx_lavd,
 arguments. Then: Status names it; Switch scx_qmap is refused (OtherScheduler); with take_over
 scx_loader is stopped through StopScheduler and ours attaches; scx_loader trying to start
 again while ours runs is noticed (conflict), not fought; Revert gives scx_loader its scheduler
-back with the same arguments. Writes coexist.json into the cwd.
+back with the same arguments. Then our scx_simple policy, which this scx_loader supports, is
+run by scx_loader (not spawned by the helper), guarded, and stopped through it; a restart of
+it by scx_loader trips the guard. Writes coexist.json into the cwd.
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ client = stack.client()
 loader_bin = Path("loader-bin").resolve()
 loader_bin.mkdir(exist_ok=True)
 (loader_bin / "scx_lavd").symlink_to((SCX_BINDIR / "scx_simple").resolve())
+# and the real scx_simple under its own name, which this scx_loader also supports: a Switch to
+# our scx_simple policy is then run by scx_loader (item 3), not by the helper
+(loader_bin / "scx_simple").symlink_to((SCX_BINDIR / "scx_simple").resolve())
 calls = Path("loader-calls.jsonl").resolve()
 loader = subprocess.Popen([sys.executable, str(STANDIN), "--address", stack.address,
-                           "--exec", str(loader_bin), "--log", str(calls)],
+                           "--exec", str(loader_bin), "--log", str(calls),
+                           "--support", "scx_simple"],
                           stdout=subprocess.PIPE, text=True, env=stack.env)
 assert _readline(loader, 60).strip() == "ready", "the scx_loader stand-in did not start"
 
@@ -77,7 +83,8 @@ def status() -> dict:
     st = client.status()
     return {k: st.get(k) for k in ("state", "ops", "others", "attached_owner", "attached_name",
                                    "attached_pid", "taken_over", "given_back", "conflict",
-                                   "deployment", "deployment_state", "tuners_active")}
+                                   "deployment", "deployment_state", "tuners_active",
+                                   "attached_via", "deployment_via")}
 
 
 try:
@@ -150,6 +157,46 @@ try:
         return {"free_s": free, "attach_s": attached, "known_s": known, "before": before,
                 "pid": proc.pid, "ours_s": ours, "stray_rc": rc, "given_s": given,
                 "after": status(), "sysfs": sysfs()}
+
+    @step("via_loader")
+    def _():
+        """Our scx_simple policy, which scx_loader supports here: scx_loader runs it (a child
+        of scx_loader, not of the helper); past the canary; Revert stops it through scx_loader."""
+        n0 = len(loader_calls())
+        t0 = time.monotonic()
+        dep = client.switch("scx_simple", {"fifo": True}, {"window_s": 3.0})
+        took = round(time.monotonic() - t0, 3)
+        known = until(lambda: client.status()["attached_via"] == "scx_loader", 30)
+        during = status()
+        holder = int(during["attached_pid"] or 0)
+        parent = Path(f"/proc/{holder}/stat").read_text().rpartition(")")[2].split()[1] \
+            if holder else "0"
+        passed = until(lambda: client.status()["deployment_state"] == "passed", 60)
+        state = client.revert(dep, "coexist test")
+        free = until(lambda: sysfs()["state"] == "disabled", 30)
+        return {"id": dep, "switch_s": took, "known_s": known, "status": during,
+                "holder_parent_is_loader": int(parent) == loader.pid, "passed_s": passed,
+                "revert": state, "free_s": free, "sysfs": sysfs(),
+                "calls": loader_calls()[n0:], "history": client.history(1)}
+
+    @step("via_loader_restarted")
+    def _():
+        """scx_loader restarts a scheduler that died (its retry loop, the ejection loop of
+        sched-ext/scx 3791): the guard sees the new enable_seq / gone process and reverts,
+        which stops scx_loader's retries through StopScheduler."""
+        n0 = len(loader_calls())
+        dep = client.switch("scx_simple", {"fifo": True}, {"window_s": 60.0})
+        until(lambda: client.status()["attached_via"] == "scx_loader", 30)
+        holder = int(client.status()["attached_pid"] or 0)
+        os.kill(holder, 9)
+        t0 = time.monotonic()
+        gone = until(lambda: client.status()["deployment"] != dep, 60)
+        free = until(lambda: sysfs()["state"] == "disabled", 30)
+        mine = next((d for d in client.history(5) if d["id"] == dep), {})
+        return {"id": dep, "holder": holder, "tripped_s": gone, "free_s": free,
+                "since_kill_s": round(time.monotonic() - t0, 3), "state": mine.get("state"),
+                "reason": mine.get("reason"), "sysfs": sysfs(), "calls": loader_calls()[n0:],
+                "status": status()}
 finally:
     loader.terminate()
     try:

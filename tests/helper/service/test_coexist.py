@@ -1,6 +1,7 @@
 """Living with the desktop's other tuners (issue 17), on the real test bus with the real helper
 and polkitd: a stand-in for scx_loader (its published interface, tests/fixtures) and the real
-power-profiles-daemon from Debian.
+power-profiles-daemon from Debian. Packaged scx_* schedulers scx_loader supports are switched
+through it (one source of truth), the last group of tests.
 
 This host has no sched_ext, so the stand-in writes what the kernel would show into a folder the
 helper reads instead of /sys/kernel/sched_ext (``SCHEDCP_SCX_SYSFS``); the cycle with a real
@@ -343,3 +344,125 @@ def test_optimize_with_take_over_asks_the_helper_to_take_over(world, loader, tmp
     assert ran and "Traceback" not in r.stderr, r.stderr
     assert [c[0] for c in loader.calls()][:3] == ["StartScheduler", "StopScheduler",
                                                   "SwitchScheduler"], (loader.calls(), r.stderr)
+
+
+# -- packaged schedulers switched through scx_loader (item 3: one source of truth) ---------
+BPFLAND_ARGS = ["--slice-us", "5000", "--slice-us-lag", "40000"]  # slice_us=5000, defaults
+CANARY = {"window_s": 2.0}
+
+
+def _via(st: dict) -> bool:
+    return st["deployment_via"] == "scx_loader" and st["attached_via"] == "scx_loader"
+
+
+def test_a_supported_packaged_scheduler_is_run_by_scx_loader_and_stopped_through_it(
+        world, loader):
+    stack, sysfs, _ = world
+    with stack.client() as c:
+        avail = {s["name"]: s["available"] for s in c.list_schedulers()}
+        # not installed here, but scx_loader runs it: available; scx_simple it does not
+        assert (avail["scx_bpfland"], avail["scx_simple"]) == (True, False), avail
+        dep = c.switch("scx_bpfland", {"slice_us": 5000}, CANARY)
+        st = status_until(stack, _via)
+        assert st["deployment"] == dep and _via(st), st
+        assert st["others"].startswith("scx_bpfland via scx_loader for SchedCP"), st["others"]
+        assert st["attached_owner"] == "schedcp" and st["conflict"] == "", st
+        assert "scx_bpfland" in loader.prop("CurrentScheduler")
+        assert (stack.state_dir / "via-loader.json").exists()
+        c.revert(dep)
+        hist = c.history(5)
+    assert loader.calls() == [["SwitchSchedulerWithArgs", "scx_bpfland", BPFLAND_ARGS],
+                              ["StopScheduler"]], loader.calls()
+    assert (sysfs / "state").read_text().strip() == "disabled"
+    assert not (stack.state_dir / "via-loader.json").exists()
+    mine = next(d for d in hist if d["id"] == dep)
+    assert (mine["via"], mine["state"]) == ("scx_loader", "reverted"), mine
+
+
+def test_a_name_scx_loader_does_not_support_is_started_by_the_helper_as_before(world, loader):
+    """scx_simple is not in the stand-in's SupportedSchedulers: the helper spawns it itself
+    (here it is not installed, so the spawn fails) and scx_loader is never asked."""
+    stack, *_ = world
+    from schedcp.client import HelperError
+
+    with stack.client() as c, pytest.raises(HelperError) as e:
+        c.switch("scx_simple", {}, CANARY)
+    assert "could not start scx_simple" in e.value.message
+    assert "is not installed" in e.value.message, e.value.message
+    assert loader.calls() == []
+
+
+def test_without_scx_loader_a_supported_name_is_started_by_the_helper_as_before(world):
+    stack, *_ = world
+    from schedcp.client import HelperError
+
+    with stack.client() as c, pytest.raises(HelperError) as e:
+        c.switch("scx_bpfland", {}, CANARY)
+    assert "scx_bpfland is not installed" in e.value.message, e.value.message
+    assert not (stack.state_dir / "via-loader.json").exists()
+
+
+def test_over_scx_loaders_own_scheduler_take_over_then_give_back_its_scheduler_and_mode(
+        world, loader):
+    stack, *_ = world
+    loader.call("StartScheduler", "string:scx_lavd", "uint32:1")
+    status_until(stack, lambda s: s["attached_owner"] == "scx_loader")
+    with stack.client() as c:
+        dep = c.switch("scx_bpfland", {"slice_us": 5000}, {**CANARY, "take_over": True})
+        st = status_until(stack, _via)
+        assert _via(st) and st["taken_over"] == "scx_lavd from scx_loader", st
+        c.revert(dep)
+    st = status_until(stack, lambda s: s["given_back"] and s["attached_owner"] == "scx_loader")
+    assert [c[0] for c in loader.calls()] == [
+        "StartScheduler", "StopScheduler", "SwitchSchedulerWithArgs", "StopScheduler",
+        "SwitchScheduler"], loader.calls()
+    assert loader.calls()[-1] == ["SwitchScheduler", "scx_lavd", 1]
+    assert st["others"].startswith("scx_lavd via scx_loader (Gaming)"), st["others"]
+
+
+def test_a_user_switching_scx_loader_away_from_ours_is_recorded_and_not_fought(world, loader):
+    stack, *_ = world
+    with stack.client() as c:
+        dep = c.switch("scx_bpfland", {"slice_us": 5000}, CANARY)
+        status_until(stack, _via)
+        loader.call("SwitchScheduler", "string:scx_lavd", "uint32:2")  # e.g. scxctl switch
+        st = status_until(stack, lambda s: not s["deployment"])
+        hist = c.history(5)
+    mine = next(d for d in hist if d["id"] == dep)
+    assert mine["state"] == "replaced" and "replaced by scx_loader" in mine["reason"], mine
+    assert [c[0] for c in loader.calls()] == ["SwitchSchedulerWithArgs", "SwitchScheduler"]
+    assert st["others"].startswith("scx_lavd via scx_loader (PowerSave)"), st["others"]
+
+
+def test_kept_through_scx_loader_comes_back_through_it_after_a_restart(world, loader):
+    stack, sysfs, _ = world
+    with stack.client() as c:
+        dep = c.switch("scx_bpfland", {"slice_us": 5000}, CANARY)
+        status_until(stack, _via)
+        c.keep(dep)
+    try:
+        stack.stop_helper()  # a clean stop: scx_loader is asked to stop ours, as a child dies
+        assert loader.calls()[-1] == ["StopScheduler"], loader.calls()
+        stack.start_helper(extra_env={"SCHEDCP_SCX_SYSFS": str(sysfs),
+                                      "SCHEDCP_OTHERS_POLL_S": "0.2"})
+        st = status_until(stack, _via)
+        assert _via(st) and st["deployment_state"] == "kept", st
+        assert loader.calls()[-1] == ["SwitchSchedulerWithArgs", "scx_bpfland", BPFLAND_ARGS]
+    finally:
+        with stack.client() as c:
+            c.revert()
+    assert (sysfs / "state").read_text().strip() == "disabled"
+
+
+def test_a_crashed_helpers_canary_that_scx_loader_still_runs_is_stopped_at_start(world, loader):
+    stack, sysfs, _ = world
+    stack.stop_helper()
+    loader.call("SwitchSchedulerWithArgs", "string:scx_bpfland",
+                "array:string:" + ",".join(BPFLAND_ARGS))
+    (stack.state_dir / "via-loader.json").write_text(json.dumps(
+        {"name": "scx_bpfland", "args": BPFLAND_ARGS}))  # as the crashed helper left it
+    stack.start_helper(extra_env={"SCHEDCP_SCX_SYSFS": str(sysfs),
+                                  "SCHEDCP_OTHERS_POLL_S": "0.2"})
+    assert loader.calls()[-1] == ["StopScheduler"], loader.calls()
+    assert (sysfs / "state").read_text().strip() == "disabled"
+    assert not (stack.state_dir / "via-loader.json").exists()

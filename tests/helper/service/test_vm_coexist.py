@@ -100,3 +100,26 @@ def test_a_stray_process_is_named_and_stopped_only_on_take_over_and_not_restarte
     assert s["after"]["given_back"] == (f"scx_simple (process, pid {s['pid']}) was stopped; "
                                         "SchedCP cannot restart it"), s["after"]
     assert s["sysfs"]["state"] == "disabled"
+
+
+@pytest.mark.vm
+def test_a_packaged_scheduler_scx_loader_supports_is_run_by_it_and_stopped_through_it(cycle):
+    s = ok(cycle, "via_loader")
+    st = s["status"]
+    assert s["calls"][0] == ["SwitchSchedulerWithArgs", "scx_simple", ["-f"]], s["calls"]
+    assert s["holder_parent_is_loader"], s  # scx_loader's child, not the helper's
+    assert (st["attached_via"], st["deployment_via"], st["attached_owner"]) == (
+        "scx_loader", "scx_loader", "schedcp"), st
+    assert st["others"].startswith("scx_simple via scx_loader for SchedCP"), st["others"]
+    assert s["passed_s"] is not None, s  # the canary ran and passed
+    assert s["calls"][-1] == ["StopScheduler"] and s["sysfs"]["state"] == "disabled", s
+    assert s["history"][-1]["via"] == "scx_loader", s["history"]
+
+
+@pytest.mark.vm
+def test_scx_loader_restarting_our_scheduler_trips_the_guard_and_ends_its_retries(cycle):
+    s = ok(cycle, "via_loader_restarted")
+    assert s["tripped_s"] is not None and s["state"] == "reverted", s
+    assert s["calls"][0][0] == "SwitchSchedulerWithArgs" and s["calls"][-1] == [
+        "StopScheduler"], s["calls"]
+    assert s["sysfs"]["state"] == "disabled", s
