@@ -40,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                 __doc__, ("schedcp demo", "schedcp demo --part latency",
                           "schedcp demo --save demo.json   (the History window can open it)"))
     p.add_argument("--iterations", type=positive_int, default=3,
-                   help="agent iterations (default 3)")
+                   help="agent iterations of the first run (default 3)")
+    p.add_argument("--reuse-iterations", type=positive_int, default=1,
+                   help="agent iterations of each later run, which starts from the stored best "
+                   "and says whether it held (default 1)")
     p.add_argument("--tasks", type=positive_int, default=40, help="jobs in the batch (default 40)")
     p.add_argument("--runs", type=positive_int, default=2,
                    help="optimizations of the same workload, "
@@ -96,7 +99,8 @@ def _batch_part(args: argparse.Namespace, probe: Path, env: dict[str, str]) -> i
     with tempfile.TemporaryDirectory(prefix="schedcp-demo-") as d:
         os.chmod(d, 0o755)
         line = (f"{sys.executable} -m schedcp demo --guest --probe {probe} "
-                f"--iterations {args.iterations} --tasks {args.tasks} --runs {args.runs} "
+                f"--iterations {args.iterations} --reuse-iterations {args.reuse_iterations} "
+                f"--tasks {args.tasks} --runs {args.runs} "
                 f"--unit-scale {args.unit_scale} --trial-budget {args.trial_budget}"
                 + (" --save demo.json" if args.save else ""))
         rc = boot(line, Path(d), env, announce=True, timeout=args.timeout)
@@ -168,7 +172,9 @@ def _guest_runs(args: argparse.Namespace, address: str, t0: float) -> int:
             back_to_default(address)
             print(f"\nrun {n}: the same kind of workload again, from the kernel default; "
                   "the policy store remembers run 1", flush=True)
-        steps, rc = optimize(workload, args.iterations, args.trial_budget)
+        # the later runs show the reuse: their first try is the stored best, re-measured
+        iterations = args.iterations if n == 1 else args.reuse_iterations
+        steps, rc = optimize(workload, iterations, args.trial_budget)
         runs.append(steps)
         if rc != 0:
             break
