@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Set
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class Tuner:
     comms: tuple[str, ...] = ()  # /proc/PID/comm (15 characters at most)
     units: tuple[str, ...] = ()  # systemd unit files (present) and cgroups (active)
     binaries: tuple[str, ...] = ()
-    bus: tuple[str, ...] = ()  # well-known names on the system bus
+    bus: tuple[str, ...] = ()  # well-known names it may own on the system bus
     sched_ext: bool = False  # starts sched_ext schedulers itself
 
 
@@ -62,10 +63,12 @@ TUNERS = (
     Tuner("scx.service", (), ("scx.service",), (), (), sched_ext=True),
     Tuner("gamemode", ("gamemoded",), ("gamemoded.service",), ("gamemoded",)),
     Tuner("falcond", ("falcond",), ("falcond.service",), ("falcond",)),
+    # both speak the same interface under both names (ppd owns the UPower one since 0.20):
+    # the owner's process tells them apart; an owner we cannot see counts as the first listed
     Tuner("power-profiles-daemon", ("power-profiles-",), ("power-profiles-daemon.service",),
-          ("power-profiles-daemon",), POWER_PROFILES_BUS[:1]),
+          ("power-profiles-daemon",), POWER_PROFILES_BUS),
     Tuner("tuned-ppd", ("tuned-ppd",), ("tuned-ppd.service",), ("tuned-ppd",),
-          POWER_PROFILES_BUS[1:]),
+          POWER_PROFILES_BUS),
     Tuner("ananicy-cpp", ("ananicy-cpp",), ("ananicy-cpp.service",), ("ananicy-cpp",)),
     Tuner("system76-scheduler", ("system76-schedu",), ("com.system76.Scheduler.service",),
           ("system76-scheduler",)),
@@ -290,7 +293,22 @@ def _identify(st: ScxState, ours_ops: str, loader: LoaderView | None, proc: Path
     return Attached(st.state, st.ops, UNKNOWN, st.ops)
 
 
-def tuners(roots: Roots, procs: list[Process], bus_names: set[str] | frozenset = frozenset()
+BusOwners = Mapping[str, str] | Set[str]  # well-known name -> its owner's comm ("": unseen)
+
+
+def _owns(t: Tuner, bus: BusOwners) -> bool:
+    """Whether one of ``t``'s names is owned by ``t``: by the owner's process name when it is
+    known, else by being the first tuner that may own that name."""
+    for name in t.bus:
+        if name not in bus:
+            continue
+        comm = bus.get(name, "") if isinstance(bus, Mapping) else ""
+        if comm in t.comms or (not comm and next(x for x in TUNERS if name in x.bus) is t):
+            return True
+    return False
+
+
+def tuners(roots: Roots, procs: list[Process], bus: BusOwners = frozenset()
            ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(present, active) among ``TUNERS``: installed (unit file or binary) and running
     (a process of that name or in that unit's cgroup, or its name owned on the system bus)."""
@@ -298,7 +316,7 @@ def tuners(roots: Roots, procs: list[Process], bus_names: set[str] | frozenset =
     for t in TUNERS:
         running = (any(p.comm in t.comms for p in procs)
                    or any(_in_unit(p, u) for p in procs for u in t.units)
-                   or any(b in bus_names for b in t.bus))
+                   or _owns(t, bus))
         installed = running or any((roots.fs / d / u).exists() for d in UNIT_DIRS
                                    for u in t.units) or any(
             (roots.fs / d / b).exists() for d in BIN_DIRS for b in t.binaries)
@@ -333,7 +351,7 @@ class Coexistence:
         return att
 
     def survey(self, ours_ops: str = "", loader: LoaderView | None = None,
-               bus_names: set[str] | frozenset = frozenset(),
+               bus_names: BusOwners = frozenset(),
                ours_via_loader: str = "") -> Survey:
         procs = processes(self.roots.proc)
         attached = self.attached(ours_ops, loader, ours_via_loader)

@@ -173,3 +173,19 @@ def test_the_owner_is_looked_up_again_only_when_something_changed(tmp_path, monk
     assert len(scans) == 2
     shutil.rmtree(proc / "200")  # its process is gone: look again
     assert c.attached().owner == "unknown" and len(scans) == 3
+
+
+def test_a_power_profile_name_is_put_down_to_the_daemon_that_owns_it(tmp_path):
+    """power-profiles-daemon (since 0.20) and tuned-ppd both own net.hadess.PowerProfiles and
+    org.freedesktop.UPower.PowerProfiles: the owner's process name decides which one runs; an
+    owner the bus does not show counts as the first that may own the name."""
+    empty = Roots(fs=tmp_path)
+    names = {"net.hadess.PowerProfiles", "org.freedesktop.UPower.PowerProfiles"}
+    _, active = tuners(empty, [], dict.fromkeys(names, "tuned-ppd"))
+    assert "tuned-ppd" in active and "power-profiles-daemon" not in active
+    _, active = tuners(empty, [], dict.fromkeys(names, "power-profiles-"))
+    assert "power-profiles-daemon" in active and "tuned-ppd" not in active
+    _, active = tuners(empty, [], names)  # owners unseen
+    assert "power-profiles-daemon" in active and "tuned-ppd" not in active
+    _, active = tuners(empty, [], {"org.freedesktop.UPower.PowerProfiles": "someone-else"})
+    assert not {"power-profiles-daemon", "tuned-ppd"} & set(active)

@@ -102,12 +102,25 @@ class Others:
                       flags=MessageFlag(0) if start else MessageFlag.NO_AUTOSTART)
         return await asyncio.wait_for(self.bus.call(msg), timeout)
 
-    async def bus_names(self) -> set[str]:
+    async def bus_names(self) -> dict[str, str]:
+        """The other tuners' names owned on the bus, each with its owner's process name ("" when
+        the bus or /proc does not say): two daemons may own the same name."""
         reply = await self._call("org.freedesktop.DBus", "/org/freedesktop/DBus",
                                  "org.freedesktop.DBus", "ListNames")
         if reply.message_type != MessageType.METHOD_RETURN:
-            return set()
-        return {n for n in reply.body[0] if n in KNOWN_BUS_NAMES}
+            return {}
+        return {n: await self._owner_comm(n) for n in reply.body[0] if n in KNOWN_BUS_NAMES}
+
+    async def _owner_comm(self, name: str) -> str:
+        try:
+            reply = await self._call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixProcessID", "s",
+                                     [name], timeout=3.0)
+            if reply.message_type != MessageType.METHOD_RETURN:
+                return ""
+            return clean(Path(f"/proc/{int(reply.body[0])}/comm").read_text()[:64].strip())
+        except Exception:  # gone, or a pid we cannot read: unseen
+            return ""
 
     async def loader_view(self, names: set[str] | None = None) -> LoaderView | None:
         """scx_loader's properties, None when it is not on the bus or does not answer."""

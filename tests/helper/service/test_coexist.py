@@ -227,6 +227,29 @@ def test_a_real_power_profiles_daemon_is_reported_as_an_active_tuner(world):
     assert os.path.exists(ppd) and "power-profiles-daemon" in gone["tuners_present"]
 
 
+def test_tuned_ppd_is_told_from_power_profiles_daemon_by_the_owner_of_the_name(world, tmp_path):
+    """tuned-ppd speaks power-profiles-daemon's interface under the same names. Debian 12 has no
+    tuned-ppd, so the real power-profiles-daemon runs under tuned-ppd's name: the helper must
+    name tuned-ppd (the name's owner), not power-profiles-daemon (before: both)."""
+    stack, *_ = world
+    ppd = Path("/usr/libexec/power-profiles-daemon")
+    if not ppd.exists():
+        pytest.fail("power-profiles-daemon is missing: packaging/setup-dev.sh installs it")
+    renamed = tmp_path / "tuned-ppd"
+    shutil.copy(ppd, renamed)
+    p = subprocess.Popen([str(renamed)], env=stack.env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_name(stack.address, "net.hadess.PowerProfiles")
+        st = status_until(stack, lambda s: "tuned-ppd" in s["tuners_active"])
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert "tuned-ppd" in st["tuners_active"], st
+    assert "power-profiles-daemon" not in st["tuners_active"], st
+    assert "tuned-ppd" in st["others"], st
+
+
 def test_a_take_over_recorded_before_a_restart_is_given_back(world, loader):
     stack, *_ = world
     loader.call("StartScheduler", "string:scx_lavd", "uint32:2")
