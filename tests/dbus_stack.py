@@ -254,8 +254,9 @@ def _install(src_text: str, dest: Path, stack: Stack) -> None:
 OPEN: list[Stack] = []
 
 
-def start_stack(helper: bool = True) -> Stack:
-    """dbus-daemon + polkitd (+ the helper). Callers must ``close()`` it."""
+def start_stack(helper: bool = True, includes: tuple[Path, ...] = ()) -> Stack:
+    """dbus-daemon + polkitd (+ the helper). Callers must ``close()`` it. ``includes``: more
+    bus configuration (e.g. a service folder for bus activation)."""
     if os.geteuid() != 0:
         raise RuntimeError("the D-Bus stack tests run as root (they start polkitd, add users)")
     for tool in ("dbus-daemon", "dbus-send", "runuser"):
@@ -277,7 +278,7 @@ def start_stack(helper: bool = True) -> Stack:
         _install(RULES, POLKIT_RULES / "49-schedcp-test.rules", stack)
         stack.installed = [POLKIT_ACTIONS / POLICY_SRC.name]
         _LIVE[0] += 1
-        stack.procs["dbus"], _ = start_bus(d, sock, [BUS_CONF_SRC, STANDIN_CONF],
+        stack.procs["dbus"], _ = start_bus(d, sock, [BUS_CONF_SRC, STANDIN_CONF, *includes],
                                            [Path("/usr/share/dbus-1/system.d")])
         stack.procs["polkitd"] = subprocess.Popen(
             [str(POLKITD), "--no-debug"], env=stack.env, stdout=subprocess.DEVNULL,

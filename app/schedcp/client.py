@@ -113,6 +113,9 @@ _BY_NAME: dict[str, type[HelperError]] = {
 }
 DBUS = "org.freedesktop.DBus"
 NO_REPLY = "org.freedesktop.DBus.Error.NoReply"
+# the daemon's answer when the service it activated did not own its name in time
+ACTIVATION_TIMED_OUT = "org.freedesktop.DBus.Error.TimedOut"
+ACTIVATION_ATTEMPTS = 3  # a call that meets that answer is sent again, this many times in all
 _UNAVAILABLE = ("org.freedesktop.DBus.Error.ServiceUnknown",
                 "org.freedesktop.DBus.Error.NameHasNoOwner",
                 "org.freedesktop.DBus.Error.Spawn.ServiceNotFound",
@@ -279,6 +282,19 @@ class HelperClient:
 
     async def _call_async(self, member: str, signature: str, body: list,
                           interface: str = INTERFACE):
+        # The bus gives up on a helper it started that did not own its name in time
+        # (service_start_timeout, 25 s on Debian; a loaded machine took longer). The call was
+        # never delivered, so sending it again is safe: under systemd it joins the unit's
+        # start, which goes on; started directly, the bus starts the helper afresh.
+        for attempt in range(ACTIVATION_ATTEMPTS):
+            try:
+                return await self._call_once(member, signature, body, interface)
+            except HelperUnavailable as e:
+                if e.name != ACTIVATION_TIMED_OUT or attempt == ACTIVATION_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _call_once(self, member: str, signature: str, body: list, interface: str):
         from dbus_next import Message, MessageType
 
         msg = Message(destination=BUS_NAME, path=OBJECT_PATH, interface=interface, member=member,
@@ -303,6 +319,8 @@ class HelperClient:
             if reply.error_name == NO_REPLY and reply.sender == DBUS and "disconnected" in text:
                 # the daemon's answer for a recipient that left without replying
                 raise gone(self._owner or "", f"{member}")
+            if reply.error_name == ACTIVATION_TIMED_OUT and reply.sender == DBUS:
+                raise HelperUnavailable(ACTIVATION_TIMED_OUT, text)
             raise error_for(reply.error_name, text)
         return reply.body
 
