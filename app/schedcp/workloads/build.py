@@ -7,12 +7,11 @@ the host's extracted copy serves every guest run."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-from schedcp_common.unpriv import cache_home
 
 from .base import BadOutput, ToolMissing, Workload
 
@@ -23,7 +22,7 @@ MEMBERS = ("tools", "include/uapi", "arch/x86/include/uapi", "scripts/bpf_doc.py
 
 def source_tree(cache: Path | None = None) -> Path:
     """The extracted part of the kernel tree the build needs (extracted once, ~1 min)."""
-    cache = cache or cache_home()  # root's is not in /root: qemu's nobody reads the tree
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "schedcp"
     root = cache / "workloads" / TOP
     if (root / ".complete").exists():
         return root

@@ -9,13 +9,11 @@ over the serial console; its exit status comes back on a line tagged with a per-
 No qemu outlives a run: qemu gets PR_SET_PDEATHSIG(SIGKILL), runs in its own process group
 (so a terminal's Ctrl-C reaches only us), and is killed in ``finally`` on timeout, interrupt
 or any error.
-
-As root (the helper's dynamic stage, CI) qemu runs as ``nobody`` (see ``unpriv``) with no
-capabilities, so a guest that escapes into qemu holds nothing: see :class:`QemuUser`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import hashlib
 import os
@@ -24,6 +22,7 @@ import secrets
 import selectors
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -32,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..unpriv import die_with, drop_to, sandbox_ids
 from .kit import Kit, cache_dir, find_kit
 
 INIT_SCRIPT = Path(__file__).with_name("init.sh")
@@ -280,82 +278,31 @@ def _run_script(command: str, env: dict[str, str]) -> str:
     return "\n".join([*lines, command, ""])
 
 
-@dataclass
-class QemuUser:
-    """qemu as an unprivileged user when we are root. qemu opens nothing by a host path it
-    would have to be allowed to walk: the kernel, initrd and both 9p trees are files and
-    folders root opened, passed down and named ``/proc/self/fd/N`` (a magic link reaches the
-    object itself, so a 0700 parent such as pytest's or run-tests.sh's temp folder need not be
-    opened to anyone). Each must still be readable by the user itself: the kernel is copied
-    into the run folder when it is not world-readable, the minimal root is 0555/0444. The out
-    folder is lent to the user for the run (chown, restored after): the guest's writes land as
-    that uid without qemu needing CAP_CHOWN, and root reads them back as hostile data
-    (guestfiles)."""
-
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-    fds: dict[str, int] = field(default_factory=dict)
-
-    def open(self, key: str, path: Path, folder: bool = False) -> str:
-        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if folder else 0)
-        self.fds[key] = os.open(path, flags)
-        return f"/proc/self/fd/{self.fds[key]}"
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
-
-    def child_setup(self, parent: int) -> Callable[[], None]:
-        def setup() -> None:  # in the child between fork and exec
-            drop_to(self.uid, self.gid, self.groups)
-            die_with(parent)  # after the uid change, which clears it
-        return setup
+def _die_with_parent() -> None:  # runs in the qemu child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def qemu_user(accel: str) -> QemuUser | None:
-    """Who qemu runs as: None (ourselves) unless we are root. /dev/kvm's group stays as the
-    only supplementary group when the guest uses KVM, so the KVM path keeps working."""
-    uid, gid = sandbox_ids()
-    if uid is None or gid is None:
-        return None
-    groups = (os.stat("/dev/kvm").st_gid,) if accel == "kvm" else ()
-    return QemuUser(uid, gid, groups)
-
-
-def _lend(fd: int, user: QemuUser) -> tuple[int, int]:
-    """Give the out folder (by its descriptor: no path to swap) to qemu's user; its old owner."""
-    st = os.fstat(fd)
-    os.fchown(fd, user.uid, user.gid)
-    return st.st_uid, st.st_gid
-
-
-def _accel(cfg: GuestConfig) -> tuple[str, str, list[str]]:
+def qemu_argv(cfg: GuestConfig, initrd: Path, name: str) -> tuple[list[str], str]:
+    icount: list[str] = []
     if cfg.virtual_time:  # icount needs TCG, and single-threaded TCG at that
-        return "tcg,thread=single", "max", ["-icount", VIRTUAL_TIME_ICOUNT]
-    if kvm_usable():
-        return "kvm", "host", []
-    return "tcg,thread=" + ("multi" if mttcg_safe(cfg.kernel_config) else "single"), "max", []
-
-
-def qemu_argv(cfg: GuestConfig, initrd: Path, name: str,
-              paths: dict[str, str] | None = None) -> tuple[list[str], str]:
-    """qemu's command line; ``paths`` replaces the host paths of kernel/initrd/root/out (the
-    ``/proc/self/fd/N`` names of :class:`QemuUser`)."""
-    accel, cpu, icount = _accel(cfg)
+        accel, cpu, icount = "tcg,thread=single", "max", ["-icount", VIRTUAL_TIME_ICOUNT]
+    elif kvm_usable():
+        accel, cpu = "kvm", "host"
+    else:
+        accel = "tcg,thread=" + ("multi" if mttcg_safe(cfg.kernel_config) else "single")
+        cpu = "max"
     loglevel = "loglevel=7" if cfg.verbose else "quiet loglevel=1"
-    p = {"kernel": str(cfg.kernel), "initrd": str(initrd), "root": str(cfg.root),
-         "out": str(cfg.out_dir), **(paths or {})}
+    out = str(cfg.out_dir)
     return [
         QEMU, "-name", name, "-accel", accel, "-machine", "q35", "-cpu", cpu,
         "-smp", str(cfg.cpus), "-m", cfg.memory, *icount,
-        "-kernel", p["kernel"], "-initrd", p["initrd"],
+        "-kernel", str(cfg.kernel), "-initrd", str(initrd),
         "-append", f"console=ttyS0 {loglevel} panic=-1 oops=panic",
-        "-fsdev", f"local,id=hostroot,path={p['root']},security_model=none,readonly=on,"
+        "-fsdev", f"local,id=hostroot,path={cfg.root},security_model=none,readonly=on,"
         "multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
-        "-fsdev", f"local,id=out,path={p['out']},security_model=none",
+        "-fsdev", f"local,id=out,path={out},security_model=none",
         "-device", "virtio-9p-pci,fsdev=out,mount_tag=out",
         "-nic", "none", "-display", "none", "-vga", "none", "-monitor", "none",
         "-serial", "stdio", "-no-reboot", "-sandbox", SANDBOX,
@@ -389,33 +336,20 @@ def run(command: str, cfg: GuestConfig, on_output: Callable[[bytes], None]) -> G
             data = base.read_bytes()
             f.write(data + b"\0" * (-len(data) % 4))  # archives start 4-byte aligned
             f.write(per_run.read_bytes())
-        user = qemu_user(_accel(cfg)[0])
-        lent: tuple[int, int] | None = None
+        argv, accel = qemu_argv(cfg, initrd, f"schedcp-{nonce}")
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent, process_group=0,
+        )
         try:
-            paths = _open_for(user, cfg, initrd, Path(d)) if user else {}
-            argv, accel = qemu_argv(cfg, initrd, f"schedcp-{nonce}", paths)
-            if user:
-                lent = _lend(user.fds["out"], user)
-            setup = user.child_setup(os.getpid()) if user else _die_with(os.getpid())
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                preexec_fn=setup, process_group=0, pass_fds=tuple(user.fds.values()) if user
-                else (),
-            )
-            try:
-                status, qemu_err = _pump(proc, marker, on_output, start + cfg.timeout)
-            except KeyboardInterrupt:
-                return GuestResult(130, Outcome.INTERRUPTED, time.monotonic() - start, accel,
-                                   "interrupted; the guest was shut down")
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait()
+            status, qemu_err = _pump(proc, marker, on_output, start + cfg.timeout)
+        except KeyboardInterrupt:
+            return GuestResult(130, Outcome.INTERRUPTED, time.monotonic() - start, accel,
+                               "interrupted; the guest was shut down")
         finally:
-            if user:
-                if lent:
-                    os.fchown(user.fds["out"], *lent)
-                user.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
         seconds = time.monotonic() - start
     if status == "timeout":
         return GuestResult(124, Outcome.TIMEOUT, seconds, accel,
@@ -429,23 +363,6 @@ def run(command: str, cfg: GuestConfig, on_output: Callable[[bytes], None]) -> G
         return GuestResult(254, Outcome.SETUP_FAILED, seconds, accel,
                            "the guest could not set up its filesystems (see the output above)")
     return GuestResult(status, Outcome.EXITED, seconds, accel)
-
-
-def _die_with(parent: int) -> Callable[[], None]:
-    return lambda: die_with(parent)
-
-
-def _open_for(user: QemuUser, cfg: GuestConfig, initrd: Path, run_dir: Path) -> dict[str, str]:
-    """Descriptors for what qemu reads, named as qemu will see them (see :class:`QemuUser`)."""
-    kernel = cfg.kernel
-    if not os.stat(kernel).st_mode & stat.S_IROTH:  # e.g. a 0600 /boot/vmlinuz: a copy
-        kernel = run_dir / "bzImage"
-        shutil.copyfile(cfg.kernel, kernel)
-        kernel.chmod(0o644)
-    initrd.chmod(0o644)  # built under our umask
-    return {"kernel": user.open("kernel", kernel), "initrd": user.open("initrd", initrd),
-            "root": user.open("root", cfg.root, folder=True),
-            "out": user.open("out", cfg.out_dir.resolve(), folder=True)}
 
 
 def _pump(proc: subprocess.Popen, marker: bytes, on_output: Callable[[bytes], None],

@@ -39,22 +39,8 @@ mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 mkdir -p $R/mnt/out
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $R/mnt/out \
     || die "cannot mount the output folder"
-# the host path may pass a folder qemu's user cannot enter (qemu runs as nobody when the host
-# runs us as root; pytest's and run-tests.sh's temp folders are 0700): cover the first such
-# folder with an empty tmpfs (nothing in it was readable anyway) and make the rest there
-reach() {
-    local d=$R c IFS=/
-    for c in $1; do
-        [ -n "$c" ] || continue
-        if [ -d "$d/$c" ] && ! ls "$d/$c" >/dev/null 2>&1; then
-            mount -t tmpfs -o mode=0755 tmpfs "$d/$c" || return 1
-        fi
-        d=$d/$c
-    done
-    mkdir -p "$d"
-}
 if [ -n "$OUTPATH" ]; then  # the output folder also appears at its host path
-    reach "$OUTPATH" && mount -o bind $R/mnt/out "$R$OUTPATH"
+    mkdir -p "$R$OUTPATH" && mount -o bind $R/mnt/out "$R$OUTPATH"
 fi
 mkdir -p $R/run/schedcp && cp /schedcp/run.sh $R/run/schedcp/run.sh
 : > $R/run/schedcp/micro-vm  # in_guest(); the hostname is the host's: nothing says "trial"

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..unpriv import cache_home
+import platformdirs
 
 MANIFEST = "MANIFEST.sha256"
 BUILD_SCRIPT = Path(__file__).with_name("kernel") / "build-kernel.sh"
@@ -109,9 +109,9 @@ def read_manifest(root: Path) -> list[tuple[str, str]]:
 
 
 def cache_dir() -> Path:
-    """Where kits live: ``$SCHEDCP_VM_CACHE``, else ``vm`` in :func:`unpriv.cache_home`."""
+    """Where kits live: ``$SCHEDCP_VM_CACHE`` or ``~/.cache/schedcp/vm``."""
     env = os.environ.get("SCHEDCP_VM_CACHE")
-    return Path(env) if env else cache_home() / "vm"
+    return Path(env) if env else platformdirs.user_cache_path("schedcp") / "vm"
 
 
 def shared_dir() -> Path | None:
@@ -138,7 +138,6 @@ def find_kit(cache: Path | None = None, shared: Path | None = None) -> Kit:
     cache = cache or cache_dir()
     kits = cached_kits(cache)
     if kits:
-        _world_readable(kits[-1])
         return Kit.load(kits[-1])
     shared = shared or shared_dir()
     if shared is not None:
@@ -171,20 +170,12 @@ def import_kit(src: Path, cache: Path) -> Kit:
             if not p.is_symlink():
                 p.chmod(p.stat().st_mode | 0o200)
         Kit.load(tmp)
-        tmp.chmod(0o755)  # mkdtemp's 0700 would keep qemu-as-nobody's guests out
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Kit.load(dest)
-
-
-def _world_readable(root: Path) -> None:
-    """Open a kit imported 0700 by an older version to qemu's ``nobody`` (it holds no secret)."""
-    st = root.stat()
-    if st.st_uid == os.geteuid() and st.st_mode & 0o005 != 0o005:
-        root.chmod(0o755)
 
 
 def build_kit(cache: Path | None = None, jobs: int | None = None) -> Kit:

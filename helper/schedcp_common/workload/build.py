@@ -14,8 +14,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import platformdirs
+
 from ..toolchain import CLANG_CANDIDATES
-from ..unpriv import cache_home
 
 SOURCE = Path(__file__).with_name("probe.c")
 CFLAGS = ("-std=c11", "-O2")
@@ -27,10 +28,9 @@ class WorkloadError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """``$SCHEDCP_WORKLOAD_CACHE``, else ``workload`` in :func:`unpriv.cache_home` (guests
-    run the probe at its host path)."""
+    """``$SCHEDCP_WORKLOAD_CACHE`` or ``~/.cache/schedcp/workload``."""
     env = os.environ.get("SCHEDCP_WORKLOAD_CACHE")
-    return Path(env) if env else cache_home() / "workload"
+    return Path(env) if env else platformdirs.user_cache_path("schedcp") / "workload"
 
 
 def find_compiler() -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pwd
 import re
 import resource
 import shutil
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schedcp_common.toolchain import CLANG_CANDIDATES
-from schedcp_common.unpriv import drop_to, no_new_privs, sandbox_ids
 
 from ..errors import VerifierUnavailable
 
@@ -116,6 +116,14 @@ def find_clang() -> str:
     raise CompileError("no clang found in /usr/bin (apt-get install clang-19)")
 
 
+def sandbox_ids() -> tuple[int | None, int | None]:
+    """Who untrusted input is handled as: ``nobody`` when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None, None
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
 def network_isolated() -> bool:
     """True when this process already sees no network but loopback: the installed unit's
     ``PrivateNetwork=yes`` (whose ``RestrictNamespaces=yes`` also forbids making another)."""
@@ -144,8 +152,10 @@ def _sandbox(uid: int | None, gid: int | None, netns: bool | None = None):
         if netns and libc.unshare(CLONE_NEWNET) != 0:  # no network: a fresh, empty namespace
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
         if uid is not None and gid is not None:
-            drop_to(uid, gid)
-        no_new_privs()
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
         for res, val in ((resource.RLIMIT_CPU, CPU_SECONDS), (resource.RLIMIT_AS, MEMORY_BYTES),
                          (resource.RLIMIT_FSIZE, MAX_OBJECT_BYTES),
                          (resource.RLIMIT_NOFILE, 256), (resource.RLIMIT_CORE, 0)):

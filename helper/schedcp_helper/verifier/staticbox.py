@@ -19,10 +19,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from schedcp_common.unpriv import sandbox_ids
-
 from .bpfobj import ObjectError, parse_object
-from .compile import _sandbox, sandbox_failed
+from .compile import _sandbox, sandbox_failed, sandbox_ids
 from .static import Finding, analyse
 
 # wall clock, as compile's WALL_SECONDS: the work is bounded by the sandbox's RLIMIT_CPU (60 s);

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
-from schedcp_common.unpriv import ROOT_CACHE
-from schedcp_common.vm.kit import Kit, KitError, cache_dir, find_kit, import_kit
-from schedcp_common.workload.build import cache_dir as workload_cache
+from schedcp_common.vm.kit import Kit, KitError, find_kit, import_kit
 
 
 def make_kit(root: Path, release: str = "6.12.1-test") -> Path:
@@ -73,24 +70,6 @@ def test_prebuilt_kit_is_imported_into_the_cache(tmp_path):
     assert (kit.root / "include" / "bpf" / "bpf_helpers.h").exists()
     assert not (kit.root / "README.md").exists()
     assert find_kit(cache=cache, shared=tmp_path / "elsewhere").root == kit.root  # cached now
-    assert kit.root.stat().st_mode & 0o777 == 0o755  # qemu as nobody: guests read its tools
-
-
-def test_a_kit_cached_0700_is_opened_to_others_on_use(tmp_path):
-    """Older imports (mkdtemp) and build-kernel.sh's mktemp -d left the kit 0700."""
-    kit_root = tmp_path / "cache" / "6.12.1-test"
-    kit_root.mkdir(parents=True)
-    make_kit(kit_root).chmod(0o700)
-    assert find_kit(cache=tmp_path / "cache").root == kit_root
-    assert kit_root.stat().st_mode & 0o777 == 0o755
-
-
-def test_roots_cache_is_not_under_its_home(monkeypatch):
-    monkeypatch.delenv("SCHEDCP_VM_CACHE", raising=False)
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert cache_dir() == ROOT_CACHE / "vm" and workload_cache() == ROOT_CACHE / "workload"
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert not cache_dir().is_relative_to(ROOT_CACHE)
 
 
 def test_a_corrupt_prebuilt_kit_is_rejected_and_nothing_is_cached(tmp_path):

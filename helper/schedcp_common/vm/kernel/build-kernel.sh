@@ -60,7 +60,7 @@ make -s -C tools/lib/bpf -j"$JOBS" OUTPUT="$SRCROOT/libbpf/build/" prefix="$SRCR
 
 OUT=$CACHE/$REL
 log "assembling the kit in $OUT"
-TMP=$(mktemp -d "$CACHE/.kit.XXXX") && chmod 755 "$TMP"  # qemu as nobody reads it
+TMP=$(mktemp -d "$CACHE/.kit.XXXX")
 trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$TMP/bin" "$TMP/lib" "$TMP/include"
 install -m644 arch/x86/boot/bzImage "$TMP/bzImage-$REL"
