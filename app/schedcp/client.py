@@ -286,13 +286,13 @@ class HelperClient:
         # (service_start_timeout, 25 s on Debian; a loaded machine took longer). The call was
         # never delivered, so sending it again is safe: under systemd it joins the unit's
         # start, which goes on; started directly, the bus starts the helper afresh.
-        for attempt in range(ACTIVATION_ATTEMPTS):
+        for _ in range(ACTIVATION_ATTEMPTS - 1):
             try:
                 return await self._call_once(member, signature, body, interface)
             except HelperUnavailable as e:
-                if e.name != ACTIVATION_TIMED_OUT or attempt == ACTIVATION_ATTEMPTS - 1:
+                if e.name != ACTIVATION_TIMED_OUT:
                     raise
-        raise AssertionError("unreachable")
+        return await self._call_once(member, signature, body, interface)
 
     async def _call_once(self, member: str, signature: str, body: list, interface: str):
         from dbus_next import Message, MessageType

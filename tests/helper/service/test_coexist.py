@@ -206,19 +206,25 @@ def test_take_over_needs_an_administrator_for_unknown_owners_in_the_policy():
         "allow_any": "auth_admin", "allow_inactive": "auth_admin", "allow_active": "auth_admin"}
 
 
+def _status_with_daemon(stack, exe: Path, tuner: str) -> dict:
+    """Status once the power-profile daemon ``exe`` owns its name and shows as ``tuner``;
+    the daemon is stopped before returning."""
+    p = subprocess.Popen([str(exe)], env=stack.env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_name(stack.address, "net.hadess.PowerProfiles")
+        return status_until(stack, lambda s: tuner in s["tuners_active"])
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
 def test_a_real_power_profiles_daemon_is_reported_as_an_active_tuner(world):
     stack, *_ = world
     ppd = Path("/usr/libexec/power-profiles-daemon")
     if not ppd.exists():
         pytest.fail("power-profiles-daemon is missing: packaging/setup-dev.sh installs it")
-    p = subprocess.Popen([str(ppd)], env=stack.env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    try:
-        wait_name(stack.address, "net.hadess.PowerProfiles")
-        st = status_until(stack, lambda s: "power-profiles-daemon" in s["tuners_active"])
-    finally:
-        p.terminate()
-        p.wait(10)
+    st = _status_with_daemon(stack, ppd, "power-profiles-daemon")
     assert "power-profiles-daemon" in st["tuners_active"], st
     assert "power-profiles-daemon" in st["tuners_present"]
     assert "also active: " in st["others"] and "power-profiles-daemon" in st["others"]
@@ -237,14 +243,7 @@ def test_tuned_ppd_is_told_from_power_profiles_daemon_by_the_owner_of_the_name(w
         pytest.fail("power-profiles-daemon is missing: packaging/setup-dev.sh installs it")
     renamed = tmp_path / "tuned-ppd"
     shutil.copy(ppd, renamed)
-    p = subprocess.Popen([str(renamed)], env=stack.env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    try:
-        wait_name(stack.address, "net.hadess.PowerProfiles")
-        st = status_until(stack, lambda s: "tuned-ppd" in s["tuners_active"])
-    finally:
-        p.terminate()
-        p.wait(10)
+    st = _status_with_daemon(stack, renamed, "tuned-ppd")
     assert "tuned-ppd" in st["tuners_active"], st
     assert "power-profiles-daemon" not in st["tuners_active"], st
     assert "tuned-ppd" in st["others"], st
